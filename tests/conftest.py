@@ -24,3 +24,29 @@ def _register_pack() -> None:
 
 
 _register_pack()
+
+
+# --- host fixtures ----------------------------------------------------------------------------
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def host():
+    """The real ComfyUI host, imported in this process on the CPU. Returns its folder."""
+    from host_harness import host_dir, import_in_process
+
+    path = host_dir()
+    import_in_process(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_models(host):
+    """Paths of the tiny official-layout models (cached between runs): a ComfyUI models tree."""
+    import comfy_host
+    import tiny_models as factory
+
+    folder = comfy_host.cache_dir() / "tiny-models"
+    paths = factory.write_all(folder)
+    paths["root"] = folder
+    return paths

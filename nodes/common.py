@@ -1,0 +1,173 @@
+"""Shared pieces of the node layer: custom socket types, video sources, progress."""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Iterator
+
+import numpy as np
+import torch
+from comfy_api.latest import io
+
+PREFIX = "WAK_"
+CATEGORY = "Wan-Animate Kit"
+
+# One typed pose structure flows between nodes (preprocess.pose_types.PoseSequence).
+Pose = io.Custom("WAK_POSE")
+PoseModel = io.Custom("WAK_POSE_MODEL")
+Sam2Model = io.Custom("WAK_SAM2_MODEL")
+
+
+class InputError(ValueError):
+    """Bad node input: the message names the input and says how to fix it."""
+
+    def __init__(self, node: str, input_name: str, problem: str, fix: str = ""):
+        text = f"{node}: input '{input_name}': {problem}"
+        if fix:
+            text += f" -> {fix}"
+        super().__init__(text)
+        self.input_name = input_name
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """IMAGE [B,H,W,C] 0..1 -> uint8 numpy [B,H,W,3]."""
+    arr = images[..., :3].clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    return arr
+
+
+def to_image(frames: np.ndarray) -> torch.Tensor:
+    """uint8 [B,H,W,3] (or float 0..1) -> IMAGE float32 [B,H,W,3]."""
+    t = torch.from_numpy(np.ascontiguousarray(frames))
+    if t.dtype == torch.uint8:
+        return t.float().div_(255.0)
+    return t.float().clamp_(0, 1)
+
+
+class VideoSource:
+    """Frames of an IMAGE batch or of the host's VIDEO, read in chunks so a long file never sits
+    whole in memory."""
+
+    def __init__(self, value, name: str = "video"):
+        self.name = name
+        self.images: torch.Tensor | None = None
+        self.video = None
+        self._fps: float = 0.0
+        if isinstance(value, torch.Tensor):
+            if value.ndim != 4 or value.shape[-1] not in (3, 4):
+                raise ValueError(f"input '{name}': expected an IMAGE batch [frames, H, W, 3], got {tuple(value.shape)}")
+            self.images = value
+        elif hasattr(value, "get_components"):
+            self.video = value
+        else:
+            raise ValueError(f"input '{name}': expected IMAGE or VIDEO, got {type(value).__name__}")
+
+    # -- metadata ------------------------------------------------------------------------
+    @property
+    def num_frames(self) -> int:
+        if self.images is not None:
+            return int(self.images.shape[0])
+        if not hasattr(self, "_count"):
+            try:
+                self._count = int(self.video.get_frame_count())
+            except Exception:
+                self._count = sum(len(c) for c in self.iter_chunks(64))
+        return self._count
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)"""
+        if self.images is not None:
+            return int(self.images.shape[2]), int(self.images.shape[1])
+        w, h = self.video.get_dimensions()
+        return int(w), int(h)
+
+    @property
+    def fps(self) -> float:
+        if self.video is not None and not self._fps:
+            try:
+                self._fps = float(Fraction(self.video.get_frame_rate()))
+            except Exception:
+                self._fps = float(self.video.get_components().frame_rate)
+        return self._fps
+
+    # -- frames --------------------------------------------------------------------------
+    def iter_chunks(self, chunk: int = 32) -> Iterator[np.ndarray]:
+        """Yield uint8 [n,H,W,3] chunks in order."""
+        if self.images is not None:
+            for s in range(0, self.images.shape[0], chunk):
+                yield to_uint8(self.images[s:s + chunk])
+            return
+        source = None
+        try:
+            source = self.video.get_stream_source()
+        except Exception:
+            source = None
+        if source is None:  # VideoFromComponents: frames are already in memory
+            imgs = self.video.get_components().images
+            for s in range(0, imgs.shape[0], chunk):
+                yield to_uint8(imgs[s:s + chunk])
+            return
+        import av
+
+        if hasattr(source, "seek"):
+            source.seek(0)
+        with av.open(source, mode="r") as container:
+            stream = container.streams.video[0]
+            buf = []
+            for frame in container.decode(stream):
+                buf.append(frame.to_ndarray(format="rgb24"))
+                if len(buf) == chunk:
+                    yield np.stack(buf)
+                    buf = []
+            if buf:
+                yield np.stack(buf)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """uint8 frames [start, stop) (decodes from the start for a file-backed video)."""
+        if self.images is not None:
+            return to_uint8(self.images[start:stop])
+        out, pos = [], 0
+        for c in self.iter_chunks(32):
+            n = len(c)
+            if pos + n > start:
+                out.append(c[max(0, start - pos):max(0, min(n, stop - pos))])
+            pos += n
+            if pos >= stop:
+                break
+        return np.concatenate(out) if out else np.zeros((0, *self.size[::-1], 3), np.uint8)
+
+
+class Progress:
+    """The host's progress bar; every update is also an interruption point."""
+
+    def __init__(self, total: int, node_id: str | None = None):
+        import comfy.utils
+
+        self.total = max(int(total), 1)
+        self.bar = comfy.utils.ProgressBar(self.total, node_id=node_id)
+        self.done = 0
+
+    def update(self, n: int = 1, preview=None) -> None:
+        self.done = min(self.total, self.done + n)
+        if preview is not None:
+            self.bar.update_absolute(self.done, self.total, preview)
+        else:
+            self.bar.update_absolute(self.done, self.total)
+        check_interrupt()
+
+    def set(self, value: int) -> None:
+        self.done = min(self.total, int(value))
+        self.bar.update_absolute(self.done, self.total)
+        check_interrupt()
+
+
+def check_interrupt() -> None:
+    import comfy.model_management
+
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def preview_tuple(frame_uint8: np.ndarray, max_size: int = 512):
+    """A ('JPEG', PIL image, max_size) preview for ProgressBar.update_absolute."""
+    from PIL import Image
+
+    return ("JPEG", Image.fromarray(frame_uint8), max_size)

@@ -1,0 +1,127 @@
+"""Tiny models with the official key layout, shapes (shrunk) and dtypes, for CPU tests.
+
+Everything is deterministic (fixed seeds) and written into a cache directory, so the pack's real
+loading code is what runs on them. No real weights are ever needed.
+
+* Wan-Animate DiT: the 1441 keys of ``data/wan_animate_14b_keys.json`` (the real 14B checkpoint),
+  with the backbone shrunk (dim 5120 -> 128, ffn 13824 -> 256, 40 -> 5 layers, 8 -> 1 face-adapter
+  block). The motion and face encoders keep their real, dim-independent sizes. bf16, saved with
+  bare keys and with the ``model.diffusion_model.`` prefix.
+* Wan 2.1 VAE: the host's own ``WanVAE`` class at a small ``dim`` (the host reads it from
+  ``decoder.head.0.gamma``), bf16.
+* Relighting LoRA: rank r on the 12 Linear layers of every block (§1.13), PEFT layout
+  (``blocks.N.<mod>.lora_A.weight``) and ComfyUI layout (``diffusion_model.blocks.N.<mod>.lora_A``).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import torch
+
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+FULL_DIM, FULL_FFN, FULL_LAYERS = 5120, 13824, 40
+LORA_TARGETS = ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o",
+                "cross_attn.q", "cross_attn.k", "cross_attn.v", "cross_attn.o",
+                "cross_attn.k_img", "cross_attn.v_img", "ffn.0", "ffn.2")
+VERSION = "v1"
+
+
+def official_keys() -> list[tuple[str, list[int]]]:
+    return [(k, list(s)) for k, s in json.loads((DATA / "wan_animate_14b_keys.json").read_text())]
+
+
+def _shrink(shape: list[int], dim: int, ffn: int) -> list[int]:
+    table = {FULL_DIM: dim, FULL_FFN: ffn, 2 * FULL_DIM: 2 * dim, 6 * FULL_DIM: 6 * dim}
+    return [table.get(s, s) for s in shape]
+
+
+def _keep(key: str, layers: int) -> bool:
+    parts = key.split(".")
+    if parts[0] == "blocks":
+        return int(parts[1]) < layers
+    if key.startswith("face_adapter.fuser_blocks."):
+        return int(parts[2]) < max(1, layers // 5)
+    return True
+
+
+def _init(key: str, shape: list[int], gen: torch.Generator) -> torch.Tensor:
+    if key.endswith(".kernel"):  # Blur buffers: the constant outer([1,3,3,1]) / 64 of the real file
+        k = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        k = torch.outer(k, k)
+        return k / k.sum()
+    name = key.rsplit(".", 1)[-1]
+    is_norm = any(n in key for n in ("norm", "img_emb.proj.0", "img_emb.proj.4"))
+    if is_norm and name == "weight":
+        return torch.ones(shape)
+    if name == "bias" or (is_norm and name == "bias"):
+        return torch.zeros(shape)
+    if key.startswith("motion_encoder."):  # equalised-lr layers scale at run time: unit variance
+        return torch.randn(shape, generator=gen)
+    return torch.randn(shape, generator=gen) * 0.02
+
+
+def tiny_dit_state_dict(dim: int = 128, ffn: int = 256, layers: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, shape in official_keys():
+        if _keep(key, layers):
+            sd[key] = _init(key, _shrink(shape, dim, ffn), gen).to(torch.bfloat16)
+    return sd
+
+
+def tiny_lora_state_dicts(layers: int = 5, dim: int = 128, ffn: int = 256, rank: int = 4, seed: int = 1,
+                          ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(PEFT layout, ComfyUI layout) of the same random rank-``rank`` Relighting LoRA."""
+    gen = torch.Generator().manual_seed(seed)
+    peft, comfy = {}, {}
+    for i in range(layers):
+        for mod in LORA_TARGETS:
+            out_f, in_f = (ffn, dim) if mod == "ffn.0" else (dim, ffn) if mod == "ffn.2" else (dim, dim)
+            a = (torch.randn(rank, in_f, generator=gen) * 0.1).to(torch.bfloat16)
+            b = (torch.randn(out_f, rank, generator=gen) * 0.1).to(torch.bfloat16)
+            peft[f"blocks.{i}.{mod}.lora_A.weight"] = a
+            peft[f"blocks.{i}.{mod}.lora_B.weight"] = b
+            comfy[f"diffusion_model.blocks.{i}.{mod}.lora_A.weight"] = a.clone()
+            comfy[f"diffusion_model.blocks.{i}.{mod}.lora_B.weight"] = b.clone()
+    return peft, comfy
+
+
+def tiny_vae_state_dict(dim: int = 16, seed: int = 2) -> dict[str, torch.Tensor]:
+    """State dict of the host's Wan 2.1 VAE class at a small dim (needs the host importable)."""
+    import comfy.ldm.wan.vae as wan_vae
+
+    torch.manual_seed(seed)
+    model = wan_vae.WanVAE(dim=dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
+                           temperal_downsample=[False, True, True], dropout=0.0)
+    return {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
+
+
+def write_all(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Write every tiny model into ``folder`` (a ComfyUI-style models tree) once; return paths."""
+    from safetensors.torch import save_file
+
+    folder = pathlib.Path(folder)
+    paths = {
+        "dit": folder / "diffusion_models" / "tiny_wan_animate.safetensors",
+        "dit_prefixed": folder / "diffusion_models" / "tiny_wan_animate_prefixed.safetensors",
+        "vae": folder / "vae" / "tiny_wan21_vae.safetensors",
+        "lora_peft": folder / "loras" / "tiny_relight_peft" / "adapter_model.safetensors",
+        "lora_peft_ckpt": folder / "loras" / "tiny_relighting_lora.ckpt",
+        "lora_comfy": folder / "loras" / "tiny_relight_comfy.safetensors",
+    }
+    stamp = folder / f".tiny-{VERSION}"
+    if stamp.is_file() and all(p.is_file() for p in paths.values()):
+        return paths
+    for p in paths.values():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    dit = tiny_dit_state_dict()
+    save_file(dit, str(paths["dit"]))
+    save_file({f"model.diffusion_model.{k}": v for k, v in dit.items()}, str(paths["dit_prefixed"]))
+    save_file(tiny_vae_state_dict(), str(paths["vae"]))
+    peft, comfy = tiny_lora_state_dicts()
+    save_file(peft, str(paths["lora_peft"]))
+    torch.save({"state_dict": peft}, str(paths["lora_peft_ckpt"]))
+    save_file(comfy, str(paths["lora_comfy"]))
+    stamp.write_text(VERSION)
+    return paths
