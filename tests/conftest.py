@@ -50,3 +50,23 @@ def tiny_models(host):
     paths = factory.write_all(folder)
     paths["root"] = folder
     return paths
+
+
+@pytest.fixture(scope="session")
+def server(tiny_models, tmp_path_factory):
+    """A real ComfyUI server with this pack loaded; stopped at the end of the session."""
+    from host_harness import HostServer
+
+    srv = HostServer(tiny_models["host_dir"] if "host_dir" in tiny_models else _host_path(),
+                     tmp_path_factory.mktemp("comfy-base"), tiny_models["root"])
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _host_path():
+    from host_harness import host_dir
+
+    return host_dir()
