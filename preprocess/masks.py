@@ -1,0 +1,369 @@
+"""Replacement-mode mask shaping (wan-animate-reference.md §3.8, field-notes.md §8.5).
+
+Masks are [H, W] frames or [T, H, W] stacks of bool, uint8 or float values. A pixel is *on*
+(belongs to the character) when it is True, non-zero for integer masks, or >= 0.5 for float
+masks. Binary operations (dilate, block, head growth) return the input's dtype; a uint8 mask
+keeps its scale (on = 255 if any value is above 1, else 1). Soft results (feather, composite)
+are float32 in 0..1.
+
+Official chain: SAM2 mask -> ``cv2.dilate`` (7x7 ones, 3 iterations) -> block mask on the
+bounding box (1x1 grid = the full rectangle) -> ``bg = frame * (1 - mask)``. The pack adds
+optional head growth for hair, empty-frame filling, a coverage check and a feathered composite
+for the final picture (never for the model's conditioning).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+def _check_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"{name} must be [H, W] or [T, H, W], got shape {mask.shape}")
+    if mask.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be bool, integer or float, got {mask.dtype}")
+    return mask
+
+
+def binary(mask: np.ndarray) -> np.ndarray:
+    """Bool array of the mask's on pixels (see module doc for the rule)."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype.kind == "f":
+        return mask >= 0.5
+    return mask > 0
+
+
+def _on_value(mask: np.ndarray):
+    if mask.dtype == bool:
+        return True
+    if mask.dtype == np.uint8:
+        return 255 if mask.size and mask.max() > 1 else 1
+    return 1
+
+
+def to_float(mask: Any) -> np.ndarray:
+    """Float32 0..1 copy of a mask (bool -> 0/1, uint8 0/255 -> 0/1, float clipped)."""
+    mask = np.asarray(mask)
+    if mask.dtype == bool:
+        return mask.astype(np.float32)
+    if mask.dtype == np.uint8:
+        scale = 255.0 if mask.size and mask.max() > 1 else 1.0
+        return mask.astype(np.float32) / scale
+    return np.clip(mask.astype(np.float32), 0.0, 1.0)
+
+
+def _per_frame(mask: np.ndarray, fn) -> np.ndarray:
+    if mask.ndim == 2:
+        return fn(mask)
+    return np.stack([fn(m) for m in mask]) if len(mask) else mask.copy()
+
+
+# ------------------------------------------------------------------------------------- operations
+
+def dilate(mask: np.ndarray, kernel: int = 7, iterations: int = 3) -> np.ndarray:
+    """Official dilation: ``cv2.dilate`` with a ``kernel`` x ``kernel`` ones kernel, ``iterations`` times.
+
+    Grey-level (max filter) on float masks, so a soft mask stays soft. ``iterations=0`` returns a copy.
+    """
+    mask = _check_mask(mask)
+    if int(kernel) < 1:
+        raise ValueError(f"dilation kernel must be >= 1 pixel, got {kernel}")
+    if int(iterations) < 0:
+        raise ValueError(f"dilation iterations must be >= 0, got {iterations}")
+    if iterations == 0 or kernel == 1:
+        return mask.copy()
+    k = np.ones((int(kernel), int(kernel)), np.uint8)
+    if mask.dtype == bool:
+        work = mask.view(np.uint8)
+    elif mask.dtype in (np.uint8, np.uint16, np.float32):
+        work = mask
+    else:
+        work = mask.astype(np.float32)
+    out = _per_frame(work, lambda m: cv2.dilate(np.ascontiguousarray(m), k, iterations=int(iterations)))
+    return out.astype(mask.dtype, copy=False) if out.dtype != mask.dtype else out
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x1, y1, x2, y2) exclusive bounds of a frame's on pixels, None when it has none."""
+    on = binary(mask)
+    if on.ndim != 2:
+        raise ValueError(f"bounding_box takes one [H, W] frame, got shape {on.shape}")
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(on).view(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    return x, y, x + w, y + h
+
+
+def _cell_edges(length: int, cells: int) -> np.ndarray:
+    cells = max(1, min(int(cells), length))
+    return (np.arange(cells + 1) * length) // cells
+
+
+def _block_frame(mask: np.ndarray, kh: int, kw: int) -> np.ndarray:
+    out = np.zeros_like(mask)
+    box = bounding_box(mask)
+    if box is None:
+        return out
+    x1, y1, x2, y2 = box
+    on = _on_value(mask)
+    if kh == 1 and kw == 1:
+        out[y1:y2, x1:x2] = on
+        return out
+    crop = binary(mask[y1:y2, x1:x2]).view(np.uint8)
+    ye = _cell_edges(y2 - y1, kh)
+    xe = _cell_edges(x2 - x1, kw)
+    rows = np.maximum.reduceat(crop, ye[:-1], axis=0)
+    cells = np.maximum.reduceat(rows, xe[:-1], axis=1).astype(bool)
+    full = np.repeat(np.repeat(cells, np.diff(ye), axis=0), np.diff(xe), axis=1)
+    out[y1:y2, x1:x2][full] = on
+    return out
+
+
+def block_mask(mask: np.ndarray, kh: int = 1, kw: int = 1) -> np.ndarray:
+    """Shape-agnostic block mask (Animate Anyone 2, official ``get_aug_mask``).
+
+    The on pixels' bounding box is split into ``kh`` rows x ``kw`` columns of cells with integer
+    edges ``floor(i * size / cells)``; a cell is filled when any pixel in it is on. 1x1 gives the
+    full bounding rectangle. A box smaller than the grid uses one cell per pixel along that axis.
+    An empty frame stays empty.
+    """
+    mask = _check_mask(mask)
+    if int(kh) < 1 or int(kw) < 1:
+        raise ValueError(f"block grid must be at least 1x1, got {kh}x{kw}")
+    return _per_frame(mask, lambda m: _block_frame(m, int(kh), int(kw)))
+
+
+def head_ellipse(head_points: np.ndarray, threshold: float = 0.3, radius_scale: float = 1.0,
+                 up_shift: float = 0.5) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """Ellipse ((cx, cy), (half_w, half_h)) around the confident head points, None if < 2 of them.
+
+    The radius ``r`` is ``radius_scale`` x the largest distance between confident points (about
+    the head width when both ears are seen). The ellipse is centred ``up_shift * r`` above the
+    points' mean, with half axes (r, 1.3 r), so it reaches well above the head for hair.
+    """
+    pts = np.asarray(head_points, dtype=np.float32)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ValueError(f"head_points must be [k, 3] (x, y, confidence), got shape {pts.shape}")
+    good = pts[(pts[:, 2] >= threshold) & np.isfinite(pts[:, :2]).all(axis=1)][:, :2]
+    if len(good) < 2:
+        return None
+    d = np.sqrt(((good[:, None] - good[None]) ** 2).sum(-1)).max()
+    r = float(d) * float(radius_scale)
+    if r < 1.0:
+        return None
+    cx, cy = good.mean(axis=0)
+    return (float(cx), float(cy) - up_shift * r), (r, 1.3 * r)
+
+
+def grow_head(mask: np.ndarray, head_points: np.ndarray, threshold: float = 0.3,
+              radius_scale: float = 1.0, up_shift: float = 0.5) -> np.ndarray:
+    """Union of the mask with an ellipse around the head (see ``head_ellipse``), to cover hair.
+
+    mask [H, W] with head_points [k, 3], or [T, H, W] with [T, k, 3]. Pass the COCO head points
+    (nose, eyes, ears: indices 0-4). Frames with fewer than two confident points are unchanged.
+    """
+    mask = _check_mask(mask)
+    pts = np.asarray(head_points, dtype=np.float32)
+    if mask.ndim == 3:
+        if pts.ndim != 3 or len(pts) != len(mask):
+            raise ValueError(f"head_points must be [T={len(mask)}, k, 3] for a mask stack, got {pts.shape}")
+        return np.stack([grow_head(m, p, threshold, radius_scale, up_shift) for m, p in zip(mask, pts)]) \
+            if len(mask) else mask.copy()
+    out = mask.copy()
+    ell = head_ellipse(pts, threshold, radius_scale, up_shift)
+    if ell is None:
+        return out
+    (cx, cy), (ax, ay) = ell
+    work = out.view(np.uint8) if out.dtype == bool else out
+    if work.dtype not in (np.uint8, np.uint16, np.int32, np.float32, np.float64):
+        work = out.astype(np.float32)
+    on = _on_value(mask)
+    f = 16  # cv2.ellipse takes fixed-point coordinates with shift=4 (1/16 pixel)
+    cv2.ellipse(work, (int(round(cx * f)), int(round(cy * f))), (int(round(ax * f)), int(round(ay * f))),
+                0.0, 0.0, 360.0, float(on), thickness=-1, lineType=cv2.LINE_8, shift=4)
+    return work.astype(mask.dtype, copy=False) if work.dtype != mask.dtype else out
+
+
+def feather(mask: np.ndarray, radius: float, inside: bool = False) -> np.ndarray:
+    """Soft edge of about ``radius`` pixels (Gaussian, kernel support = radius) as float32 0..1.
+
+    For the final composite only; the model's conditioning mask stays hard. With ``inside=True``
+    the mask is first eroded by ``radius`` so the soft edge lies within the original mask and
+    every pixel outside it stays exactly 0.
+    """
+    mask = _check_mask(mask)
+    if radius < 0:
+        raise ValueError(f"feather radius must be >= 0, got {radius}")
+    soft = to_float(mask)
+    r = int(round(radius))
+    if r == 0:
+        return soft
+    k = 2 * r + 1
+    sigma = max(r / 2.0, 0.5)
+    erode = np.ones((k, k), np.uint8) if inside else None
+
+    def one(m: np.ndarray) -> np.ndarray:
+        if erode is not None:
+            m = cv2.erode(m, erode, borderType=cv2.BORDER_REPLICATE)
+        return cv2.GaussianBlur(m, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
+
+    return _per_frame(soft, one)
+
+
+def fill_empty_masks(masks: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Replace every empty frame by the nearest non-empty one (the earlier one on a tie).
+
+    Returns (filled copy, indices of the frames that were empty). When every frame is empty the
+    masks come back unchanged and every index is reported.
+    """
+    masks = _check_mask(masks, "masks")
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be a [T, H, W] stack, got shape {masks.shape}")
+    t = len(masks)
+    has = binary(masks).reshape(t, -1).any(axis=1)
+    empty = [int(i) for i in np.flatnonzero(~has)]
+    out = masks.copy()
+    if not empty or len(empty) == t:
+        return out, empty
+    full = np.flatnonzero(has)
+    for i in empty:
+        pos = np.searchsorted(full, i)
+        cands = [full[j] for j in (pos - 1, pos) if 0 <= j < len(full)]
+        src = min(cands, key=lambda j: (abs(j - i), j))
+        out[i] = masks[src]
+    return out, empty
+
+
+def shape_mask_sequence(masks: np.ndarray, kernel: int = 7, iterations: int = 3, kh: int = 1, kw: int = 1,
+                        block: bool = True, head_points: np.ndarray | None = None,
+                        head_threshold: float = 0.3, head_radius_scale: float = 1.0) -> np.ndarray:
+    """Dilate -> optional head growth -> block mask, frame by frame. Official defaults.
+
+    Unlike the official code, ``iterations=0`` only skips the dilation; use ``block=False`` to
+    skip the block mask. Empty frames stay empty (see ``fill_empty_masks``).
+    """
+    masks = _check_mask(masks, "masks")
+    out = dilate(masks, kernel, iterations)
+    if head_points is not None:
+        out = grow_head(out, head_points, head_threshold, head_radius_scale)
+    if block:
+        out = block_mask(out, kh, kw)
+    return out
+
+
+def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of [H, W] or [T, H, W] masks (official latent-size resize, §1.10)."""
+    masks = _check_mask(masks, "masks")
+    if height < 1 or width < 1:
+        raise ValueError(f"target size must be positive, got {width}x{height}")
+    work = masks.view(np.uint8) if masks.dtype == bool else masks
+    if work.dtype == np.float64:
+        work = work.astype(np.float32)
+    out = _per_frame(work, lambda m: cv2.resize(np.ascontiguousarray(m), (int(width), int(height)),
+                                                 interpolation=cv2.INTER_NEAREST))
+    return out.astype(masks.dtype, copy=False)
+
+
+# ------------------------------------------------------------------------------------ using masks
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def environment_frames(frames: Any, mask: Any) -> Any:
+    """Official background video: ``frames * (1 - mask)``, the character region black.
+
+    frames [T, H, W, 3] (or [H, W, 3]) float 0..1, numpy or torch; mask [T, H, W] (or [H, W]).
+    Exactly zero where the mask is 1, unchanged where it is 0.
+    """
+    if _is_torch(frames):
+        import torch
+
+        m = mask if _is_torch(mask) else torch.from_numpy(to_float(mask))
+        m = m.to(device=frames.device, dtype=frames.dtype)
+        if m.shape != frames.shape[:-1]:
+            raise ValueError(f"mask {tuple(m.shape)} does not match frames {tuple(frames.shape)}")
+        return frames * (1 - m[..., None])
+    frames = np.asarray(frames)
+    m = to_float(mask)
+    if m.shape != frames.shape[:-1]:
+        raise ValueError(f"mask {m.shape} does not match frames {frames.shape}")
+    out = frames * (1 - m[..., None]).astype(frames.dtype if frames.dtype.kind == "f" else np.float32)
+    return out
+
+
+def overlay(frames: np.ndarray, mask: np.ndarray, colour: Sequence[float] = (255, 0, 0),
+            alpha: float = 0.5) -> np.ndarray:
+    """Preview: tint the mask region with ``colour`` (0..255 RGB) at ``alpha``.
+
+    frames uint8 0..255 or float 0..1, [.., H, W, 3]; returns the same dtype and scale.
+    """
+    frames = np.asarray(frames)
+    m = to_float(mask)
+    if m.shape != frames.shape[:-1]:
+        raise ValueError(f"mask {m.shape} does not match frames {frames.shape}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay alpha must be within 0..1, got {alpha}")
+    scale = 1.0 if frames.dtype == np.uint8 else 1.0 / 255.0
+    col = np.asarray(colour, np.float32) * scale
+    a = (alpha * m)[..., None]
+    out = frames.astype(np.float32) * (1 - a) + col * a
+    if frames.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(frames.dtype if frames.dtype.kind == "f" else np.float32)
+
+
+def composite(generated: Any, source: Any, soft_mask: Any) -> Any:
+    """Final blend ``generated * m + source * (1 - m)`` with a (feathered) character mask m."""
+    if _is_torch(generated):
+        import torch
+
+        m = soft_mask if _is_torch(soft_mask) else torch.from_numpy(to_float(soft_mask))
+        m = m.to(device=generated.device, dtype=generated.dtype)[..., None]
+        src = source if _is_torch(source) else torch.from_numpy(np.asarray(source))
+        src = src.to(device=generated.device, dtype=generated.dtype)
+        return generated * m + src * (1 - m)
+    generated, source = np.asarray(generated), np.asarray(source)
+    if generated.shape != source.shape:
+        raise ValueError(f"generated {generated.shape} and source {source.shape} frames differ in shape")
+    m = to_float(soft_mask)
+    if m.shape != generated.shape[:-1]:
+        raise ValueError(f"mask {m.shape} does not match frames {generated.shape}")
+    m = m[..., None]
+    return (generated.astype(np.float32) * m + source.astype(np.float32) * (1 - m)).astype(np.float32)
+
+
+def mask_coverage(masks: np.ndarray) -> np.ndarray:
+    """Fraction of on pixels per frame, float64 [T] (a single [H, W] frame gives [1])."""
+    masks = _check_mask(masks, "masks")
+    on = binary(masks)
+    if on.ndim == 2:
+        on = on[None]
+    return on.reshape(len(on), -1).mean(axis=1) if len(on) else np.zeros(0)
+
+
+def coverage_warnings(masks: np.ndarray, low: float = 1e-4, high: float = 0.98) -> list[str]:
+    """Preflight messages for frames whose mask is (nearly) empty or covers (nearly) everything."""
+    cov = mask_coverage(masks)
+    msgs = []
+    empty = np.flatnonzero(cov < low)
+    full = np.flatnonzero(cov > high)
+    if len(empty):
+        msgs.append(f"{len(empty)} of {len(cov)} mask frames are empty or nearly so "
+                    f"(first: {_frames_text(empty)}); the character may be lost there")
+    if len(full):
+        msgs.append(f"{len(full)} of {len(cov)} mask frames cover more than {high:.0%} of the picture "
+                    f"(first: {_frames_text(full)}); almost nothing of the background is kept")
+    return msgs
+
+
+def _frames_text(idx: np.ndarray, n: int = 5) -> str:
+    s = ", ".join(str(int(i)) for i in idx[:n])
+    return s + (", ..." if len(idx) > n else "")
