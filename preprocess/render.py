@@ -1,0 +1,179 @@
+"""The official skeleton drawing (wan-animate-reference.md §3.4), on numpy RGB canvases.
+
+One frame: black uint8 RGB canvas; the 20-point body of :func:`to_body20`; each limb a filled
+ellipse (``cv2.ellipse2Poly``, half-axes (length/2, stick width), angle of the limb) in its colour
+x 0.6, drawn when both end scores reach the threshold; each joint a filled circle of radius stick
+width in its full colour; hands as thin ``cv2.line`` edges in an HSV rainbow with blue joints; head
+points (nose, eyes, ears) drawn, face landmarks never. Stick width is
+``max(int(min(H, W) / 200) - 1, 1)`` (2 at 720p), the hand width ``max(stick // 2, 1)``.
+
+Sequences drawn at another canvas size are placed with the official letterbox (``padding_resize``)
+by moving the keypoints, not by resizing drawn images, so lines stay crisp.
+"""
+from __future__ import annotations
+
+import colorsys
+import math
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from .keypoints import (B20_L_EAR, B20_L_EYE, B20_NOSE, B20_R_EAR, B20_R_EYE, BODY20_COLORS,
+                        BODY20_LIMBS, HAND_EDGES, to_body20)
+from .pose_types import LEFT_HAND, NUM_KEYPOINTS, RIGHT_HAND, PoseSequence
+from .resolution import letterbox_keypoints, stretch_keypoints
+
+HEAD_POINTS = frozenset({B20_NOSE, B20_R_EYE, B20_L_EYE, B20_R_EAR, B20_L_EAR})
+LIMB_DIM = 0.6
+HAND_JOINT_COLOR = (0, 0, 255)  # RGB blue
+_EDGE_EPS = 0.01  # the official renderer skips hand points whose pixel x or y is <= 0.01
+
+LIMB_COLORS = [tuple(int(float(c) * LIMB_DIM) for c in BODY20_COLORS[i]) for i in range(len(BODY20_LIMBS))]
+JOINT_COLORS = [tuple(int(c) for c in col) for col in BODY20_COLORS]
+HAND_EDGE_COLORS = [tuple(int(round(v * 255)) for v in colorsys.hsv_to_rgb(i / len(HAND_EDGES), 1.0, 1.0))
+                    for i in range(len(HAND_EDGES))]
+
+
+def stick_width_for(width: int, height: int) -> int:
+    """The official 'v2' body stick width for a canvas: ``max(int(min(H, W) / 200) - 1, 1)``."""
+    return max(int(min(width, height) / 200) - 1, 1)
+
+
+def hand_width_for(width: int, height: int) -> int:
+    """Hand line thickness (and hand joint radius): ``max(stick // 2, 1)``."""
+    return max(stick_width_for(width, height) // 2, 1)
+
+
+def _check_kps(kps133: np.ndarray) -> np.ndarray:
+    kps = np.asarray(kps133, dtype=np.float32)
+    if kps.shape != (NUM_KEYPOINTS, 3):
+        raise ValueError(f"render_pose_frame expects one person's keypoints [133, 3], got {kps.shape}")
+    return kps
+
+
+def draw_body(canvas: np.ndarray, kps133: np.ndarray, threshold: float = 0.5, draw_head: bool = True,
+              stick_width: int | None = None) -> np.ndarray:
+    """Draw the 20-point body of one person onto ``canvas`` (RGB uint8, modified in place)."""
+    h, w = canvas.shape[:2]
+    sw = stick_width if stick_width is not None else stick_width_for(w, h)
+    body = to_body20(_check_kps(kps133))
+    ok = body[:, 2] >= threshold
+    for i, (a, b) in enumerate(BODY20_LIMBS):
+        if not (ok[a] and ok[b]):
+            continue
+        if not draw_head and (a in HEAD_POINTS or b in HEAD_POINTS):
+            continue
+        xa, ya = float(body[a, 0]), float(body[a, 1])
+        xb, yb = float(body[b, 0]), float(body[b, 1])
+        length = math.hypot(xa - xb, ya - yb)
+        angle = math.degrees(math.atan2(ya - yb, xa - xb))
+        centre = (int((xa + xb) / 2), int((ya + yb) / 2))
+        poly = cv2.ellipse2Poly(centre, (int(length / 2), sw), int(angle), 0, 360, 1)
+        cv2.fillConvexPoly(canvas, poly, LIMB_COLORS[i])
+    for j in range(body.shape[0]):
+        if not ok[j] or (not draw_head and j in HEAD_POINTS):
+            continue
+        cv2.circle(canvas, (int(body[j, 0]), int(body[j, 1])), sw, JOINT_COLORS[j], thickness=-1)
+    return canvas
+
+
+def draw_hand(canvas: np.ndarray, hand21: np.ndarray, threshold: float = 0.5,
+              hand_width: int | None = None) -> np.ndarray:
+    """Draw one 21-point hand onto ``canvas`` (RGB uint8, modified in place)."""
+    h, w = canvas.shape[:2]
+    hw = hand_width if hand_width is not None else hand_width_for(w, h)
+    hand = np.asarray(hand21, dtype=np.float32)
+    px = [(int(x), int(y)) for x, y in hand[:, :2]]
+    ok = [(c >= threshold and p[0] > _EDGE_EPS and p[1] > _EDGE_EPS) for c, p in zip(hand[:, 2], px)]
+    for e, (a, b) in enumerate(HAND_EDGES):
+        if ok[a] and ok[b]:
+            cv2.line(canvas, px[a], px[b], HAND_EDGE_COLORS[e], thickness=hw)
+    for p, good in zip(px, ok):
+        if good:
+            cv2.circle(canvas, p, hw, HAND_JOINT_COLOR, thickness=-1)
+    return canvas
+
+
+def draw_person(canvas: np.ndarray, kps133: np.ndarray, threshold: float = 0.5, draw_hands: bool = True,
+                draw_head: bool = True, stick_width: int | None = None,
+                hand_width: int | None = None) -> np.ndarray:
+    """Body, then both hands, of one person onto ``canvas`` (in place). Face landmarks are never drawn."""
+    kps = _check_kps(kps133)
+    draw_body(canvas, kps, threshold, draw_head, stick_width)
+    if draw_hands:
+        draw_hand(canvas, kps[LEFT_HAND], threshold, hand_width)
+        draw_hand(canvas, kps[RIGHT_HAND], threshold, hand_width)
+    return canvas
+
+
+def render_pose_frame(kps133: np.ndarray, width: int, height: int, threshold: float = 0.5,
+                      draw_hands: bool = True, draw_head: bool = True, stick_width: int | None = None,
+                      hand_width: int | None = None) -> np.ndarray:
+    """A black ``height`` x ``width`` RGB uint8 canvas with one person's (or several people's) skeleton.
+
+    ``kps133`` is [133, 3] or [P, 133, 3] in canvas pixels. ``stick_width``/``hand_width`` override the
+    official widths (None = official; a hand width of 0 leaves the hands out).
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"render_pose_frame needs a positive canvas, got {width}x{height}")
+    kps = np.asarray(kps133, dtype=np.float32)
+    people = kps[None] if kps.ndim == 2 else kps
+    if people.ndim != 3:
+        raise ValueError(f"render_pose_frame expects [133, 3] or [P, 133, 3] keypoints, got {kps.shape}")
+    if hand_width == 0:
+        draw_hands = False
+    canvas = np.zeros((int(height), int(width), 3), np.uint8)
+    for person in people:
+        draw_person(canvas, person, threshold, draw_hands, draw_head, stick_width, hand_width)
+    return canvas
+
+
+def sequence_keypoints_for_canvas(seq: PoseSequence, width: int | None = None, height: int | None = None,
+                                  letterbox: bool = True, people: str = "subject") -> np.ndarray:
+    """[T, P', 133, 3] keypoints of ``seq`` moved onto a ``width`` x ``height`` canvas.
+
+    ``people``: 'subject' (the subject only) or 'all'. ``letterbox`` places them as the official
+    ``padding_resize`` would; otherwise they are stretched to the canvas.
+    """
+    if people not in ("subject", "all"):
+        raise ValueError(f"people must be 'subject' or 'all', got {people!r}")
+    width = int(width or seq.width)
+    height = int(height or seq.height)
+    if seq.num_people == 0:
+        return np.zeros((seq.num_frames, 0, NUM_KEYPOINTS, 3), np.float32)
+    kps = seq.keypoints[:, seq.subject:seq.subject + 1] if people == "subject" else seq.keypoints
+    if (width, height) == (seq.width, seq.height):
+        return kps
+    move = letterbox_keypoints if letterbox else stretch_keypoints
+    return move(kps, seq.width, seq.height, width, height)
+
+
+def iter_pose_frames(seq: PoseSequence, width: int | None = None, height: int | None = None,
+                     letterbox: bool = True, threshold: float = 0.5, draw_hands: bool = True,
+                     draw_head: bool = True, people: str = "subject", stick_width: int | None = None,
+                     hand_width: int | None = None) -> Iterator[np.ndarray]:
+    """Yield one RGB uint8 [H, W, 3] skeleton frame per pose frame (see :func:`render_pose_sequence`)."""
+    kps = sequence_keypoints_for_canvas(seq, width, height, letterbox, people)
+    w, h = int(width or seq.width), int(height or seq.height)
+    for t in range(seq.num_frames):
+        yield render_pose_frame(kps[t], w, h, threshold, draw_hands, draw_head, stick_width, hand_width)
+
+
+def render_pose_sequence(seq: PoseSequence, width: int | None = None, height: int | None = None,
+                         letterbox: bool = True, threshold: float = 0.5, draw_hands: bool = True,
+                         draw_head: bool = True, people: str = "subject", stick_width: int | None = None,
+                         hand_width: int | None = None) -> np.ndarray:
+    """All frames of ``seq`` drawn as a uint8 array [T, H, W, 3] (defaults: the sequence's own canvas).
+
+    Drawing at another size letterboxes the keypoints (official ``padding_resize`` placement) or
+    stretches them (``letterbox=False``); widths follow the output canvas. For long videos prefer
+    :func:`iter_pose_frames`, which holds one frame at a time.
+    """
+    w, h = int(width or seq.width), int(height or seq.height)
+    out = np.empty((seq.num_frames, h, w, 3), np.uint8)
+    frames = iter_pose_frames(seq, width, height, letterbox, threshold, draw_hands, draw_head, people,
+                              stick_width, hand_width)
+    for t, frame in enumerate(frames):
+        out[t] = frame
+    return out

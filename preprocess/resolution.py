@@ -1,0 +1,126 @@
+"""Output resolution and letterbox placement, as the official preprocessing does them.
+
+wan-animate-reference.md §3.2: the official ``resize_by_area`` always ends in its fallback branch,
+``new_h = sqrt(A / ar)``, ``new_w = A / new_h``, each floored to a multiple of 16, and images are
+then fitted with ``padding_resize`` (aspect kept, centred, black bars, INTER_AREA when shrinking).
+
+Keypoints follow the same placement through :func:`letterbox_keypoints`, so a skeleton can be drawn
+directly on the output canvas instead of resizing a drawn image.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+DEFAULT_AREA = 1280 * 720
+
+_EPS = 1e-9  # guards exact multiples (e.g. 720.0 computed as 719.99999) against flooring down
+
+
+def _floor_to(value: float, divisor: int) -> int:
+    return int(math.floor(value / divisor + _EPS)) * divisor
+
+
+def size_for_area(width: int, height: int, area: int = DEFAULT_AREA, divisor: int = 16) -> tuple[int, int]:
+    """(w, h) of about ``area`` pixels with the aspect of ``width`` x ``height``, multiples of ``divisor``.
+
+    Reproduces the official fallback: 1920x1080 -> 1280x720, 1080x1920 -> 720x1280, 4:3 -> 1104x816,
+    1:1 -> 960x960, 2:3 -> 768x1168 (for the default area of 1280*720). Never returns less than
+    ``divisor`` on a side.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"size_for_area needs a positive source size, got {width}x{height}")
+    if area <= 0:
+        raise ValueError(f"size_for_area needs a positive area, got {area}")
+    if divisor <= 0:
+        raise ValueError(f"size_for_area needs a positive divisor, got {divisor}")
+    new_h = math.sqrt(area * height / width)
+    new_w = area / new_h
+    return max(_floor_to(new_w, divisor), divisor), max(_floor_to(new_h, divisor), divisor)
+
+
+def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int, int, int]:
+    """(new_w, new_h, offset_x, offset_y) of the official ``padding_resize`` fit.
+
+    The side that limits the fit is filled exactly; the other is truncated to an integer and centred
+    with ``int((dst - new) / 2)`` pixels of bar before it.
+    """
+    for name, v in (("src_w", src_w), ("src_h", src_h), ("dst_w", dst_w), ("dst_h", dst_h)):
+        if v <= 0:
+            raise ValueError(f"letterbox needs positive sizes, got {name}={v}")
+    if src_h / src_w > dst_h / dst_w:
+        new_h = int(dst_h)
+        new_w = max(int(dst_h / src_h * src_w), 1)
+        return new_w, new_h, int((dst_w - new_w) / 2), 0
+    new_w = int(dst_w)
+    new_h = max(int(dst_w / src_w * src_h), 1)
+    return new_w, new_h, 0, int((dst_h - new_h) / 2)
+
+
+def letterbox_transform(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[float, float, float]:
+    """(scale, offset_x, offset_y) mapping source pixels into the letterboxed destination.
+
+    ``scale`` is the uniform fit factor of the limiting side; offsets are the bar widths in pixels.
+    """
+    new_w, new_h, ox, oy = letterbox_geometry(src_w, src_h, dst_w, dst_h)
+    limited_by_height = src_h / src_w > dst_h / dst_w
+    scale = new_h / src_h if limited_by_height else new_w / src_w
+    return float(scale), float(ox), float(oy)
+
+
+def padding_resize(image: np.ndarray, dst_w: int, dst_h: int, pad_value: float = 0) -> np.ndarray:
+    """Fit ``image`` [H, W] or [H, W, C] (uint8 or float) into ``dst_w`` x ``dst_h``, centred, with bars.
+
+    INTER_AREA when shrinking, INTER_LINEAR when enlarging (the official ``padding_resize``). The
+    result keeps the input dtype and channel count.
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"padding_resize expects a non-empty [H, W] or [H, W, C] image, got {image.shape}")
+    src_h, src_w = image.shape[:2]
+    new_w, new_h, ox, oy = letterbox_geometry(src_w, src_h, dst_w, dst_h)
+    if (new_w, new_h) == (src_w, src_h):
+        resized = image
+    else:
+        shrink = new_w * new_h < src_w * src_h
+        work = image.astype(np.float32) if image.dtype not in (np.uint8, np.uint16, np.float32) else image
+        resized = cv2.resize(work, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        if resized.ndim == 2 and image.ndim == 3:  # cv2 drops a single channel axis
+            resized = resized[:, :, None]
+        resized = resized.astype(image.dtype, copy=False)
+    out = np.full((int(dst_h), int(dst_w)) + image.shape[2:], pad_value, dtype=image.dtype)
+    out[oy:oy + new_h, ox:ox + new_w] = resized
+    return out
+
+
+def _transform_points(kps: np.ndarray, sx: float, sy: float, ox: float, oy: float) -> np.ndarray:
+    kps = np.asarray(kps, dtype=np.float32)
+    if kps.shape[-1] != 3:
+        raise ValueError(f"keypoints must end in (x, y, confidence), got shape {kps.shape}")
+    out = kps.copy()
+    # (0, 0, 0) marks a missing point: leave it alone so it stays recognisably missing.
+    known = np.any(kps != 0, axis=-1)
+    # Pixel-centre convention, the one cv2.resize uses: x' = (x + 0.5) * s - 0.5.
+    out[..., 0] = np.where(known, (kps[..., 0] + 0.5) * sx - 0.5 + ox, kps[..., 0])
+    out[..., 1] = np.where(known, (kps[..., 1] + 0.5) * sy - 0.5 + oy, kps[..., 1])
+    return out
+
+
+def letterbox_keypoints(kps: np.ndarray, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
+    """Move keypoints [..., 3] (pixels of a ``src_w`` x ``src_h`` canvas) to the letterboxed canvas.
+
+    Lands each point where :func:`padding_resize` would put its pixel. Confidences are unchanged and
+    missing points (0, 0, 0) stay missing.
+    """
+    new_w, new_h, ox, oy = letterbox_geometry(src_w, src_h, dst_w, dst_h)
+    return _transform_points(kps, new_w / src_w, new_h / src_h, ox, oy)
+
+
+def stretch_keypoints(kps: np.ndarray, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
+    """Move keypoints [..., 3] to a ``dst_w`` x ``dst_h`` canvas by a plain (non aspect-keeping) resize."""
+    for name, v in (("src_w", src_w), ("src_h", src_h), ("dst_w", dst_w), ("dst_h", dst_h)):
+        if v <= 0:
+            raise ValueError(f"stretch_keypoints needs positive sizes, got {name}={v}")
+    return _transform_points(kps, dst_w / src_w, dst_h / src_h, 0.0, 0.0)

@@ -1,0 +1,225 @@
+"""Pixel tests of the official skeleton drawing (wan-animate-reference.md §3.4)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wan_animate_kit.preprocess import pose_types as pt
+from wan_animate_kit.preprocess.keypoints import BODY20_COLORS, BODY20_LIMBS, HAND_EDGES, to_body20
+from wan_animate_kit.preprocess.pose_types import PoseSequence
+from wan_animate_kit.preprocess.render import (HAND_EDGE_COLORS, render_pose_frame, render_pose_sequence,
+                                               iter_pose_frames, stick_width_for)
+from wan_animate_kit.preprocess.resolution import letterbox_geometry, padding_resize
+
+
+def standing_person(cx: float = 640.0, top: float = 120.0, s: float = 1.0) -> np.ndarray:
+    """A frontal T-pose-ish person [133, 3] with every point confident; face and hands placed too."""
+    k = np.zeros((133, 3), np.float32)
+
+    def put(i, x, y, c=1.0):
+        k[i] = (cx + x * s, top + y * s, c)
+
+    put(pt.NOSE, 0, 0)
+    put(pt.L_EYE, 12, -10); put(pt.R_EYE, -12, -10)
+    put(pt.L_EAR, 25, -5); put(pt.R_EAR, -25, -5)
+    put(pt.L_SHOULDER, 70, 80); put(pt.R_SHOULDER, -70, 80)
+    put(pt.L_ELBOW, 190, 80); put(pt.R_ELBOW, -190, 80)     # horizontal upper arms
+    put(pt.L_WRIST, 300, 80); put(pt.R_WRIST, -300, 80)
+    put(pt.L_HIP, 45, 280); put(pt.R_HIP, -45, 280)
+    put(pt.L_KNEE, 50, 400); put(pt.R_KNEE, -50, 400)
+    put(pt.L_ANKLE, 50, 520); put(pt.R_ANKLE, -50, 520)
+    put(pt.L_BIG_TOE, 70, 560); put(pt.L_SMALL_TOE, 80, 555); put(pt.L_HEEL, 45, 540)
+    put(pt.R_BIG_TOE, -70, 560); put(pt.R_SMALL_TOE, -80, 555); put(pt.R_HEEL, -45, 540)
+    # face landmarks: a ring left of the head, far from every body point and limb
+    ang = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    k[pt.FACE, 0] = cx - 200 * s + 20 * s * np.cos(ang)
+    k[pt.FACE, 1] = top - 60 * s + 20 * s * np.sin(ang)
+    k[pt.FACE, 2] = 1.0
+    # hands: fingers fanning out from the wrists
+    for hand, sign in ((pt.LEFT_HAND, 1), (pt.RIGHT_HAND, -1)):
+        pts = np.zeros((21, 3), np.float32)
+        pts[0] = (cx + sign * 300 * s, top + 80 * s, 1.0)
+        for f in range(5):
+            for j in range(4):
+                pts[1 + 4 * f + j] = (cx + sign * (310 + 12 * (j + 1)) * s, top + (60 + 10 * f) * s, 1.0)
+        k[hand] = pts
+    return k
+
+
+def limb_color(i: int) -> tuple[int, int, int]:
+    return tuple(int(c * 0.6) for c in BODY20_COLORS[i])
+
+
+def mid(k: np.ndarray, a: int, b: int) -> tuple[int, int]:
+    return int((k[a, 0] + k[b, 0]) / 2), int((k[a, 1] + k[b, 1]) / 2)
+
+
+def test_canvas_black_rgb_uint8():
+    img = render_pose_frame(np.zeros((133, 3), np.float32), 320, 200)
+    assert img.shape == (200, 320, 3) and img.dtype == np.uint8 and img.max() == 0
+
+
+def test_stick_width_formula():
+    assert stick_width_for(1280, 720) == 2
+    assert stick_width_for(1920, 1080) == 4
+    assert stick_width_for(640, 360) == 1
+    assert stick_width_for(100, 100) == 1
+
+
+def test_limb_colours_are_dimmed_and_joints_full():
+    k = standing_person()
+    img = render_pose_frame(k, 1280, 720)
+    # right upper arm: body20 limb index 2 = (RShoulder, RElbow)
+    x, y = mid(k, pt.R_SHOULDER, pt.R_ELBOW)
+    assert tuple(img[y, x]) == limb_color(2)
+    # left lower arm: limb 5 (LElbow, LWrist)
+    x, y = mid(k, pt.L_ELBOW, pt.L_WRIST)
+    assert tuple(img[y, x]) == limb_color(5)
+    # joints in their full colour: body20 joint 3 = RElbow, joint 7 = LWrist is covered by the hand
+    ex, ey = int(k[pt.R_ELBOW, 0]), int(k[pt.R_ELBOW, 1])
+    assert tuple(img[ey, ex]) == tuple(BODY20_COLORS[3])
+    nx, ny = int(k[pt.NOSE, 0]), int(k[pt.NOSE, 1])
+    assert tuple(img[ny, nx]) == tuple(BODY20_COLORS[0])
+
+
+@pytest.mark.parametrize("w,h", [(1280, 720), (1920, 1080)])
+def test_limb_width_follows_stick_width(w, h):
+    k = standing_person(cx=w / 2)
+    img = render_pose_frame(k, w, h)
+    sw = stick_width_for(w, h)
+    x, _ = mid(k, pt.R_SHOULDER, pt.R_ELBOW)
+    col = img[:, x]
+    lit = np.where((col == limb_color(2)).all(axis=1))[0]
+    assert lit.size in (2 * sw + 1, 2 * sw + 2), lit
+    assert lit.max() - lit.min() + 1 == lit.size  # one contiguous band
+
+
+def test_low_confidence_limb_not_drawn():
+    k = standing_person()
+    k[pt.R_ELBOW, 2] = 0.45  # body20 RElbow score 0.45 < 0.5
+    img = render_pose_frame(k, 1280, 720)
+    x, y = mid(k, pt.R_SHOULDER, pt.R_ELBOW)
+    assert tuple(img[y, x]) == (0, 0, 0)
+    x, y = mid(k, pt.R_ELBOW, pt.R_WRIST)
+    assert tuple(img[y, x]) == (0, 0, 0)
+    ex, ey = int(k[pt.R_ELBOW, 0]), int(k[pt.R_ELBOW, 1])
+    assert tuple(img[ey, ex]) == (0, 0, 0)
+    # the other arm is still there
+    x, y = mid(k, pt.L_SHOULDER, pt.L_ELBOW)
+    assert tuple(img[y, x]) == limb_color(4)
+    # exactly at the threshold it is drawn
+    k[pt.R_ELBOW, 2] = 0.5
+    img = render_pose_frame(k, 1280, 720)
+    x, y = mid(k, pt.R_SHOULDER, pt.R_ELBOW)
+    assert tuple(img[y, x]) == limb_color(2)
+
+
+def test_face_landmarks_not_drawn_head_points_drawn():
+    k = standing_person()
+    img = render_pose_frame(k, 1280, 720)
+    x0, x1 = int(k[pt.FACE, 0].min()) - 3, int(k[pt.FACE, 0].max()) + 3
+    y0, y1 = int(k[pt.FACE, 1].min()) - 3, int(k[pt.FACE, 1].max()) + 3
+    assert img[y0:y1, x0:x1].max() == 0
+    # the head (nose-eye) limb is drawn, and the eyes
+    x, y = mid(k, pt.NOSE, pt.R_EYE)
+    assert img[y, x].any()
+    no_head = render_pose_frame(k, 1280, 720, draw_head=False)
+    assert not no_head[y, x].any()
+    nx, ny = int(k[pt.NOSE, 0]), int(k[pt.NOSE, 1])
+    assert not no_head[ny, nx].any()
+
+
+def test_hips_hang_from_neck_without_hip_line():
+    k = standing_person()
+    img = render_pose_frame(k, 1280, 720)
+    neck = (k[pt.L_SHOULDER] + k[pt.R_SHOULDER]) / 2
+    i_rhip = BODY20_LIMBS.index((1, 8))
+    i_lhip = BODY20_LIMBS.index((1, 11))
+    for hip, idx in ((pt.R_HIP, i_rhip), (pt.L_HIP, i_lhip)):
+        x, y = int((neck[0] + k[hip, 0]) / 2), int((neck[1] + k[hip, 1]) / 2)
+        assert tuple(img[y, x]) == limb_color(idx)
+    # nothing between the hips
+    hx = int((k[pt.L_HIP, 0] + k[pt.R_HIP, 0]) / 2)
+    hy = int(k[pt.L_HIP, 1])
+    assert not img[hy - 1:hy + 2, hx - 10:hx + 10].any()
+
+
+def test_hands_drawn_rainbow_with_blue_joints():
+    k = standing_person()
+    img = render_pose_frame(k, 1280, 720)
+    hand = k[pt.RIGHT_HAND]
+    tip = hand[4]  # thumb tip
+    assert tuple(img[int(tip[1]), int(tip[0])]) == (0, 0, 255)
+    # middle of the 2-3 edge (edge index 2) has its rainbow colour
+    a, b = hand[2], hand[3]
+    assert HAND_EDGES[2] == (2, 3)
+    x = int((a[0] + b[0]) / 2)
+    y = int(a[1])
+    assert tuple(img[y, x]) == HAND_EDGE_COLORS[2] == (255, 153, 0)
+    assert HAND_EDGE_COLORS[0] == (255, 0, 0)
+    assert len(set(HAND_EDGE_COLORS)) == len(HAND_EDGES)
+    off = render_pose_frame(k, 1280, 720, draw_hands=False)
+    assert not off[y, x].any()
+
+
+def test_hand_points_at_origin_or_low_score_skipped():
+    k = np.zeros((133, 3), np.float32)
+    k[pt.LEFT_HAND] = standing_person()[pt.LEFT_HAND]
+    k[pt.LEFT_HAND.start + 4] = (0.0, 0.0, 1.0)   # at the origin: skipped
+    k[pt.LEFT_HAND.start + 8, 2] = 0.3            # low score: skipped
+    img = render_pose_frame(k, 1280, 720)
+    assert not img[:5, :5].any()
+    p = k[pt.LEFT_HAND.start + 8]
+    assert not img[int(p[1]), int(p[0])].any()
+    p = k[pt.LEFT_HAND.start + 12]
+    assert tuple(img[int(p[1]), int(p[0])]) == (0, 0, 255)
+
+
+def test_letterboxed_placement_matches_padding_resize():
+    src_w, src_h, dst_w, dst_h = 1024, 768, 1104, 816  # 4:3 into the official 4:3 size: 8 px side bars
+    k = standing_person(cx=512, top=130, s=0.9)
+    seq = PoseSequence(k[None, None], (0,), src_w, src_h)
+    frames = render_pose_sequence(seq, dst_w, dst_h)
+    assert frames.shape == (1, dst_h, dst_w, 3)
+    new_w, new_h, ox, oy = letterbox_geometry(src_w, src_h, dst_w, dst_h)
+    assert (ox, oy) == (8, 0)
+    assert not frames[0][:, :ox].any() and not frames[0][:, ox + new_w:].any()
+    # the official way: draw at the source size, then padding_resize the picture
+    official = padding_resize(render_pose_frame(k, src_w, src_h), dst_w, dst_h)
+    body = to_body20(k)
+    for joint in (3, 6, 9, 13):  # elbows, right knee, left ankle: where their colours land
+        color = np.array(BODY20_COLORS[joint])
+        ex = (body[joint, 0] + 0.5) * new_w / src_w - 0.5 + ox
+        ey = (body[joint, 1] + 0.5) * new_h / src_h - 0.5 + oy
+        x0, y0 = int(ex) - 8, int(ey) - 8
+        centres = []
+        for img, tol in ((frames[0], 0), (official, 60)):
+            win = img[y0:y0 + 17, x0:x0 + 17].astype(int)
+            ys, xs = np.where(np.abs(win - color).sum(axis=2) <= tol)
+            assert xs.size > 0
+            centres.append((x0 + xs.mean(), y0 + ys.mean()))
+        assert np.allclose(centres[0], centres[1], atol=1.0)
+        assert np.allclose(centres[0], (ex, ey), atol=1.0)
+
+
+def test_stretch_and_iterator_and_all_people():
+    k1 = standing_person(cx=400)
+    k2 = standing_person(cx=900)
+    seq = PoseSequence(np.stack([k1, k2])[None].repeat(2, axis=0), (3, 7), 1280, 720, subject=1)
+    subject_only = render_pose_sequence(seq)
+    assert subject_only.shape == (2, 720, 1280, 3)
+    x, y = mid(k2, pt.R_SHOULDER, pt.R_ELBOW)
+    assert tuple(subject_only[0, y, x]) == limb_color(2)
+    x1, y1 = mid(k1, pt.R_SHOULDER, pt.R_ELBOW)
+    assert not subject_only[0, y1, x1].any()
+    both = next(iter_pose_frames(seq, people="all"))
+    assert tuple(both[y1, x1]) == limb_color(2)
+    stretched = render_pose_sequence(seq, 640, 720, letterbox=False)[0]
+    assert tuple(stretched[y, int((x + 0.5) * 0.5 - 0.5)]) == limb_color(2)
+
+
+def test_bad_input_raises():
+    with pytest.raises(ValueError, match="133"):
+        render_pose_frame(np.zeros((17, 3)), 100, 100)
+    with pytest.raises(ValueError, match="canvas"):
+        render_pose_frame(np.zeros((133, 3)), 0, 100)
