@@ -1,0 +1,447 @@
+"""ONNX sessions for the pose pipeline: model listing, provider checks, contracts, batched runs.
+
+* ``list_pose_models`` lists what a dropdown may offer: loadable ``.onnx`` files and folders in the
+  official layout (a folder holding ``end2end.onnx``), never the external-data companions
+  (``*.bin``, ``*.data``, names containing ``_data``) that users pick by mistake (field-notes §7 #13).
+* ``load_session`` never falls back silently: onnxruntime-gpu quietly runs on the CPU when its CUDA
+  provider cannot start (field-notes §7 #12), so ``device='cuda'`` checks the provider really in use
+  and raises a RuntimeError that says why and what to install; ``'auto'`` falls back with a warning.
+* ``PersonDetector`` (YOLOv10 end-to-end) and ``WholeBodyPose`` (ViTPose-WholeBody heatmaps) check
+  the model contract on load and run in batches, looping for models with a fixed batch size.
+
+onnxruntime is imported lazily inside the functions.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pathlib
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..preprocess.detection import (DEFAULT_CONF, DEFAULT_IOU, DETECTOR_SIZE, parse_detections,
+                                    preprocess_for_detector)
+from ..preprocess.heatmap import (BOX_PADDING, CROP_H, CROP_W, HEATMAP_H, HEATMAP_W, NUM_KEYPOINTS,
+                                  crop_batch, keypoints_from_heatmaps)
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_MODEL_FILE = "end2end.onnx"
+DEVICES = ("auto", "cuda", "cpu")
+DETECTOR_CONTRACT = ("a YOLOv10 end-to-end person detector: input [1 or N, 3, 640, 640] float RGB 0..1, "
+                     "output [N, 300, 6] rows (x1, y1, x2, y2, score, class), e.g. yolov10m.onnx")
+POSE_CONTRACT = ("a ViTPose COCO-WholeBody model: input [N, 3, 256, 192] ImageNet-normalised crops, "
+                 "output [N, 133, 64, 48] heatmaps, e.g. vitpose_h_wholebody or vitpose-l-wholebody.onnx")
+INSTALL_GPU_HINT = ("pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu "
+                    "(a build matching your CUDA major version and cuDNN 9)")
+
+
+class ModelContractError(ValueError):
+    """A model file that is missing, not ONNX, or not the network the caller expects."""
+
+
+# ------------------------------------------------------------------------------------------ listing
+
+def is_external_data_companion(name: str | os.PathLike) -> bool:
+    """True for the weight files that sit beside a large ONNX model and cannot be loaded alone."""
+    base = pathlib.Path(name).name.lower()
+    return (base.endswith((".bin", ".data", ".onnx_data", ".onnx.data", ".weight", ".weights"))
+            or "_data" in base)
+
+
+def _folders(folder_paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[pathlib.Path]:
+    if isinstance(folder_paths, (str, os.PathLike)):
+        folder_paths = [folder_paths]
+    return [pathlib.Path(f) for f in folder_paths]
+
+
+def list_pose_models(folder_paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Names of the loadable ONNX models under ``folder_paths`` (searched recursively).
+
+    A name is a path relative to its folder with '/' separators: an ``.onnx`` file, or a folder
+    holding ``end2end.onnx`` (the official layout; the folder stands for the model and its other
+    files are not listed). External-data companions and empty files are never listed.
+    """
+    names: set[str] = set()
+    for root in _folders(folder_paths):
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+            here = pathlib.Path(dirpath)
+            rel = here.relative_to(root)
+            dirnames.sort()
+            if here != root and OFFICIAL_MODEL_FILE in filenames:
+                names.add(rel.as_posix())
+                dirnames[:] = []
+                continue
+            for fname in filenames:
+                if not fname.lower().endswith(".onnx") or is_external_data_companion(fname):
+                    continue
+                try:
+                    if (here / fname).stat().st_size == 0:
+                        continue
+                except OSError:
+                    continue
+                names.add((rel / fname).as_posix())
+    return sorted(names, key=str.lower)
+
+
+def resolve_model_path(name: str | os.PathLike,
+                       folder_paths: str | os.PathLike | Iterable[str | os.PathLike] = ()) -> pathlib.Path:
+    """Find a listed model name (or a path) on disk; a folder resolves to its ``end2end.onnx``."""
+    candidates = [pathlib.Path(name)] + [f / name for f in _folders(folder_paths)]
+    for cand in candidates:
+        if cand.is_dir():
+            inner = cand / OFFICIAL_MODEL_FILE
+            if inner.is_file():
+                return inner
+            raise ModelContractError(
+                f"{cand} is a folder without {OFFICIAL_MODEL_FILE}; pick the .onnx file itself, or a folder "
+                f"in the official layout (<model>/{OFFICIAL_MODEL_FILE})")
+        if cand.is_file():
+            return cand
+    where = ", ".join(str(f) for f in _folders(folder_paths)) or "(no model folders given)"
+    raise ModelContractError(f"pose model '{name}' was not found; looked in: {where}. Put the model "
+                             f"in one of these folders (e.g. ComfyUI/models/detection) and refresh the list")
+
+
+_FOREIGN_SIGNATURES = (
+    (b"PK\x03\x04", "a zip archive (a PyTorch .pt/.pth checkpoint?)"),
+    (b"\x80", "a Python pickle (a PyTorch checkpoint?)"),
+    (b"GGUF", "a GGUF file"),
+    (b"{", "a JSON file"),
+)
+
+
+def check_onnx_file(path: str | os.PathLike) -> pathlib.Path:
+    """Resolve ``path`` (a folder -> its end2end.onnx) and reject files that cannot be an ONNX model."""
+    p = resolve_model_path(path)
+    if is_external_data_companion(p):
+        siblings = sorted(s.name for s in p.parent.glob("*.onnx") if not is_external_data_companion(s))
+        which = f" ({', '.join(siblings)})" if siblings else ""
+        raise ModelContractError(
+            f"{p.name} is the external-data companion of an ONNX model (its weights), not a model: pick the "
+            f".onnx file next to it{which}; both files must stay in the same folder")
+    with open(p, "rb") as fh:
+        head = fh.read(16)
+    if not head:
+        raise ModelContractError(f"{p} is empty; download the model again")
+    for sig, what in _FOREIGN_SIGNATURES:
+        if head.startswith(sig):
+            raise ModelContractError(f"{p.name} is {what}, not an ONNX model; pick an .onnx file")
+    if len(head) >= 10 and head[8:10] == b'{"':
+        raise ModelContractError(f"{p.name} is a safetensors file, not an ONNX model; pick an .onnx file")
+    return p
+
+
+# ----------------------------------------------------------------------------------------- sessions
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError("onnxruntime is not installed; the pose models need it: "
+                           f"{INSTALL_GPU_HINT} (or pip install onnxruntime for the CPU only)") from exc
+    return onnxruntime
+
+
+def _prepare_cuda_libraries(ort: Any) -> None:
+    """Help onnxruntime-gpu find the CUDA/cuDNN libraries: torch loads its bundled copies on import,
+    and onnxruntime >= 1.21 can preload the ones of the nvidia-* wheels."""
+    try:
+        import torch  # noqa: F401
+    except Exception:  # pragma: no cover - torch is always there inside ComfyUI
+        pass
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception as exc:  # pragma: no cover - best effort
+            log.debug("onnxruntime.preload_dlls() failed: %s", exc)
+
+
+def _installed_runtimes() -> list[str]:
+    from importlib import metadata
+
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def _cuda_failure_reason(ort: Any, path: pathlib.Path, available: Sequence[str], device: str) -> str:
+    runtimes = _installed_runtimes()
+    torch_cuda = "unknown"
+    try:
+        import torch
+
+        torch_cuda = f"torch CUDA {torch.version.cuda}, GPU visible: {torch.cuda.is_available()}"
+    except Exception:  # pragma: no cover
+        pass
+    if "CUDAExecutionProvider" not in available:
+        why = (f"the installed onnxruntime ({ort.__version__}) has no CUDAExecutionProvider "
+               f"(providers: {', '.join(available)}); this is the CPU-only package")
+    else:
+        why = ("onnxruntime-gpu could not start its CUDA provider and fell back to the CPU (it does this "
+               "silently); usually the NVIDIA driver/GPU is not visible, or the CUDA/cuDNN libraries do "
+               "not match the onnxruntime-gpu build (see the onnxruntime error printed above)")
+    both = (" Both onnxruntime and onnxruntime-gpu are installed, and the CPU package shadows the GPU one."
+            if sum(r.startswith(("onnxruntime ", "onnxruntime-gpu ")) for r in runtimes) > 1 else "")
+    asked = "was requested" if device == "cuda" else "was tried (device 'auto')"
+    return (f"CUDA {asked} for {path.name} but {why}.{both} Installed: {', '.join(runtimes) or 'none'}; "
+            f"{torch_cuda}. Fix: {INSTALL_GPU_HINT}, then restart ComfyUI; or choose device 'cpu'.")
+
+
+def _create_session(ort: Any, path: pathlib.Path, providers: list, threads: int | None) -> Any:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    try:
+        return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+    except Exception as exc:
+        text = str(exc)
+        if "protobuf" in text.lower() or "INVALID_PROTOBUF" in text:
+            raise ModelContractError(
+                f"{path.name} is not a valid ONNX model ({text.strip()[:300]}). If it is a weights file (.bin/.data) "
+                f"pick the .onnx beside it; otherwise download the model again") from exc
+        if "external" in text.lower() or "No such file" in text:
+            raise ModelContractError(
+                f"{path.name} needs its external-data file (e.g. *_data.bin) in the same folder: "
+                f"{text.strip()[:300]}") from exc
+        raise ModelContractError(f"onnxruntime could not load {path}: {text.strip()[:500]}") from exc
+
+
+def load_session(path: str | os.PathLike, device: str = "auto", *, threads: int | None = None) -> Any:
+    """Open an onnxruntime InferenceSession on ``device`` ('auto' | 'cuda' | 'cpu').
+
+    A folder resolves to its ``end2end.onnx``. 'cuda' raises RuntimeError when the CUDA provider is
+    missing or did not start (never a silent CPU run); 'auto' then uses the CPU and logs a warning.
+    """
+    dev = str(device).lower().strip()
+    if dev not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got '{device}'")
+    p = check_onnx_file(path)
+    ort = _import_onnxruntime()
+    if dev == "cpu":
+        return _create_session(ort, p, ["CPUExecutionProvider"], threads)
+    _prepare_cuda_libraries(ort)
+    available = list(ort.get_available_providers())
+    if "CUDAExecutionProvider" in available:
+        session = _create_session(ort, p, ["CUDAExecutionProvider", "CPUExecutionProvider"], threads)
+        if session.get_providers() and session.get_providers()[0] == "CUDAExecutionProvider":
+            return session
+        reason = _cuda_failure_reason(ort, p, available, dev)
+        if dev == "cuda":
+            raise RuntimeError(reason)
+        log.warning("%s Running %s on the CPU instead (slow).", reason, p.name)
+        return session
+    reason = _cuda_failure_reason(ort, p, available, dev)
+    if dev == "cuda":
+        raise RuntimeError(reason)
+    log.warning("%s Running %s on the CPU instead (slow).", reason, p.name)
+    return _create_session(ort, p, ["CPUExecutionProvider"], threads)
+
+
+# ---------------------------------------------------------------------------------------- contracts
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, dims (an int, or None when symbolic) and numpy dtype of a model input or output."""
+
+    name: str
+    dims: tuple[int | None, ...]
+    dtype: Any
+
+    @property
+    def fixed_batch(self) -> int | None:
+        return self.dims[0] if self.dims else None
+
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def _spec(arg: Any) -> TensorSpec:
+    dims = tuple(d if isinstance(d, int) and d > 0 else None for d in (arg.shape or ()))
+    return TensorSpec(arg.name, dims, _ORT_TYPES.get(arg.type, np.float32))
+
+
+def _fits(dims: tuple[int | None, ...], expected: tuple[int | None, ...]) -> bool:
+    return len(dims) == len(expected) and all(d is None or e is None or d == e for d, e in zip(dims, expected))
+
+
+def _show(dims: tuple[int | None, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _io(session: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    return [_spec(a) for a in session.get_inputs()], [_spec(a) for a in session.get_outputs()]
+
+
+def check_detector_contract(session: Any, name: str = "detector") -> tuple[TensorSpec, TensorSpec]:
+    """Check a session against the YOLOv10 end-to-end contract; returns (input, output) specs."""
+    ins, outs = _io(session)
+    ok = (len(ins) == 1 and outs and _fits(ins[0].dims, (None, 3, DETECTOR_SIZE, DETECTOR_SIZE))
+          and _fits(outs[0].dims, (None, 300, 6)) and (ins[0].dims[0] is None or outs[0].dims[0] in (None, ins[0].dims[0])))
+    if not ok:
+        got = (f"inputs {[_show(s.dims) for s in ins]}, outputs {[_show(s.dims) for s in outs]}")
+        hint = ""
+        if ins and _fits(ins[0].dims, (None, 3, CROP_H, CROP_W)):
+            hint = " This looks like a pose model: connect it to the pose (ViTPose) input instead."
+        elif outs and len(outs[0].dims) == 3 and outs[0].dims[1] == 84:
+            hint = " This looks like a YOLOv8/11 raw-head export; export YOLOv10 end-to-end (or use yolov10m.onnx)."
+        raise ModelContractError(f"{name} is not {DETECTOR_CONTRACT}; it has {got}.{hint}")
+    return ins[0], outs[0]
+
+
+def check_pose_contract(session: Any, name: str = "pose model") -> tuple[TensorSpec, TensorSpec]:
+    """Check a session against the ViTPose-WholeBody heatmap contract; returns (input, output) specs."""
+    ins, outs = _io(session)
+    ok = (len(ins) == 1 and outs and _fits(ins[0].dims, (None, 3, CROP_H, CROP_W))
+          and _fits(outs[0].dims, (None, NUM_KEYPOINTS, HEATMAP_H, HEATMAP_W)))
+    if not ok:
+        got = f"inputs {[_show(s.dims) for s in ins]}, outputs {[_show(s.dims) for s in outs]}"
+        hint = ""
+        if ins and _fits(ins[0].dims, (None, 3, DETECTOR_SIZE, DETECTOR_SIZE)):
+            hint = " This looks like a detector: connect it to the detector (YOLO) input instead."
+        elif outs and len(outs[0].dims) == 4 and outs[0].dims[1] == 17:
+            hint = " This is a body-only (COCO-17) model; the pack needs the WholeBody (133-point) one."
+        raise ModelContractError(f"{name} is not {POSE_CONTRACT}; it has {got}.{hint}")
+    return ins[0], outs[0]
+
+
+# ------------------------------------------------------------------------------------------ running
+
+def _run_in_batches(session: Any, spec: TensorSpec, x: np.ndarray, batch_size: int, name: str) -> np.ndarray:
+    """Run ``x`` [n, ...] through a single-input session in batches, honouring a fixed batch dim
+    (a fixed size b: chunks of b, the last one zero-padded). Returns float32 outputs [n, ...]."""
+    n = x.shape[0]
+    fixed = spec.fixed_batch
+    step = fixed if fixed is not None else max(1, int(batch_size))
+    outs = []
+    for start in range(0, n, step):
+        part = x[start:start + step]
+        real = part.shape[0]
+        if fixed is not None and real < fixed:
+            pad = np.zeros((fixed - real,) + part.shape[1:], dtype=part.dtype)
+            part = np.concatenate([part, pad], axis=0)
+        try:
+            y = session.run(None, {spec.name: np.ascontiguousarray(part, dtype=spec.dtype)})[0]
+        except Exception as exc:
+            text = str(exc)
+            if "NoKernelImageForDevice" in text or "no kernel image" in text.lower():
+                raise RuntimeError(
+                    f"{name}: this onnxruntime-gpu build has no CUDA kernels for your GPU ({text.strip()[:200]}). "
+                    f"Install a newer onnxruntime-gpu that supports your GPU generation, or choose device "
+                    f"'cpu'.") from exc
+            raise
+        if y.shape[0] != part.shape[0]:
+            raise ModelContractError(f"{name} returned {y.shape[0]} results for a batch of {part.shape[0]}")
+        outs.append(np.asarray(y[:real], dtype=np.float32))
+    if not outs:
+        return np.zeros((0,), dtype=np.float32)
+    return np.concatenate(outs, axis=0)
+
+
+class PersonDetector:
+    """YOLOv10 end-to-end person detector over an onnxruntime session.
+
+    ``run(frames)`` returns, per frame, float32 boxes [k, 5] (x1, y1, x2, y2, score) in image
+    pixels: every person after the confidence filter and NMS, best first.
+    """
+
+    def __init__(self, session: Any, *, name: str = "detector", conf_threshold: float = DEFAULT_CONF,
+                 iou_threshold: float = DEFAULT_IOU, batch_size: int = 8):
+        self.session = session
+        self.name = name
+        self.input, self.output = check_detector_contract(session, name)
+        self.conf_threshold = float(conf_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.batch_size = max(1, int(batch_size))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "auto", **kwargs: Any) -> "PersonDetector":
+        p = check_onnx_file(path)
+        return cls(load_session(p, device), name=p.name, **kwargs)
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.input.fixed_batch is None
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def run(self, frames: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Detect people in RGB uint8 frames ([N, H, W, 3], one [H, W, 3], or a list of frames)."""
+        seq = list(frames) if isinstance(frames, (list, tuple)) or np.ndim(frames) == 4 else [frames]
+        results: list[np.ndarray] = []
+        for start in range(0, len(seq), self.batch_size):
+            part = seq[start:start + self.batch_size]
+            x = preprocess_for_detector(list(part))
+            raw = _run_in_batches(self.session, self.input, x, self.batch_size, self.name)
+            if raw.ndim != 3 or raw.shape[1:] != (300, 6):
+                raise ModelContractError(f"{self.name} returned {tuple(raw.shape)}; expected {DETECTOR_CONTRACT}")
+            for frame, rows in zip(part, raw):
+                h, w = np.shape(frame)[:2]
+                results.append(parse_detections(rows, w, h, self.conf_threshold, self.iou_threshold))
+        return results
+
+
+class WholeBodyPose:
+    """ViTPose COCO-WholeBody heatmap model over an onnxruntime session, run in batches of crops."""
+
+    def __init__(self, session: Any, *, name: str = "pose model", batch_size: int = 16,
+                 bgr_like_official: bool = False, padding: float = BOX_PADDING):
+        self.session = session
+        self.name = name
+        self.input, self.output = check_pose_contract(session, name)
+        self.batch_size = max(1, int(batch_size))
+        self.bgr_like_official = bool(bgr_like_official)
+        self.padding = float(padding)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "auto", **kwargs: Any) -> "WholeBodyPose":
+        p = check_onnx_file(path)
+        return cls(load_session(p, device), name=p.name, **kwargs)
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.input.fixed_batch is None
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def heatmaps(self, crops: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Heatmaps float32 [n, 133, 64, 48] of crops [n, 3, 256, 192], ``batch_size`` crops per run."""
+        x = np.asarray(crops)
+        if x.ndim != 4 or x.shape[1:] != (3, CROP_H, CROP_W):
+            raise ValueError(f"{self.name}: crops must be [n, 3, {CROP_H}, {CROP_W}], got {tuple(x.shape)}")
+        if x.shape[0] == 0:
+            return np.zeros((0, NUM_KEYPOINTS, HEATMAP_H, HEATMAP_W), dtype=np.float32)
+        hm = _run_in_batches(self.session, self.input, x, batch_size or self.batch_size, self.name)
+        if hm.shape[1:] != (NUM_KEYPOINTS, HEATMAP_H, HEATMAP_W):
+            raise ModelContractError(f"{self.name} returned {tuple(hm.shape)}; expected {POSE_CONTRACT}")
+        return hm
+
+    def crops(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """The normalised crops of ``boxes`` in one RGB uint8 frame, as this model expects them."""
+        return crop_batch(frame, boxes, padding=self.padding, bgr_like_official=self.bgr_like_official)
+
+    def decode(self, heatmaps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Keypoints [n, 133, 3] in image pixels from the heatmaps of the crops of ``boxes``."""
+        return keypoints_from_heatmaps(heatmaps, boxes, padding=self.padding)
+
+    def estimate(self, frame: np.ndarray, boxes: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Keypoints float32 [k, 133, 3] (x, y, score in image pixels) of the people in ``boxes``."""
+        b = np.asarray(boxes, dtype=np.float32).reshape(-1, np.shape(boxes)[-1] if np.size(boxes) else 5)
+        if b.shape[0] == 0:
+            return np.zeros((0, NUM_KEYPOINTS, 3), dtype=np.float32)
+        return self.decode(self.heatmaps(self.crops(frame, b), batch_size), b)

@@ -1,0 +1,221 @@
+"""ONNX pose models: listing, session/provider checks, contracts, and the detect+pose runner."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import tiny_onnx as T
+from wan_animate_kit.models.onnx_pose import (ModelContractError, PersonDetector, WholeBodyPose,
+                                              list_pose_models, load_session, resolve_model_path)
+from wan_animate_kit.models.pose_runner import detect_and_estimate
+from wan_animate_kit.preprocess.detection import parse_detections
+
+W, H = 480, 360  # a non-square frame, so the 640 -> image scaling differs per axis
+DET_BOXES = np.array([[0.0, 40.0, 150.0, 600.0, 0.92, 0.0],     # touches the left border
+                      [250.0, 100.0, 400.0, 560.0, 0.85, 0.0],
+                      [520.0, 380.0, 660.0, 660.0, 0.60, 0.0],  # runs off the bottom-right corner
+                      [255.0, 105.0, 398.0, 555.0, 0.50, 0.0],  # duplicate of the 2nd: NMS removes it
+                      [300.0, 300.0, 420.0, 500.0, 0.90, 2.0]])  # not a person
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return T.OnnxCache(tmp_path_factory.mktemp("tiny_onnx"))
+
+
+@pytest.fixture(scope="module")
+def peaks():
+    return T.default_peaks(seed=7)
+
+
+def _frames(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(n)]
+
+
+# ----------------------------------------------------------------------------------------- listing
+
+def test_list_models_skips_companions_and_lists_official_folders(tmp_path):
+    (tmp_path / "vitpose_h_wholebody_model.onnx").write_bytes(b"\x08\x07")
+    (tmp_path / "vitpose_h_wholebody_data.bin").write_bytes(b"w")
+    (tmp_path / "yolov10m.onnx").write_bytes(b"\x08\x07")
+    (tmp_path / "model.onnx.data").write_bytes(b"w")
+    (tmp_path / "weights_data.onnx").write_bytes(b"w")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    official = tmp_path / "vitpose_h_official"
+    official.mkdir()
+    (official / "end2end.onnx").write_bytes(b"\x08\x07")
+    (official / "end2end_data.bin").write_bytes(b"w")
+    (official / "other.onnx").write_bytes(b"\x08\x07")  # inside an official folder: the folder stands for it
+    nested = tmp_path / "more" / "deeper"
+    nested.mkdir(parents=True)
+    (nested / "vitpose-l-wholebody.onnx").write_bytes(b"\x08\x07")
+    (nested / "vitpose-l-wholebody.bin").write_bytes(b"w")
+    names = list_pose_models([tmp_path, tmp_path / "missing"])
+    assert names == ["more/deeper/vitpose-l-wholebody.onnx", "vitpose_h_official",
+                     "vitpose_h_wholebody_model.onnx", "yolov10m.onnx"]
+    assert resolve_model_path("vitpose_h_official", [tmp_path]) == official / "end2end.onnx"
+    with pytest.raises(ModelContractError, match="not found"):
+        resolve_model_path("nope.onnx", [tmp_path])
+
+
+# ------------------------------------------------------------------------------- session + errors
+
+def test_bin_companion_picked_as_model_is_explained(cache, tmp_path):
+    model = tmp_path / "vitpose_h_wholebody_model.onnx"
+    model.write_bytes(cache.get(T.make_vitpose).read_bytes())
+    companion = tmp_path / "vitpose_h_wholebody_data.bin"
+    companion.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelContractError, match="external-data companion.*vitpose_h_wholebody_model.onnx"):
+        load_session(companion, "cpu")
+    with pytest.raises(ModelContractError, match="external-data companion"):
+        WholeBodyPose.load(companion, "cpu")
+
+
+def test_non_onnx_files_are_rejected_clearly(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8).tobytes())
+    with pytest.raises(ModelContractError, match="junk.onnx"):
+        load_session(junk, "cpu")
+    pt = tmp_path / "pose.onnx"
+    pt.write_bytes(b"PK\x03\x04" + b"\x00" * 32)
+    with pytest.raises(ModelContractError, match="zip archive"):
+        load_session(pt, "cpu")
+
+
+def test_folder_resolves_to_end2end(cache, tmp_path):
+    folder = tmp_path / "official"
+    folder.mkdir()
+    (folder / "end2end.onnx").write_bytes(cache.get(T.make_vitpose).read_bytes())
+    pose = WholeBodyPose.load(folder, "cpu")
+    assert pose.name == "end2end.onnx" and pose.providers == ["CPUExecutionProvider"]
+
+
+def test_wrong_shapes_are_rejected_with_the_contract(cache):
+    with pytest.raises(ModelContractError, match=r"133.*COCO-17|COCO-17"):
+        WholeBodyPose(load_session(cache.get(T.make_wrong_vitpose), "cpu"))
+    with pytest.raises(ModelContractError, match=r"\[N, 300, 6\].*YOLOv8"):
+        PersonDetector(load_session(cache.get(T.make_wrong_detector), "cpu"))
+    with pytest.raises(ModelContractError, match="looks like a pose model"):
+        PersonDetector(load_session(cache.get(T.make_vitpose), "cpu"))
+    with pytest.raises(ModelContractError, match="looks like a detector"):
+        WholeBodyPose(load_session(cache.get(T.make_detector), "cpu"))
+
+
+def test_cuda_request_never_falls_back_silently(cache):
+    path = cache.get(T.make_detector)
+    try:
+        session = load_session(path, "cuda")
+    except RuntimeError as err:  # this machine: no usable CUDA provider
+        text = str(err)
+        assert "CUDA was requested" in text and "onnxruntime-gpu" in text and "cpu" in text
+    else:  # a machine where CUDA really works
+        assert session.get_providers()[0] == "CUDAExecutionProvider"
+
+
+def test_auto_device_warns_when_it_runs_on_cpu(cache, caplog):
+    with caplog.at_level(logging.WARNING):
+        session = load_session(cache.get(T.make_detector), "auto")
+    if session.get_providers()[0] == "CPUExecutionProvider":
+        assert any("on the CPU instead" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ValueError, match="device must be one of"):
+        load_session(cache.get(T.make_detector), "gpu")
+
+
+# ------------------------------------------------------------------------------------ detection
+
+def test_detector_returns_parsed_boxes_fixed_and_dynamic_batch(cache):
+    fixed = PersonDetector.load(cache.get(T.make_detector, boxes=DET_BOXES), "cpu")
+    dynamic = PersonDetector.load(cache.get(T.make_detector, boxes=DET_BOXES, dynamic_batch=True), "cpu",
+                                  batch_size=3)
+    assert not fixed.dynamic_batch and dynamic.dynamic_batch
+    frames = _frames(5)
+    expected = parse_detections(T.detector_rows(DET_BOXES), W, H)
+    assert expected.shape[0] == 3
+    for result in (fixed.run(frames), dynamic.run(frames)):
+        assert len(result) == 5
+        for boxes in result:
+            np.testing.assert_allclose(boxes, expected, rtol=1e-6)
+    np.testing.assert_allclose(expected[0, :4], [0, 40 * H / 640, 150 * W / 640, 600 * H / 640], rtol=1e-6)
+    np.testing.assert_allclose(expected[2, :4], [520 * W / 640, 380 * H / 640, W, H], rtol=1e-6)  # clipped
+
+
+# ------------------------------------------------------------- whole path: crop, decode, back-project
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_synthetic_peaks_recovered_through_whole_path(cache, peaks, dynamic):
+    detector = PersonDetector.load(cache.get(T.make_detector, boxes=DET_BOXES), "cpu")
+    pose = WholeBodyPose.load(cache.get(T.make_vitpose, peaks=peaks, dynamic_batch=dynamic), "cpu")
+    frames = _frames(3)
+    out = detect_and_estimate(frames, detector, pose, batch_size=4)
+    assert len(out) == 3
+    heat = T.gaussian_heatmaps(peaks)
+    for boxes, kps in out:
+        assert boxes.shape == (3, 5) and kps.shape == (3, 133, 3)
+        for box, kp in zip(boxes, kps):
+            x1, y1, x2, y2 = box[:4].astype(np.float64)
+            w, h = x2 - x1, y2 - y1
+            w, h = (w, w / 0.75) if w > 0.75 * h else (h * 0.75, h)
+            w, h = w * 1.25, h * 1.25
+            # independent closed form: cell u of 48 spans w / 48 image pixels, cell 24 is the box centre
+            ex = (x1 + x2) / 2 + (peaks[:, 0] - 24) * w / 48
+            ey = (y1 + y2) / 2 + (peaks[:, 1] - 32) * h / 64
+            assert np.abs(kp[:, 0] - ex).max() / (w / 48) < 0.1
+            assert np.abs(kp[:, 1] - ey).max() / (h / 64) < 0.1
+            np.testing.assert_allclose(kp[:, 2], heat.reshape(133, -1).max(axis=1), rtol=1e-5)
+
+
+def test_frames_without_people_get_zero_people(cache):
+    nobody = np.array([[10.0, 10.0, 200.0, 400.0, 0.01, 0.0]])  # below the 0.05 threshold
+    detector = PersonDetector.load(cache.get(T.make_detector, boxes=nobody), "cpu")
+    pose = WholeBodyPose.load(cache.get(T.make_vitpose), "cpu")
+    out = detect_and_estimate(_frames(2), detector, pose)
+    assert [o.boxes.shape for o in out] == [(0, 5), (0, 5)]
+    assert [o.keypoints.shape for o in out] == [(0, 133, 3), (0, 133, 3)]
+
+
+def test_batched_and_one_at_a_time_give_identical_keypoints(cache, peaks):
+    detector = PersonDetector.load(cache.get(T.make_detector, boxes=DET_BOXES, dynamic_batch=True), "cpu")
+    dyn = WholeBodyPose.load(cache.get(T.make_vitpose, peaks=peaks, input_gain=0.05), "cpu")
+    fixed = WholeBodyPose.load(cache.get(T.make_vitpose, peaks=peaks, input_gain=0.05, dynamic_batch=False), "cpu")
+    frames = _frames(7, seed=4)
+    runs = [detect_and_estimate(frames, detector, dyn, batch_size=16),
+            detect_and_estimate(frames, detector, dyn, batch_size=5, chunk_frames=3),
+            detect_and_estimate(iter(frames), detector, dyn, batch_size=1, chunk_frames=1),
+            detect_and_estimate(frames, detector, fixed, batch_size=16)]
+    ref = np.stack([r.keypoints for r in runs[0]])
+    for run in runs[1:]:
+        np.testing.assert_allclose(np.stack([r.keypoints for r in run]), ref, rtol=0, atol=1e-4)
+    # the test has teeth: every crop's content moves its keypoints differently
+    single = np.stack([dyn.estimate(f, r.boxes) for f, r in zip(frames, runs[0])])
+    np.testing.assert_allclose(single, ref, rtol=0, atol=1e-4)
+    rel = ref[..., :2] - ref[:, :, :1, :2]
+    assert np.abs(rel[0] - rel[1]).max() > 0.05
+
+
+def test_progress_per_chunk_and_should_stop(cache):
+    detector = PersonDetector.load(cache.get(T.make_detector, boxes=DET_BOXES), "cpu")
+    pose = WholeBodyPose.load(cache.get(T.make_vitpose), "cpu")
+    calls = []
+    out = detect_and_estimate(_frames(5), detector, pose, batch_size=2, chunk_frames=2,
+                              progress=lambda done, total: calls.append((done, total)))
+    assert len(out) == 5 and calls == [(2, 5), (4, 5), (5, 5)]
+
+    class Cancelled(Exception):
+        pass
+
+    asked = []
+
+    def stop():
+        asked.append(1)
+        if len(asked) > 1:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        detect_and_estimate(iter(_frames(5)), detector, pose, chunk_frames=2, should_stop=stop)
+    assert len(asked) == 2
+    with pytest.raises(ValueError, match="uint8"):
+        detect_and_estimate([np.zeros((H, W, 3), np.float32)], detector, pose)
