@@ -1,0 +1,354 @@
+"""Pose retargeting for Animation mode: move the driving motion onto the reference character's body.
+
+``retarget(driving, reference, ...)`` rebuilds every driving frame on the official 20-point body
+with the reference's bone lengths (each bone keeps its driving angle), places the result where the
+character stands in the reference image and writes it back as 133 COCO-WholeBody points on the
+output canvas. Two modes:
+
+* ``'official'`` reproduces wan-animate-reference.md §3.6: ratios from driving frame 0, max
+  symmetrisation of ratios, translation offsets from frame 0. It fails when frame 0 is not a
+  front-facing, stretched pose (foreshortened bones in frame 0 give stretched bones later).
+* ``'default'`` picks an anchor frame (the most extended, frontal pose, or the user's), symmetrises
+  bone *lengths* by max (the less foreshortened side wins), clamps every relative ratio, falls back
+  to the twin bone then the torso for missing bones, and keeps the feet on the ground frame by frame.
+
+Units: ``scale`` is reference pixels per driving pixel (the official ``scale_min`` is ``1/scale``);
+``ratios`` are per bone in the same unit; ``relative_ratios = ratios / scale``.
+Keypoints below ``threshold`` are copied through untouched (position and score) and do not steer
+anything; confident points keep their scores.
+Replacement mode never retargets: see ``RETARGET_REPLACEMENT_WARNING``.
+"""
+from __future__ import annotations
+
+import math
+import warnings as _warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .keypoints import to_body20
+from .pose_types import PoseSequence
+from .retarget_official import (
+    AVERAGED_PAIRS, BONE_NAMES, PART_BONES, SYMMETRIC_PAIRS, apply_part_scale, assemble_133,
+    body_type, bone_lengths, global_scale, hip_mid_x, lowest_foot_y, min_body_type,
+    official_ground_reference, official_ground_result, official_relative_ratios, rebuild_chain,
+    swap_crossed_hands,
+)
+
+__all__ = ["RetargetResult", "retarget", "choose_anchor_frame", "default_relative_ratios",
+           "RETARGET_REPLACEMENT_WARNING", "BONE_NAMES", "PART_BONES", "MODES"]
+
+MODES = ("default", "official")
+RETARGET_REPLACEMENT_WARNING = (
+    "Pose retargeting only applies to Animation mode. Replacement mode keeps the driving video's "
+    "own body proportions (the character is inserted into the video's person), so the retargeted "
+    "poses are ignored: feed the un-retargeted poses, or switch to Animation mode.")
+ASPECT_TOLERANCE = 0.05  # relative difference allowed between the reference and output aspect
+
+
+@dataclass
+class RetargetResult:
+    """What ``retarget`` returns.
+
+    poses: the retargeted subject only, on an out_width x out_height canvas, ``retargeted=True``.
+    ratios: [19] reference px per driving px per bone (``BONE_NAMES`` order), as used.
+    relative_ratios: ``ratios / scale`` (1 = the character has the driver's proportions).
+    anchor_frame: driving frame the ratios (unless T-poses were given) and the placement come from.
+    body_type: 'full_body' (anchored on the feet), 'three_quarter' or 'half_body' (on the neck).
+    scale: global scale, reference px per driving px.
+    """
+
+    poses: PoseSequence
+    ratios: np.ndarray
+    anchor_frame: int
+    body_type: str
+    scale: float
+    warnings: list[str] = field(default_factory=list)
+    relative_ratios: np.ndarray | None = None
+    mode: str = "default"
+    scale_method: str = ""
+
+    def ratio_dict(self) -> dict[str, float]:
+        return {n: float(r) for n, r in zip(BONE_NAMES, self.ratios)}
+
+
+# --------------------------------------------------------------------------------------------
+# default-mode rules
+# --------------------------------------------------------------------------------------------
+def _robust_max(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """95th percentile ignoring NaN (NaN for an all-NaN column), without warnings."""
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanpercentile(a, 95, axis=axis)
+
+
+def choose_anchor_frame(b20: np.ndarray, thr: float) -> tuple[int, np.ndarray]:
+    """Pick the most extended, most frontal driving frame.
+
+    b20 [T, 20, 3]. Score = 2 x extension (mean over the 19 bones of length / the bone's
+    95th-percentile length over the clip, capped at 1, missing bones count 0) + frontality
+    (shoulder width over torso length, relative to its clip 95th percentile) + 0.5 when the person
+    faces the camera (left shoulder on the image right). Frames without a confident neck score -inf.
+    Returns (frame, scores); frame is -1 if no frame has a confident neck.
+    """
+    b20 = np.asarray(b20, np.float64)
+    lengths = bone_lengths(b20, thr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ext = np.nan_to_num(np.minimum(lengths / _robust_max(lengths), 1.0)).mean(axis=1)
+        shoulder = lengths[:, 0]
+        hips_ok = (b20[:, [8, 11], 2] >= thr).all(axis=1) & (b20[:, 1, 2] >= thr)
+        torso = np.hypot(*(b20[:, [8, 11], :2].mean(axis=1) - b20[:, 1, :2]).T)
+        spread = np.where(hips_ok & (torso > 1e-9), shoulder / torso, np.nan)
+        frontal = np.where(np.isfinite(spread), spread / _robust_max(spread), shoulder / _robust_max(shoulder))
+    frontal = np.nan_to_num(np.minimum(frontal, 1.0))
+    facing = (b20[:, 5, 0] > b20[:, 2, 0]) & (b20[:, [2, 5], 2] >= thr).all(axis=1)
+    scores = 2.0 * ext + frontal + 0.5 * facing
+    scores = np.where(b20[:, 1, 2] >= thr, scores, -np.inf)
+    if not np.isfinite(scores).any():
+        return -1, scores
+    return int(np.argmax(scores)), scores
+
+
+def default_relative_ratios(src_len: np.ndarray, dst_len: np.ndarray, unit: float,
+                            clamp: tuple[float, float]) -> tuple[np.ndarray, list[str]]:
+    """Relative ratios of the default mode.
+
+    Left/right (and eye/ear) pairs first take the max *length* on each side, so a foreshortened or
+    missing bone takes its twin; a bone still missing takes the torso ratio, else 1. Each ratio is
+    then clamped to ``clamp``. ``unit`` is the global scale of the pair the lengths come from.
+    """
+    src = np.asarray(src_len, np.float64).copy()
+    dst = np.asarray(dst_len, np.float64).copy()
+    for a, b in SYMMETRIC_PAIRS + AVERAGED_PAIRS:
+        src[a] = src[b] = np.fmax(src[a], src[b])
+        dst[a] = dst[b] = np.fmax(dst[a], dst[b])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = dst / (src * unit)
+    bad = ~np.isfinite(rel) | (rel <= 0)
+    warnings: list[str] = []
+    if bad.any():
+        torso_ok = not bad[6]
+        fill = rel[6] if torso_ok else 1.0
+        names = ", ".join(BONE_NAMES[i] for i in np.flatnonzero(bad))
+        how = "the torso ratio" if torso_ok else "the global scale (torso missing too)"
+        warnings.append(f"bone ratio missing on both sides for {names}: used {how}")
+        rel[bad] = fill
+    lo, hi = clamp
+    clipped = np.clip(rel, lo, hi)
+    for i in np.flatnonzero(clipped != rel):
+        warnings.append(f"relative ratio of {BONE_NAMES[i]} ({rel[i]:.2f}) clamped to {clipped[i]:.2f}")
+    return clipped, warnings
+
+
+# --------------------------------------------------------------------------------------------
+# argument checks
+# --------------------------------------------------------------------------------------------
+def _subject(seq: PoseSequence, name: str) -> np.ndarray:
+    if not isinstance(seq, PoseSequence):
+        raise ValueError(f"{name}: expected a PoseSequence, got {type(seq).__name__}")
+    if seq.num_frames == 0:
+        raise ValueError(f"{name}: the pose sequence has no frames")
+    if seq.num_people == 0:
+        raise ValueError(f"{name}: no person found in this pose input; run pose extraction on an "
+                         f"image or video that shows the whole person")
+    return seq.subject_keypoints.astype(np.float64)
+
+
+def _single_frame(seq: PoseSequence, name: str, thr: float, warnings: list[str]) -> np.ndarray:
+    kps = _subject(seq, name)
+    if kps.shape[0] > 1:
+        warnings.append(f"{name}: {kps.shape[0]} frames given, only frame 0 is used")
+    frame = kps[0]
+    if not (frame[:, 2] >= thr).any():
+        raise ValueError(f"{name}: no person found (no keypoint reaches confidence {thr}); give a "
+                         f"character image where the body is clearly visible")
+    if (to_body20(frame)[1, 2]) < thr:
+        raise ValueError(f"{name}: the character's shoulders are not visible (confidence < {thr}); "
+                         f"retargeting needs at least the shoulders of the character")
+    return frame
+
+
+def _check_options(mode, out_width, out_height, reference, ratio_clamp, part_scale, threshold,
+                   ref_tpose, drv_tpose) -> dict[str, float]:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    for name, v in (("out_width", out_width), ("out_height", out_height)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"{name} must be a positive integer (pixels of the output canvas), got {v!r}")
+    ref_aspect = reference.width / reference.height
+    out_aspect = out_width / out_height
+    if abs(out_aspect / ref_aspect - 1.0) > ASPECT_TOLERANCE:
+        raise ValueError(
+            f"canvas mismatch: out_width x out_height = {out_width}x{out_height} does not have the aspect "
+            f"of the reference canvas {reference.width}x{reference.height}; pass the size the reference "
+            f"image is resized to for sampling")
+    if not (0.0 < float(threshold) <= 1.0):
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    lo, hi = (float(v) for v in ratio_clamp)
+    if not (0.0 < lo <= 1.0 <= hi and math.isfinite(hi)):
+        raise ValueError(f"ratio_clamp must be (low, high) with 0 < low <= 1 <= high, got {ratio_clamp!r}")
+    scales = {"head": 1.0, "torso": 1.0, "arms": 1.0, "legs": 1.0}
+    for k, v in (part_scale or {}).items():
+        if k not in scales:
+            raise ValueError(f"part_scale: unknown part {k!r}; use {sorted(scales)}")
+        if not (math.isfinite(float(v)) and float(v) > 0):
+            raise ValueError(f"part_scale[{k!r}] must be a positive number, got {v!r}")
+        scales[k] = float(v)
+    if (ref_tpose is None) != (drv_tpose is None):
+        raise ValueError("ref_tpose and drv_tpose go together: give both T-pose images (the edited "
+                         "reference and the edited driving frame) or neither")
+    return scales
+
+
+def _anchor_index(anchor_frame, mode: str, drv20: np.ndarray, thr: float) -> int:
+    t = drv20.shape[0]
+    if anchor_frame is not None:
+        a = int(anchor_frame)
+        if not -t <= a < t:
+            raise ValueError(f"anchor_frame {anchor_frame} is outside the {t} driving frames")
+        a %= t
+        if drv20[a, 1, 2] < thr:
+            raise ValueError(f"anchor_frame {a}: the driving subject's shoulders are not confident "
+                             f"there; pick a frame where the person is clearly visible")
+        return a
+    if mode == "official":
+        if drv20[0, 1, 2] < thr:
+            raise ValueError("driving: official mode measures the bones on frame 0, but the subject's "
+                             "shoulders are not confident there; use mode='default' or pass anchor_frame")
+        return 0
+    a, _ = choose_anchor_frame(drv20, thr)
+    if a < 0:
+        raise ValueError(f"driving: the subject's shoulders never reach confidence {thr} in any frame; "
+                         f"nothing to retarget")
+    return a
+
+
+# --------------------------------------------------------------------------------------------
+# the API
+# --------------------------------------------------------------------------------------------
+def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "default",
+             out_width: int, out_height: int, ref_tpose: PoseSequence | None = None,
+             drv_tpose: PoseSequence | None = None, anchor_frame: int | None = None,
+             ratio_clamp: tuple[float, float] = (0.5, 2.0), part_scale: dict[str, float] | None = None,
+             keep_feet_on_ground: bool = True, threshold: float = 0.5) -> RetargetResult:
+    """Retarget the driving subject's motion onto the reference character (Animation mode).
+
+    driving: the tracked driving video; reference: the character image through the same
+    extraction (frame 0 of its subject is used). ref_tpose/drv_tpose (both or neither): T-pose
+    versions of the reference and of a driving frame; bone ratios then come from them (the
+    paper's auxiliary route). anchor_frame: the driving frame to measure and place on (default:
+    chosen automatically in 'default' mode, 0 in 'official' mode). ratio_clamp and
+    keep_feet_on_ground apply to 'default' mode only; part_scale multiplies the ratios of the
+    head / torso / arms / legs bones in both modes.
+    """
+    scales = _check_options(mode, out_width, out_height, reference, ratio_clamp, part_scale,
+                            threshold, ref_tpose, drv_tpose)
+    thr = float(threshold)
+    official = mode == "official"
+    warnings: list[str] = []
+    drv = _subject(driving, "driving")
+    ref = _single_frame(reference, "reference", thr, warnings)
+    drv = swap_crossed_hands(drv, drv[..., 2] >= thr, strict=not official)
+    drv20, ref20 = to_body20(drv).astype(np.float64), to_body20(ref).astype(np.float64)
+    drv_ok, ref_ok = drv20[..., 2] >= thr, ref20[:, 2] >= thr
+    a = _anchor_index(anchor_frame, mode, drv20, thr)
+    dwh, rwh = (driving.width, driving.height), (reference.width, reference.height)
+    scale_thr = 0.5 if official else thr
+    g, scale_method = global_scale(drv20[a], ref20, dwh, rwh, scale_thr)
+
+    # per-bone ratios
+    if ref_tpose is not None:
+        tp_ref = to_body20(_single_frame(ref_tpose, "ref_tpose", thr, warnings)).astype(np.float64)
+        tp_drv = to_body20(_single_frame(drv_tpose, "drv_tpose", thr, warnings)).astype(np.float64)
+        unit, _ = global_scale(tp_drv, tp_ref, (drv_tpose.width, drv_tpose.height),
+                               (ref_tpose.width, ref_tpose.height), scale_thr)
+        src_len, dst_len = bone_lengths(tp_drv, thr), bone_lengths(tp_ref, thr)
+    else:
+        unit, src_len, dst_len = g, bone_lengths(drv20[a], thr), bone_lengths(ref20, thr)
+    if official:
+        rel, w = official_relative_ratios(src_len, dst_len, unit)
+    else:
+        rel, w = default_relative_ratios(src_len, dst_len, unit, (float(ratio_clamp[0]), float(ratio_clamp[1])))
+    warnings += w
+    rel = apply_part_scale(rel, scales)
+    ratios = rel * g
+
+    # body type and anchoring
+    ref_type = body_type(ref20, *rwh)
+    drv_type = body_type(drv20[a], *dwh)
+    kind = min_body_type(drv_type, ref_type)
+    if ref_type != "full_body":
+        missing = "ankles" if ref_type == "three_quarter" else "hips and ankles"
+        warnings.append(f"reference: the character's {missing} are not visible, so this is a "
+                        f"{ref_type.replace('_', ' ')} retarget anchored on the neck; missing leg "
+                        f"bones take the ratios of their twin / the torso")
+    if drv_type != "full_body" and ref_type == "full_body":
+        warnings.append(f"driving frame {a}: the subject is not fully in frame ({drv_type}); "
+                        f"anchoring on the neck")
+    chain = rebuild_chain(drv20[..., :2], drv_ok, ratios, g)
+    if (~drv_ok[:, 1] & drv_ok.any(axis=1)).any():
+        n = int((~drv_ok[:, 1] & drv_ok.any(axis=1)).sum())
+        warnings.append(f"driving: {n} frames have no confident neck; their torso keeps the "
+                        f"driver's proportions")
+
+    offset, dy, kind = _placement(chain, ref20[:, :2], ref_ok, drv20[..., :2], drv_ok, a, g, kind,
+                                  official, keep_feet_on_ground, warnings)
+
+    # write back into 133 points, then to the output canvas
+    if official:
+        hands = (max(ratios[0], ratios[1]),) * 2
+    else:
+        hands = (ratios[3], ratios[5])
+    face = (ratios[13] + ratios[15]) / 2
+    ok133 = drv[..., 2] >= thr
+    xy, moved = assemble_133(drv, ok133, chain, hands, face, snap_hand_root=official)
+    xy = xy + offset + np.stack([np.zeros_like(dy), dy], axis=1)[:, None]
+    fit = min(out_width / rwh[0], out_height / rwh[1])
+    shift = np.array([(out_width - rwh[0] * fit) / 2, (out_height - rwh[1] * fit) / 2])
+    xy = xy * fit + shift
+    out = drv.copy()
+    out[..., :2] = np.where(moved[..., None], xy, drv[..., :2])
+
+    note = f"retargeted ({mode}, anchor frame {a}, {kind})"
+    poses = driving.only_subject()
+    poses = poses.with_canvas(out_width, out_height, retargeted=True, notes=tuple(driving.notes) + (note,))
+    poses = poses.with_subject_keypoints(out.astype(np.float32))
+    return RetargetResult(poses=poses, ratios=ratios, anchor_frame=a, body_type=kind, scale=float(g),
+                          warnings=warnings, relative_ratios=ratios / g, mode=mode,
+                          scale_method=scale_method)
+
+
+def _placement(chain, ref_xy, ref_ok, drv_xy, drv_ok, a: int, g: float, kind: str, official: bool,
+               keep_feet: bool, warnings: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+    """Translation (reference px) from the anchor frame, the per-frame ground correction dy and
+    the body type really used (a full body falls back to the neck when its feet are not confident)."""
+    t = chain.out.shape[0]
+    dy = np.zeros(t)
+    res_a, ok_a = chain.out[a], chain.placed[a]
+    if kind == "full_body":
+        if official:
+            ref_y, res_y = official_ground_reference(ref_xy, ref_ok), official_ground_result(res_a, ok_a)
+        else:
+            ref_y, res_y = float(lowest_foot_y(ref_xy, ref_ok)), float(lowest_foot_y(res_a, ok_a))
+        off = np.array([hip_mid_x(ref_xy, ref_ok) - hip_mid_x(res_a, ok_a), ref_y - res_y])
+        if np.isfinite(off).all():
+            if not official and keep_feet:
+                dy = _ground_follow(chain, drv_xy, drv_ok, a, g, off[1])
+            return off, dy, kind
+        warnings.append(f"feet or hips below the threshold in the reference or driving frame {a}: "
+                        f"anchoring on the neck instead")
+        kind = "three_quarter"
+    return ref_xy[1] - res_a[1], dy, kind
+
+
+def _ground_follow(chain, drv_xy, drv_ok, a: int, g: float, off_y: float) -> np.ndarray:
+    """Per-frame vertical shift so the result's lowest foot follows the driver's lowest foot."""
+    drv_low = lowest_foot_y(drv_xy, drv_ok)
+    res_low = lowest_foot_y(chain.out, chain.placed) + off_y
+    target = res_low[a] + (drv_low - drv_low[a]) * g
+    dy = target - res_low
+    valid = np.isfinite(dy)
+    if not valid.any():
+        return np.zeros_like(dy)
+    frames = np.arange(dy.shape[0])
+    return np.interp(frames, frames[valid], dy[valid])
