@@ -59,10 +59,16 @@ def to_float(mask: Any) -> np.ndarray:
     return np.clip(mask.astype(np.float32), 0.0, 1.0)
 
 
-def _per_frame(mask: np.ndarray, fn) -> np.ndarray:
+def _per_frame(mask: np.ndarray, fn, dtype=None, shape=None) -> np.ndarray:
+    """Apply ``fn(frame, out_frame)`` to every frame, writing into one preallocated (zeroed) array."""
     if mask.ndim == 2:
-        return fn(mask)
-    return np.stack([fn(m) for m in mask]) if len(mask) else mask.copy()
+        out = np.zeros(shape or mask.shape, dtype or mask.dtype)
+        fn(mask, out)
+        return out
+    out = np.zeros((len(mask),) + (shape or mask.shape[1:]), dtype or mask.dtype)
+    for m, o in zip(mask, out):
+        fn(m, o)
+    return out
 
 
 # ------------------------------------------------------------------------------------- operations
@@ -86,16 +92,20 @@ def dilate(mask: np.ndarray, kernel: int = 7, iterations: int = 3) -> np.ndarray
         work = mask
     else:
         work = mask.astype(np.float32)
-    out = _per_frame(work, lambda m: cv2.dilate(np.ascontiguousarray(m), k, iterations=int(iterations)))
+    out = _per_frame(work, lambda m, o: cv2.dilate(np.ascontiguousarray(m), k, dst=o, iterations=int(iterations)))
     return out.astype(mask.dtype, copy=False) if out.dtype != mask.dtype else out
 
 
 def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """(x1, y1, x2, y2) exclusive bounds of a frame's on pixels, None when it has none."""
-    on = binary(mask)
-    if on.ndim != 2:
-        raise ValueError(f"bounding_box takes one [H, W] frame, got shape {on.shape}")
-    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(on).view(np.uint8))
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"bounding_box takes one [H, W] frame, got shape {mask.shape}")
+    if mask.dtype == np.uint8:
+        on = mask  # non-zero pixels, as ``binary`` defines them
+    else:
+        on = np.ascontiguousarray(binary(mask)).view(np.uint8)
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(on))
     if w == 0 or h == 0:
         return None
     return x, y, x + w, y + h
@@ -106,16 +116,14 @@ def _cell_edges(length: int, cells: int) -> np.ndarray:
     return (np.arange(cells + 1) * length) // cells
 
 
-def _block_frame(mask: np.ndarray, kh: int, kw: int) -> np.ndarray:
-    out = np.zeros_like(mask)
+def _block_frame(mask: np.ndarray, out: np.ndarray, kh: int, kw: int, on) -> None:
     box = bounding_box(mask)
     if box is None:
-        return out
+        return
     x1, y1, x2, y2 = box
-    on = _on_value(mask)
     if kh == 1 and kw == 1:
         out[y1:y2, x1:x2] = on
-        return out
+        return
     crop = binary(mask[y1:y2, x1:x2]).view(np.uint8)
     ye = _cell_edges(y2 - y1, kh)
     xe = _cell_edges(x2 - x1, kw)
@@ -123,7 +131,6 @@ def _block_frame(mask: np.ndarray, kh: int, kw: int) -> np.ndarray:
     cells = np.maximum.reduceat(rows, xe[:-1], axis=1).astype(bool)
     full = np.repeat(np.repeat(cells, np.diff(ye), axis=0), np.diff(xe), axis=1)
     out[y1:y2, x1:x2][full] = on
-    return out
 
 
 def block_mask(mask: np.ndarray, kh: int = 1, kw: int = 1) -> np.ndarray:
@@ -137,7 +144,8 @@ def block_mask(mask: np.ndarray, kh: int = 1, kw: int = 1) -> np.ndarray:
     mask = _check_mask(mask)
     if int(kh) < 1 or int(kw) < 1:
         raise ValueError(f"block grid must be at least 1x1, got {kh}x{kw}")
-    return _per_frame(mask, lambda m: _block_frame(m, int(kh), int(kw)))
+    on = _on_value(mask)
+    return _per_frame(mask, lambda m, o: _block_frame(m, o, int(kh), int(kw), on))
 
 
 def head_ellipse(head_points: np.ndarray, threshold: float = 0.3, radius_scale: float = 1.0,
@@ -196,25 +204,40 @@ def feather(mask: np.ndarray, radius: float, inside: bool = False) -> np.ndarray
 
     For the final composite only; the model's conditioning mask stays hard. With ``inside=True``
     the mask is first eroded by ``radius`` so the soft edge lies within the original mask and
-    every pixel outside it stays exactly 0.
+    every pixel outside it stays exactly 0. Only the mask's bounding box plus a margin is
+    filtered (the result elsewhere is exactly 0), which keeps this fast on large frames.
     """
     mask = _check_mask(mask)
     if radius < 0:
         raise ValueError(f"feather radius must be >= 0, got {radius}")
-    soft = to_float(mask)
     r = int(round(radius))
     if r == 0:
-        return soft
+        return to_float(mask)
+    scale = np.float32(255.0 if mask.dtype == np.uint8 and mask.size and mask.max() > 1 else 1.0)
     k = 2 * r + 1
     sigma = max(r / 2.0, 0.5)
     erode = np.ones((k, k), np.uint8) if inside else None
 
-    def one(m: np.ndarray) -> np.ndarray:
+    def one(m: np.ndarray, out: np.ndarray) -> None:
+        nz = m if m.dtype == np.uint8 else np.ascontiguousarray(m != 0).view(np.uint8)
+        x, y, w, h = cv2.boundingRect(np.ascontiguousarray(nz))
+        if w == 0 or h == 0:
+            return
+        e = r + 1  # blur and erosion reach r pixels: outside this margin the result is exactly 0
+        y1, y2 = max(0, y - e), min(m.shape[0], y + h + e)
+        x1, x2 = max(0, x - e), min(m.shape[1], x + w + e)
+        crop = m[y1:y2, x1:x2]
+        if crop.dtype == bool:
+            soft = crop.astype(np.float32)
+        elif crop.dtype.kind == "f":
+            soft = np.clip(crop.astype(np.float32), 0.0, 1.0)
+        else:
+            soft = crop.astype(np.float32) / scale
         if erode is not None:
-            m = cv2.erode(m, erode, borderType=cv2.BORDER_REPLICATE)
-        return cv2.GaussianBlur(m, (k, k), sigma, borderType=cv2.BORDER_REPLICATE)
+            soft = cv2.erode(soft, erode, borderType=cv2.BORDER_REPLICATE)
+        cv2.GaussianBlur(soft, (k, k), sigma, dst=out[y1:y2, x1:x2], borderType=cv2.BORDER_REPLICATE)
 
-    return _per_frame(soft, one)
+    return _per_frame(mask, one, dtype=np.float32)
 
 
 def fill_empty_masks(masks: np.ndarray) -> tuple[np.ndarray, list[int]]:
@@ -266,8 +289,10 @@ def resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
     work = masks.view(np.uint8) if masks.dtype == bool else masks
     if work.dtype == np.float64:
         work = work.astype(np.float32)
-    out = _per_frame(work, lambda m: cv2.resize(np.ascontiguousarray(m), (int(width), int(height)),
-                                                 interpolation=cv2.INTER_NEAREST))
+    def one(m: np.ndarray, o: np.ndarray) -> None:
+        o[...] = cv2.resize(np.ascontiguousarray(m), (int(width), int(height)), interpolation=cv2.INTER_NEAREST)
+
+    out = _per_frame(work, one, shape=(int(height), int(width)))
     return out.astype(masks.dtype, copy=False)
 
 
@@ -295,8 +320,8 @@ def environment_frames(frames: Any, mask: Any) -> Any:
     m = to_float(mask)
     if m.shape != frames.shape[:-1]:
         raise ValueError(f"mask {m.shape} does not match frames {frames.shape}")
-    out = frames * (1 - m[..., None]).astype(frames.dtype if frames.dtype.kind == "f" else np.float32)
-    return out
+    keep = np.subtract(1, m, dtype=frames.dtype if frames.dtype.kind == "f" else np.float32)
+    return frames * keep[..., None]
 
 
 def overlay(frames: np.ndarray, mask: np.ndarray, colour: Sequence[float] = (255, 0, 0),

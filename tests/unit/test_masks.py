@@ -135,6 +135,20 @@ def test_feather_soft_edge_and_inside():
     assert np.array_equal(M.feather(m, 0), m.astype(np.float32))
 
 
+@pytest.mark.parametrize("inside", [False, True])
+def test_feather_crop_equals_full_frame_blur(rng, inside):
+    """Filtering only around the mask must give the same result as filtering the whole frame."""
+    import cv2
+
+    for m in (random_mask(rng, 60, 70, 0.002), np.pad(np.ones((10, 12), np.uint8) * 255, ((0, 40), (5, 30)))):
+        r = 5
+        full = M.to_float(m)
+        if inside:
+            full = cv2.erode(full, np.ones((11, 11), np.uint8), borderType=cv2.BORDER_REPLICATE)
+        want = cv2.GaussianBlur(full, (11, 11), 2.5, borderType=cv2.BORDER_REPLICATE)
+        assert np.allclose(M.feather(m, r, inside=inside), want, atol=1e-6)
+
+
 def test_fill_empty_masks():
     t = np.zeros((6, 4, 4), np.uint8)
     t[1, 0, 0] = 1
