@@ -1,0 +1,216 @@
+"""Face boxes from the 68 face landmarks, and 512x512 face crops.
+
+Two box rules:
+
+* ``'official'`` (wan-animate-reference.md §3.5): per frame the min/max box of the landmarks, its
+  area x 1.3 (``w * sqrt(1.3)``, ``h * sqrt(1.3)``), the extra width split evenly, the extra height
+  3/4 upwards and 1/4 downwards, clipped to the image; no smoothing, no confidence check. Cropping
+  such a box to 512x512 stretches the face, as the official pipeline does.
+* ``'square'`` (default): a square of side ``max(w, h) * scale`` centred on the landmarks and lifted
+  by ``lift * h`` for the forehead, at least ``min_size`` pixels, smoothed over time (centre by a
+  lag-free One-Euro filter, size by a Gaussian), allowed to extend past the image (the crop pads
+  instead of shifting the face). Frames whose face is missing or unsure keep the last good box,
+  moved along with the head keypoints when those are seen; they are reported as low-confidence.
+
+:func:`crop_faces` cuts boxes out with one ``cv2.warpAffine`` per frame (sub-pixel, padding for
+free), area-averaging first when a box shrinks more than 2x.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from .pose_types import FACE, L_EAR, L_EYE, L_SHOULDER, NOSE, NUM_KEYPOINTS, R_EAR, R_EYE, R_SHOULDER
+from .smoothing import smooth_keypoints
+
+OFFICIAL_AREA_GAIN = 1.3
+HEAD_POINTS = (NOSE, L_EYE, R_EYE, L_EAR, R_EAR)
+
+
+def _check(kps: np.ndarray, width: int, height: int) -> np.ndarray:
+    kps = np.asarray(kps, dtype=np.float32)
+    if kps.ndim == 2:
+        kps = kps[None]
+    if kps.ndim != 3 or kps.shape[1:] != (NUM_KEYPOINTS, 3):
+        raise ValueError(f"face_boxes expects keypoints [T, 133, 3], got {kps.shape}")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"face_boxes needs a positive image size, got {width}x{height}")
+    return kps
+
+
+def official_face_box(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The official box [4] (x1, y1, x2, y2) of 68 landmarks [68, >=2], clipped to the image."""
+    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
+    x1, y1 = pts.min(axis=0)
+    x2, y2 = pts.max(axis=0)
+    w, h = x2 - x1, y2 - y1
+    gain = math.sqrt(OFFICIAL_AREA_GAIN)
+    dw = (w * gain - w) / 2
+    dh = (h * gain - h) / 4
+    box = np.array([x1 - dw, y1 - 3 * dh, x2 + dw, y2 + dh])
+    box[[0, 2]] = box[[0, 2]].clip(0, width)
+    box[[1, 3]] = box[[1, 3]].clip(0, height)
+    return box.astype(np.float32)
+
+
+def face_confidence(kps: np.ndarray, lm_threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """(mean landmark confidence [T], fraction of usable landmarks [T]) of keypoints [T, 133, 3]."""
+    face = np.asarray(kps, dtype=np.float32)[:, FACE]
+    usable = (face[..., 2] >= lm_threshold) & np.any(face[..., :2] != 0, axis=-1)
+    return face[..., 2].mean(axis=1), usable.mean(axis=1)
+
+
+def _head_anchor(frame: np.ndarray, threshold: float) -> np.ndarray | None:
+    """A point that moves with the head: the mean of the confident head points, else the shoulders."""
+    head = frame[list(HEAD_POINTS)]
+    ok = head[:, 2] >= threshold
+    if ok.any():
+        return head[ok, :2].mean(axis=0).astype(np.float64)
+    sh = frame[[L_SHOULDER, R_SHOULDER]]
+    if (sh[:, 2] >= threshold).all():
+        return sh[:, :2].mean(axis=0).astype(np.float64)
+    return None
+
+
+def _gaussian_1d(values: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0 or len(values) < 2:
+        return values.copy()
+    radius = int(math.ceil(3 * sigma))
+    x = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(values, radius, mode="reflect" if len(values) > radius else "edge")
+    return np.convolve(padded, kernel, mode="valid")
+
+
+def face_boxes(kps: np.ndarray, width: int, height: int, mode: str = "square", *, scale: float = 1.3,
+               lift: float = 0.08, min_size: float = 64.0, conf_threshold: float = 0.35,
+               lm_threshold: float = 0.3, min_landmarks: float = 0.5, smoothing: float = 0.6,
+               size_sigma_s: float = 0.3, fps: float = 30.0) -> tuple[np.ndarray, list[int]]:
+    """Face boxes [T, 4] float32 (x1, y1, x2, y2) of one person's keypoints [T, 133, 3], and the
+    indices of frames whose face was missing or unsure (mean landmark confidence < ``conf_threshold``
+    or fewer than ``min_landmarks`` of the 68 at ``lm_threshold``).
+
+    mode 'official' reproduces §3.5 exactly (the report is informative only). mode 'square': see the
+    module doc; ``smoothing`` 0..1 is the centre filter strength (0 = none), ``size_sigma_s`` the
+    Gaussian sigma of the size in seconds; ``fps`` <= 0 means 30.
+    """
+    kps = _check(kps, width, height)
+    if mode not in ("official", "square"):
+        raise ValueError(f"face box mode must be 'official' or 'square', got {mode!r}")
+    t_len = kps.shape[0]
+    mean_conf, usable = face_confidence(kps, lm_threshold)
+    good = (mean_conf >= conf_threshold) & (usable >= min_landmarks)
+    low = [int(i) for i in np.flatnonzero(~good)]
+    if mode == "official":
+        return np.stack([official_face_box(kps[t, FACE], width, height) for t in range(t_len)]), low
+    if scale <= 0 or min_size <= 0:
+        raise ValueError("scale and min_size must be positive")
+    fps = fps if fps and fps > 0 else 30.0
+
+    # raw square boxes (cx, cy, side) on the good frames
+    raw = np.zeros((t_len, 3), np.float64)
+    for t in np.flatnonzero(good):
+        face = kps[t, FACE]
+        ok = (face[:, 2] >= lm_threshold) & np.any(face[:, :2] != 0, axis=1)
+        pts = face[ok, :2].astype(np.float64)
+        (x1, y1), (x2, y2) = pts.min(axis=0), pts.max(axis=0)
+        side = max(max(x2 - x1, y2 - y1) * scale, min_size)
+        raw[t] = ((x1 + x2) / 2, (y1 + y2) / 2 - lift * (y2 - y1), side)
+
+    if not good.any():  # never a usable face: a box on the head points, else the image centre
+        side = max(min(width, height) / 3.0, min_size)
+        for t in range(t_len):
+            anchor = _head_anchor(kps[t], lm_threshold)
+            centre = anchor if anchor is not None else np.array([width / 2, height / 2])
+            raw[t] = (centre[0], centre[1], side)
+        return _to_xyxy(raw), low
+
+    # bad frames: hold the nearest good box (the next one for leading frames), moved with the head
+    good_idx = np.flatnonzero(good)
+    anchors = [_head_anchor(kps[t], lm_threshold) for t in range(t_len)]
+    for t in np.flatnonzero(~good):
+        pos = np.searchsorted(good_idx, t)
+        src = int(good_idx[pos - 1]) if pos > 0 else int(good_idx[0])
+        raw[t] = raw[src]
+        if anchors[t] is not None and anchors[src] is not None:
+            raw[t, :2] += anchors[t] - anchors[src]
+
+    if smoothing > 0 and t_len > 1:
+        track = np.zeros((t_len, 1, 3), np.float32)
+        track[:, 0, :2] = raw[:, :2]
+        track[:, 0, 2] = 1.0
+        sm = smooth_keypoints(track, fps=fps, strength=float(smoothing), scale=float(np.median(raw[:, 2])),
+                              conf_threshold=0.5, bidirectional=True)
+        raw[:, :2] = sm[:, 0, :2]
+    raw[:, 2] = np.maximum(np.exp(_gaussian_1d(np.log(raw[:, 2]), size_sigma_s * fps)), min_size)
+    return _to_xyxy(raw), low
+
+
+def _to_xyxy(cxcys: np.ndarray) -> np.ndarray:
+    cx, cy, half = cxcys[:, 0], cxcys[:, 1], cxcys[:, 2] / 2
+    return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1).astype(np.float32)
+
+
+def _crop_one(frame: np.ndarray, box: np.ndarray, size: int, border: int) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    sx, sy = (x2 - x1) / size, (y2 - y1) / size
+    if sx <= 0 or sy <= 0:
+        raise ValueError(f"face box {box.tolist()} is empty")
+    src, ox, oy, kx, ky = frame, 0.0, 0.0, 1.0, 1.0
+    f = int(min(sx, sy))
+    if f >= 2:  # shrinking a lot: area-average a region first so the crop does not alias
+        h, w = frame.shape[:2]
+        X0, Y0 = max(int(math.floor(x1)) - f, 0), max(int(math.floor(y1)) - f, 0)
+        X1, Y1 = min(int(math.ceil(x2)) + f, w), min(int(math.ceil(y2)) + f, h)
+        if X1 - X0 >= f and Y1 - Y0 >= f:
+            nw, nh = (X1 - X0) // f, (Y1 - Y0) // f
+            src = cv2.resize(frame[Y0:Y1, X0:X1], (nw, nh), interpolation=cv2.INTER_AREA)
+            ox, oy, kx, ky = X0, Y0, nw / (X1 - X0), nh / (Y1 - Y0)
+    # output pixel u samples source x = x1 + (u + 0.5) * sx - 0.5 (pixel centres), then the region map
+    m = np.array([[sx * kx, 0.0, (x1 + 0.5 * sx - ox) * kx - 0.5],
+                  [0.0, sy * ky, (y1 + 0.5 * sy - oy) * ky - 0.5]], np.float64)
+    out = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=border, borderValue=0)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    return out
+
+
+def crop_faces(frames: np.ndarray | Iterable[np.ndarray], boxes: np.ndarray, size: int = 512,
+               border: str = "black") -> np.ndarray:
+    """Cut each box out of its frame and scale it to ``size`` x ``size``: [T, size, size, C].
+
+    frames: [T, H, W, C] (uint8, or float in 0..1) or an iterable of [H, W, C] frames; the output
+    keeps the input dtype. boxes: [T, 4] (x1, y1, x2, y2) in pixels; a box that is not square is
+    stretched (the official look). Parts outside the image are ``border``: 'black' or 'edge'
+    (replicated edge pixels).
+    """
+    if border not in ("black", "edge"):
+        raise ValueError(f"border must be 'black' or 'edge', got {border!r}")
+    if size <= 0:
+        raise ValueError(f"crop size must be positive, got {size}")
+    boxes = np.asarray(boxes, dtype=np.float32)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be [T, 4] (x1, y1, x2, y2), got {boxes.shape}")
+    mode = cv2.BORDER_CONSTANT if border == "black" else cv2.BORDER_REPLICATE
+    out = None
+    count = 0
+    for t, frame in enumerate(frames):
+        if t >= len(boxes):
+            raise ValueError(f"more frames than boxes ({len(boxes)})")
+        frame = np.asarray(frame)
+        if frame.ndim != 3:
+            raise ValueError(f"each frame must be [H, W, C], got {frame.shape}")
+        work = frame if frame.dtype in (np.uint8, np.float32) else frame.astype(np.float32)
+        crop = _crop_one(np.ascontiguousarray(work), boxes[t], int(size), mode)
+        if out is None:
+            out = np.empty((len(boxes), size, size, frame.shape[2]), work.dtype)
+        out[t] = crop
+        count += 1
+    if count != len(boxes):
+        raise ValueError(f"{count} frames for {len(boxes)} boxes: give one box per frame")
+    return out if out is not None else np.zeros((0, size, size, 3), np.uint8)
