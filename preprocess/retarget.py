@@ -172,6 +172,8 @@ def _check_options(mode, out_width, out_height, reference, ratio_clamp, part_sca
                    ref_tpose, drv_tpose) -> dict[str, float]:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(reference, PoseSequence):
+        raise ValueError(f"reference: expected a PoseSequence, got {type(reference).__name__}")
     for name, v in (("out_width", out_width), ("out_height", out_height)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
             raise ValueError(f"{name} must be a positive integer (pixels of the output canvas), got {v!r}")

@@ -272,6 +272,18 @@ def test_default_mode_clamps_wild_ratios_and_official_does_not():
     assert off.relative_ratios[3] == pytest.approx(raw, rel=1e-6)
 
 
+@pytest.mark.parametrize("mode", ["default", "official"])
+def test_feet_are_clamped_to_half_the_calf(mode):
+    ref_kp = character(l_foot=2.4, r_foot=2.4)  # feet of 60 px on 100 px calves
+    drv = seq(moving_driver(3))
+    res = retarget(drv, seq([ref_kp], REF_W, REF_H), mode=mode, out_width=REF_W, out_height=REF_H,
+                   ratio_clamp=(0.5, 4.0))  # let the foot ratio through the clamp
+    got = lengths(out20(res))
+    np.testing.assert_allclose(got[:, [17, 18]], 0.5 * got[:, [11, 8]], atol=0.01)
+    out = res.poses.subject_keypoints.astype(np.float64)
+    np.testing.assert_allclose(out[:, [17, 18], :2].mean(axis=1), out20(res)[:, 18, :2], atol=1e-3)
+
+
 def test_missing_reference_bone_takes_its_twin_then_the_torso():
     ref_kp = character()
     ref_kp[10, 2] = 0.0  # right wrist unseen: right forearm missing
@@ -336,14 +348,17 @@ def test_crossed_hands_are_swapped_back():
 
 
 def test_only_the_subject_is_kept():
-    a, b = moving_driver(3), moving_driver(3)
-    kps = np.stack([np.stack(a), np.stack(b) + np.array([0.0, 0.0, 0.0])], axis=1).astype(np.float32)
-    kps[:, 0, :, 0] -= 200
+    other = [to133(ground(body20(CHARACTER, neck=(150.0, 100.0)), 450.0)) for _ in range(3)]
+    mine = moving_driver(3)
+    kps = np.stack([np.stack(other), np.stack(mine)], axis=1).astype(np.float32)
     drv = PoseSequence(kps, (3, 9), 640, 480, subject=1, fps=30.0)
-    res = retarget(drv, seq([character()], REF_W, REF_H), out_width=REF_W, out_height=REF_H)
+    ref = seq([character()], REF_W, REF_H)
+    res = retarget(drv, ref, out_width=REF_W, out_height=REF_H)
     p = res.poses
     assert p.num_people == 1 and p.track_ids == (9,) and p.subject == 0 and p.fps == 30.0
     assert p.detected.shape == (3, 1) and p.retargeted
+    alone = retarget(seq(mine), ref, out_width=REF_W, out_height=REF_H)
+    np.testing.assert_allclose(p.subject_keypoints, alone.poses.subject_keypoints, atol=1e-4)
 
 
 # --------------------------------------------------------------------------------------------
