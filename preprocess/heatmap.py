@@ -112,33 +112,33 @@ def crop_batch(frame: np.ndarray, boxes: np.ndarray, *, padding: float = BOX_PAD
     return out
 
 
-def _blur_matrix(n: int, kernel: int) -> np.ndarray:
-    """[n, n] matrix applying OpenCV's 1-D Gaussian of size ``kernel`` with zeros beyond the ends."""
-    g = cv2.getGaussianKernel(kernel, 0).astype(np.float32)[:, 0]
-    r = kernel // 2
-    m = np.zeros((n, n), dtype=np.float32)
-    for off in range(-r, r + 1):
-        m += np.eye(n, k=off, dtype=np.float32) * g[off + r]
-    return m
-
-
-def gaussian_blur_heatmaps(heatmaps: np.ndarray, kernel: int = DARK_KERNEL) -> np.ndarray:
-    """Blur every map of [n, K, h, w] with a kernel x kernel Gaussian (OpenCV's sigma for that size).
-
-    Outside the map counts as zero, and each blurred map is rescaled to keep its original maximum.
-    """
+def _gaussian_taps(kernel: int) -> np.ndarray:
     if kernel % 2 != 1 or kernel < 1:
         raise ValueError(f"DARK blur kernel must be an odd positive size, got {kernel}")
-    hm = np.asarray(heatmaps, dtype=np.float32)
-    n, k, h, w = hm.shape
-    flat = hm.reshape(n * k, h, w)
-    # separable blur as two banded matrix products: zero outside the map, all maps at once
-    out = _blur_matrix(h, kernel) @ flat @ _blur_matrix(w, kernel).T
-    orig_max = flat.reshape(n * k, -1).max(axis=1)
-    new_max = out.reshape(n * k, -1).max(axis=1)
-    ratio = np.where(new_max > 0, orig_max / np.where(new_max > 0, new_max, 1.0), 1.0).astype(np.float32)
-    out *= ratio[:, None, None]
-    return out.reshape(n, k, h, w)
+    return cv2.getGaussianKernel(kernel, 0)[:, 0].astype(np.float64)  # sigma 2.0 for size 11
+
+
+def _blurred_log_window(hm: np.ndarray, n_idx: np.ndarray, k_idx: np.ndarray, px: np.ndarray,
+                        py: np.ndarray, kernel: int) -> np.ndarray:
+    """log of the Gaussian-blurred heatmaps on the 5x5 cells around (px, py), [m, 5, 5].
+
+    Equivalent to blurring the whole map (zeros outside it) and reading 5x5 cells, but only the
+    (kernel + 4)^2 cells that matter are touched. The official blur also rescales each map to keep
+    its maximum: that only adds a constant to the log, which the derivatives ignore.
+    """
+    g = _gaussian_taps(kernel)
+    reach = kernel // 2 + 2
+    offs = np.arange(-reach, reach + 1)
+    h, w = hm.shape[2], hm.shape[3]
+    ys = py[:, None] + offs[None, :]
+    xs = px[:, None] + offs[None, :]
+    valid = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]
+    win = hm[n_idx[:, None, None], k_idx[:, None, None], np.clip(ys, 0, h - 1)[:, :, None],
+             np.clip(xs, 0, w - 1)[:, None, :]].astype(np.float64)
+    win = np.where(valid, win, 0.0)
+    win = np.lib.stride_tricks.sliding_window_view(win, kernel, axis=2) @ g  # along x: [m, 2r+1, 5]
+    win = np.lib.stride_tricks.sliding_window_view(win, kernel, axis=1) @ g  # along y: [m, 5, 5]
+    return np.log(np.maximum(win, 1e-10))
 
 
 def decode_heatmaps(heatmaps: np.ndarray, kernel: int = DARK_KERNEL,
@@ -146,8 +146,9 @@ def decode_heatmaps(heatmaps: np.ndarray, kernel: int = DARK_KERNEL,
     """Sub-pixel maxima of heatmaps [n, K, h, w].
 
     Returns coords float64 [n, K, 2] (x, y) in heatmap cells and scores float32 [n, K] (the raw
-    heatmap maxima). With ``unbiased`` the DARK Taylor step refines maxima at least 2 cells from the
-    border; others keep the integer argmax.
+    heatmap maxima). With ``unbiased`` (DARK) the log of the kernel x kernel Gaussian-blurred map is
+    expanded to second order at the integer argmax and one Newton step gives the sub-cell maximum;
+    maxima closer than 2 cells to the border keep the integer argmax.
     """
     hm = np.asarray(heatmaps, dtype=np.float32)
     if hm.ndim != 4:
@@ -161,33 +162,27 @@ def decode_heatmaps(heatmaps: np.ndarray, kernel: int = DARK_KERNEL,
     coords = np.stack([px, py], axis=-1).astype(np.float64)
     if not unbiased or n * k == 0:
         return coords, scores
-    logh = np.log(np.maximum(gaussian_blur_heatmaps(hm, kernel), 1e-10)).astype(np.float64)
     inside = (px >= 2) & (px <= w - 3) & (py >= 2) & (py <= h - 3)
     ni, ki = np.nonzero(inside)
-    if ni.size:
-        x, y = px[ni, ki], py[ni, ki]
-        lm = logh[ni, ki]  # [m, h, w]
-        r = np.arange(ni.size)
-
-        def at(dy: int, dx: int) -> np.ndarray:
-            return lm[r, y + dy, x + dx]
-
-        center = at(0, 0)
-        dx = 0.5 * (at(0, 1) - at(0, -1))
-        dy = 0.5 * (at(1, 0) - at(-1, 0))
-        dxx = 0.25 * (at(0, 2) - 2 * center + at(0, -2))
-        dyy = 0.25 * (at(2, 0) - 2 * center + at(-2, 0))
-        dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
-        det = dxx * dyy - dxy * dxy
-        ok = np.abs(det) > 1e-12
-        safe = np.where(ok, det, 1.0)
-        # offset = -H^-1 g with H = [[dxx, dxy], [dxy, dyy]], g = (dx, dy)
-        off_x = -(dyy * dx - dxy * dy) / safe
-        off_y = -(-dxy * dx + dxx * dy) / safe
-        # a step longer than a cell means the local quadratic model is not trustworthy
-        ok &= (np.abs(off_x) <= 1.0) & (np.abs(off_y) <= 1.0)
-        coords[ni[ok], ki[ok], 0] += off_x[ok]
-        coords[ni[ok], ki[ok], 1] += off_y[ok]
+    if ni.size == 0:
+        return coords, scores
+    lw = _blurred_log_window(hm, ni, ki, px[ni, ki], py[ni, ki], kernel)  # centre at [2, 2]
+    center = lw[:, 2, 2]
+    dx = 0.5 * (lw[:, 2, 3] - lw[:, 2, 1])
+    dy = 0.5 * (lw[:, 3, 2] - lw[:, 1, 2])
+    dxx = 0.25 * (lw[:, 2, 4] - 2 * center + lw[:, 2, 0])
+    dyy = 0.25 * (lw[:, 4, 2] - 2 * center + lw[:, 0, 2])
+    dxy = 0.25 * (lw[:, 3, 3] - lw[:, 1, 3] - lw[:, 3, 1] + lw[:, 1, 1])
+    det = dxx * dyy - dxy * dxy
+    ok = np.abs(det) > 1e-12
+    safe = np.where(ok, det, 1.0)
+    # offset = -H^-1 g with H = [[dxx, dxy], [dxy, dyy]], g = (dx, dy)
+    off_x = -(dyy * dx - dxy * dy) / safe
+    off_y = -(dxx * dy - dxy * dx) / safe
+    # a step longer than a cell means the local quadratic model is not trustworthy there
+    ok &= (np.abs(off_x) <= 1.0) & (np.abs(off_y) <= 1.0)
+    coords[ni[ok], ki[ok], 0] += off_x[ok]
+    coords[ni[ok], ki[ok], 1] += off_y[ok]
     return coords, scores
 
 

@@ -137,3 +137,40 @@ def test_scores_are_clipped_and_shape_mismatch_raises():
     assert kps[0, 0, 2] == 1.0 and kps[0, 1, 2] == 0.0
     with pytest.raises(ValueError, match="one heatmap stack per box"):
         keypoints_from_heatmaps(hm, np.zeros((2, 4)))
+
+
+def _reference_dark(hm, kernel=11):
+    """Plain per-map reference: blur the whole map (zeros outside, max kept), log, Newton step."""
+    import cv2
+
+    out = np.zeros(hm.shape[:2] + (2,))
+    for i in range(hm.shape[0]):
+        for k in range(hm.shape[1]):
+            m = hm[i, k].astype(np.float64)
+            y, x = np.unravel_index(np.argmax(m), m.shape)
+            out[i, k] = (x, y)
+            if not (2 <= x <= m.shape[1] - 3 and 2 <= y <= m.shape[0] - 3):
+                continue
+            b = cv2.GaussianBlur(m, (kernel, kernel), 0, borderType=cv2.BORDER_CONSTANT)
+            b *= m.max() / b.max()
+            L = np.log(np.maximum(b, 1e-10))
+            g = np.array([(L[y, x + 1] - L[y, x - 1]) / 2, (L[y + 1, x] - L[y - 1, x]) / 2])
+            hess = np.array([[(L[y, x + 2] - 2 * L[y, x] + L[y, x - 2]) / 4,
+                              (L[y + 1, x + 1] - L[y - 1, x + 1] - L[y + 1, x - 1] + L[y - 1, x - 1]) / 4],
+                             [0.0, (L[y + 2, x] - 2 * L[y, x] + L[y - 2, x]) / 4]])
+            hess[1, 0] = hess[0, 1]
+            step = -np.linalg.solve(hess, g)
+            if np.all(np.abs(step) <= 1.0):
+                out[i, k] += step
+    return out
+
+
+def test_local_dark_matches_full_map_reference_on_noisy_maps():
+    rng = np.random.default_rng(9)
+    peaks = np.concatenate([default_peaks(seed=1, num=30), [[1.2, 30.0], [46.6, 2.1], [3.0, 61.5]]])
+    hm = gaussian_heatmaps(peaks, sigma=2.5, amplitude=rng.uniform(0.2, 1.0, len(peaks)))
+    hm = hm + gaussian_heatmaps(rng.uniform(0, 48, (len(peaks), 2)) * [1, 64 / 48], sigma=1.5,
+                                amplitude=0.3)  # second, weaker blob
+    hm = (hm + rng.normal(0, 0.02, hm.shape)).astype(np.float32)[None]
+    coords, _ = decode_heatmaps(hm)
+    np.testing.assert_allclose(coords, _reference_dark(hm), atol=1e-5)
