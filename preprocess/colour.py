@@ -22,15 +22,32 @@ import numpy as np
 from .masks import binary
 
 
-def _frames(frames: Any, name: str = "frames") -> np.ndarray:
+CHUNK = 8  # frames converted at a time, so a 77-frame 720p segment never needs several GB
+
+
+def _raw(frames: Any, name: str = "frames") -> np.ndarray:
+    """The frames as a 4-D array [T, H, W, 3], not yet converted."""
     f = np.asarray(frames)
     if f.ndim == 3:
         f = f[None]
     if f.ndim != 4 or f.shape[-1] != 3:
         raise ValueError(f"{name} must be RGB [T, H, W, 3] or [H, W, 3], got shape {np.shape(frames)}")
+    return f
+
+
+def _as_float(f: np.ndarray) -> np.ndarray:
     if f.dtype == np.uint8:
-        return f.astype(np.float32) / 255.0
+        return f.astype(np.float32) / np.float32(255.0)
     return f.astype(np.float32, copy=False)
+
+
+def _frames(frames: Any, name: str = "frames") -> np.ndarray:
+    return _as_float(_raw(frames, name))
+
+
+def _chunks(n: int):
+    for i in range(0, n, CHUNK):
+        yield slice(i, min(i + CHUNK, n))
 
 
 def to_lab(frames: Any) -> np.ndarray:
@@ -61,12 +78,19 @@ def _region(mask: Any, shape: tuple[int, ...], name: str) -> np.ndarray | None:
 
 def lab_stats(frames: Any, mask: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """(mean [3], std [3]) of L, a, b over all frames, within ``mask`` (on pixels) when given."""
-    lab = to_lab(frames)
-    m = _region(mask, lab.shape[:3], "mask")
-    px = lab.reshape(-1, 3) if m is None else lab[m]
-    if len(px) == 0:
+    f = _raw(frames)
+    m = _region(mask, f.shape[:3], "mask")
+    count, total, squares = 0, np.zeros(3), np.zeros(3)
+    for c in _chunks(len(f)):
+        lab = to_lab(f[c])
+        px = (lab.reshape(-1, 3) if m is None else lab[m[c]]).astype(np.float64)
+        count += len(px)
+        total += px.sum(axis=0)
+        squares += (px * px).sum(axis=0)
+    if count == 0:
         raise ValueError("the mask selects no pixel to measure colour on")
-    return px.mean(axis=0).astype(np.float64), px.std(axis=0).astype(np.float64)
+    mean = total / count
+    return mean, np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
 
 
 @dataclass(frozen=True)
@@ -79,9 +103,14 @@ class LabTransfer:
 
     def apply(self, frames: Any, strength: float = 1.0) -> np.ndarray:
         """Corrected float32 RGB frames; ``strength`` 0 = unchanged, 1 = full transfer."""
-        lab = to_lab(frames)
-        full = (lab - self.mean_src.astype(np.float32)) * self.gain.astype(np.float32) + self.mean_ref.astype(np.float32)
-        return from_lab(lab + np.float32(strength) * (full - lab))
+        f = _raw(frames)
+        out = np.empty(f.shape, np.float32)
+        # lab + s * (full - lab) folded into one per-channel affine map
+        gain = 1 + np.float32(strength) * (self.gain.astype(np.float32) - 1)
+        shift = np.float32(strength) * (self.mean_ref - self.gain * self.mean_src).astype(np.float32)
+        for c in _chunks(len(f)):
+            out[c] = from_lab(to_lab(f[c]) * gain + shift)
+        return out
 
 
 def fit_colour_transfer(frames: Any, ref_frames: Any, mask: Any = None, ref_mask: Any = None,
@@ -101,9 +130,13 @@ class RGBAffine:
     matrix: np.ndarray
 
     def apply(self, frames: Any, strength: float = 1.0) -> np.ndarray:
-        f = _frames(frames)
-        mapped = f @ self.matrix[:3].astype(np.float32) + self.matrix[3].astype(np.float32)
-        return np.clip(f + np.float32(strength) * (mapped - f), 0.0, 1.0)
+        f = _raw(frames)
+        mat = (np.eye(3) + strength * (self.matrix[:3] - np.eye(3))).astype(np.float32)
+        off = (strength * self.matrix[3]).astype(np.float32)
+        out = np.empty(f.shape, np.float32)
+        for c in _chunks(len(f)):
+            np.clip(_as_float(f[c]) @ mat + off, 0.0, 1.0, out=out[c])
+        return out
 
 
 def fit_rgb_affine(frames: Any, ref_frames: Any, mask: Any = None, ridge: float = 1e-3,
@@ -205,21 +238,24 @@ def colour_drift(frames: Any, source_frames: Any, region_mask: Any = None, per_p
     region_mask: where to measure (on pixels), e.g. the environment (``1 - character mask``);
     a frame whose region is empty gives NaN.
     """
-    a, b = to_lab(frames), to_lab(source_frames)
-    if a.shape != b.shape:
-        raise ValueError(f"frames {a.shape} and source frames {b.shape} differ in shape")
-    t = len(a)
-    m = _region(region_mask, a.shape[:3], "region_mask")
-    if m is None:
-        m = np.ones(a.shape[:3], bool)
-    mf = m.reshape(t, -1, 1).astype(np.float64)
-    cnt = mf.sum(axis=1)[:, 0]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if per_pixel:
-            d = np.sqrt(((a - b) ** 2).sum(-1)).reshape(t, -1, 1)
-            out = (d * mf).sum(axis=1)[:, 0] / cnt
-        else:
-            ma = (a.reshape(t, -1, 3) * mf).sum(axis=1) / cnt[:, None]
-            mb = (b.reshape(t, -1, 3) * mf).sum(axis=1) / cnt[:, None]
-            out = np.sqrt(((ma - mb) ** 2).sum(-1))
-    return np.where(cnt > 0, out, np.nan)
+    fa, fb = _raw(frames), _raw(source_frames, "source_frames")
+    if fa.shape != fb.shape:
+        raise ValueError(f"frames {fa.shape} and source frames {fb.shape} differ in shape")
+    t = len(fa)
+    m = _region(region_mask, fa.shape[:3], "region_mask")
+    out = np.full(t, np.nan)
+    for c in _chunks(t):
+        a, b = to_lab(fa[c]), to_lab(fb[c])
+        n = len(a)
+        mf = (np.ones(a.shape[:3], bool) if m is None else m[c]).reshape(n, -1, 1).astype(np.float64)
+        cnt = mf.sum(axis=1)[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if per_pixel:
+                d = np.sqrt(((a - b) ** 2).sum(-1)).reshape(n, -1, 1)
+                val = (d * mf).sum(axis=1)[:, 0] / cnt
+            else:
+                ma = (a.reshape(n, -1, 3) * mf).sum(axis=1) / cnt[:, None]
+                mb = (b.reshape(n, -1, 3) * mf).sum(axis=1) / cnt[:, None]
+                val = np.sqrt(((ma - mb) ** 2).sum(-1))
+        out[c] = np.where(cnt > 0, val, np.nan)
+    return out

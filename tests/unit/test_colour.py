@@ -52,6 +52,15 @@ def test_lab_roundtrip_and_stats():
         lab_stats(grey, np.zeros((4, 4), bool))
 
 
+def test_stats_over_many_frames_match_direct_computation():
+    f = scene(19)  # more frames than one conversion chunk
+    lab = to_lab(f).reshape(-1, 3).astype(np.float64)
+    mean, std = lab_stats(f)
+    assert np.allclose(mean, lab.mean(0), atol=1e-4) and np.allclose(std, lab.std(0), atol=1e-3)
+    u8 = (f * 255).round().astype(np.uint8)
+    assert np.allclose(lab_stats(u8)[0], mean, atol=0.5)
+
+
 def test_drift_zero_for_identical_and_positive_for_cast():
     f = scene()
     assert np.allclose(colour_drift(f, f), 0, atol=1e-4)
