@@ -9,8 +9,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TESTS = pathlib.Path(__file__).resolve().parent
 PACK = "wan_animate_kit"
 
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+for _p in (TESTS, TESTS / "unit"):  # test helper modules (tiny model factories, skeleton builders)
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 
 def _register_pack() -> None:

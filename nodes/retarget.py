@@ -1,0 +1,134 @@
+"""Pose retargeting node (Animation mode): the character's proportions on the driver's motion."""
+from __future__ import annotations
+
+import numpy as np
+from comfy_api.latest import io, ui
+
+from .common import CATEGORY, PREFIX, InputError, Pose, to_image, to_uint8
+
+NODE = "Pose Retarget"
+
+
+def _tinted(skeleton: np.ndarray, colour: tuple[int, int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+    on = skeleton.max(axis=2) > 0
+    if colour is None:
+        return skeleton, on
+    out = np.zeros_like(skeleton)
+    out[on] = colour
+    return out, on
+
+
+def retarget_preview(image: np.ndarray, reference, driving_frame, result_frame, width: int, height: int) -> np.ndarray:
+    """Character image with the reference skeleton (grey), the driving anchor frame (blue) and the
+    retargeted result (official colours) drawn over it, all on the output canvas."""
+    from ..preprocess.render import render_pose_frame
+    from ..preprocess.resolution import padding_resize
+
+    canvas = padding_resize(image, width, height).astype(np.float32) * 0.6
+    for kps, colour in ((reference, (160, 160, 160)), (driving_frame, (60, 110, 255)), (result_frame, None)):
+        if kps is None:
+            continue
+        sk, on = _tinted(render_pose_frame(kps, width, height), colour)
+        canvas[on] = sk[on]
+    return canvas.clip(0, 255).astype(np.uint8)
+
+
+class PoseRetarget(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "PoseRetarget",
+            display_name="Pose Retarget (Animation)",
+            category=CATEGORY + "/pose",
+            description="Rebuild the driving poses with the reference character's bone lengths, keeping every bone's "
+                        "angle, placed where the character stands in its image. Animation mode only: Replacement keeps "
+                        "the video's own proportions.",
+            inputs=[
+                Pose.Input("driving_pose", tooltip="Poses of the driving video (from Pose Extraction)."),
+                Pose.Input("reference_pose", tooltip="Pose of the character image (Pose Extraction on the reference "
+                                                     "image)."),
+                io.Image.Input("reference_image", tooltip="The character image: sets the output canvas size when "
+                                                          "width/height are 0, and is the preview's background."),
+                io.Combo.Input("mode", options=["default", "official"], default="default",
+                               tooltip="default: anchor frame chosen automatically, ratios clamped, feet kept on the "
+                                       "ground. official: the Wan-Animate rule (ratios from driving frame 0, which must "
+                                       "be a front-facing stretched pose)."),
+                io.Int.Input("width", default=0, min=0, max=8192, step=16,
+                             tooltip="Output canvas width in pixels; 0 = the reference image's width."),
+                io.Int.Input("height", default=0, min=0, max=8192, step=16,
+                             tooltip="Output canvas height in pixels; 0 = the reference image's height."),
+                io.Int.Input("anchor_frame", default=-1, min=-1, max=1_000_000,
+                             tooltip="Driving frame whose pose gives the bone ratios and the placement; -1 = the most "
+                                     "frontal, extended frame (default mode) or frame 0 (official)."),
+                io.Float.Input("ratio_min", default=0.5, min=0.05, max=1.0, step=0.05,
+                               tooltip="Lowest allowed bone ratio relative to the driver's proportions (default "
+                                       "mode)."),
+                io.Float.Input("ratio_max", default=2.0, min=1.0, max=10.0, step=0.05,
+                               tooltip="Highest allowed bone ratio relative to the driver's proportions (default "
+                                       "mode)."),
+                io.Float.Input("head_scale", default=1.0, min=0.2, max=5.0, step=0.05,
+                               tooltip="Extra scale of the head bones, for stylised characters with big heads."),
+                io.Float.Input("torso_scale", default=1.0, min=0.2, max=5.0, step=0.05,
+                               tooltip="Extra scale of the torso bones."),
+                io.Float.Input("arms_scale", default=1.0, min=0.2, max=5.0, step=0.05,
+                               tooltip="Extra scale of the arm bones."),
+                io.Float.Input("legs_scale", default=1.0, min=0.2, max=5.0, step=0.05,
+                               tooltip="Extra scale of the leg bones, e.g. below 1 for short-legged characters."),
+                io.Boolean.Input("keep_feet_on_ground", default=True,
+                                 tooltip="Make the character's lowest foot follow the driver's ground contact in every "
+                                         "frame, so it neither floats nor sinks (default mode)."),
+                Pose.Input("reference_tpose", optional=True,
+                           tooltip="Optional: pose of the character edited into a T-pose or A-pose (any image editor "
+                                   "or editing model). When given with driving_tpose, bone lengths come from these."),
+                Pose.Input("driving_tpose", optional=True,
+                           tooltip="Optional: pose of the driving person edited into the same T-pose or A-pose."),
+            ],
+            outputs=[
+                Pose.Output(display_name="pose", tooltip="Retargeted poses of the subject on the output canvas."),
+                io.Image.Output(display_name="preview", tooltip="Reference (grey), driving anchor frame (blue) and "
+                                                                "result (colours) over the character image."),
+                io.String.Output(display_name="report"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, driving_pose, reference_pose, reference_image, mode, width, height, anchor_frame, ratio_min,
+                ratio_max, head_scale, torso_scale, arms_scale, legs_scale, keep_feet_on_ground,
+                reference_tpose=None, driving_tpose=None):
+        from ..preprocess.retarget import retarget
+
+        if reference_image.ndim != 4 or reference_image.shape[0] < 1:
+            raise InputError(NODE, "reference_image", "is empty", "connect the character image")
+        img = to_uint8(reference_image[:1])[0]
+        out_w = width or img.shape[1]
+        out_h = height or img.shape[0]
+        if (reference_tpose is None) != (driving_tpose is None):
+            name = "driving_tpose" if driving_tpose is None else "reference_tpose"
+            raise InputError(NODE, name, "only one of the two T-pose inputs is connected", "connect both or neither")
+        if driving_pose.num_people == 0:
+            raise InputError(NODE, "driving_pose", "has no tracked person", "check the driving video's pose extraction")
+        if ratio_min > ratio_max:
+            raise InputError(NODE, "ratio_min", f"{ratio_min} is above ratio_max {ratio_max}")
+        try:
+            result = retarget(
+                driving_pose, reference_pose, mode=mode, out_width=out_w, out_height=out_h,
+                ref_tpose=reference_tpose, drv_tpose=driving_tpose,
+                anchor_frame=None if anchor_frame < 0 else anchor_frame, ratio_clamp=(ratio_min, ratio_max),
+                part_scale={"head": head_scale, "torso": torso_scale, "arms": arms_scale, "legs": legs_scale},
+                keep_feet_on_ground=keep_feet_on_ground)
+        except ValueError as e:
+            raise InputError(NODE, "reference_pose" if "reference" in str(e) else "driving_pose", str(e)) from e
+        a = result.anchor_frame
+        from ..preprocess.render import sequence_keypoints_for_canvas
+
+        ref_kps = sequence_keypoints_for_canvas(reference_pose, out_w, out_h)[0, 0] if reference_pose.num_people else None
+        drv_kps = sequence_keypoints_for_canvas(driving_pose, out_w, out_h)[a, 0]
+        res_kps = result.poses.subject_keypoints[a]
+        preview = retarget_preview(img, ref_kps, drv_kps, res_kps, out_w, out_h)
+        lines = [f"mode {result.mode}, body {result.body_type}, anchor frame {a}, scale {result.scale:.3f}"]
+        lines += [f"warning: {w}" for w in result.warnings]
+        report = "\n".join(lines)
+        return io.NodeOutput(result.poses, to_image(preview[None]), report, ui=ui.PreviewText(report))
+
+
+NODES = [PoseRetarget]

@@ -1,0 +1,48 @@
+"""The retarget node in the real host (in-process), on synthetic skeletons."""
+import numpy as np
+import pytest
+import torch
+
+from test_retarget import character, moving_driver, seq  # the unit tests' skeleton builders
+
+pytestmark = pytest.mark.host
+
+
+def run(**kw):
+    from wan_animate_kit.nodes.retarget import PoseRetarget
+
+    args = dict(mode="default", width=0, height=0, anchor_frame=-1, ratio_min=0.5, ratio_max=2.0,
+                head_scale=1.0, torso_scale=1.0, arms_scale=1.0, legs_scale=1.0, keep_feet_on_ground=True)
+    args.update(kw)
+    return PoseRetarget.execute(**args)
+
+
+def test_node_outputs_retargeted_pose_preview_and_report(host):
+    driving = seq(moving_driver(5))
+    reference = seq([character()], width=480, height=640)
+    image = torch.rand(1, 640, 480, 3)
+    out = run(driving_pose=driving, reference_pose=reference, reference_image=image)
+    pose, preview, report = out.result
+    assert pose.retargeted and (pose.width, pose.height) == (480, 640) and pose.num_frames == 5
+    assert tuple(preview.shape) == (1, 640, 480, 3) and preview.dtype == torch.float32
+    assert "anchor frame" in report
+    # the preview shows the skeletons over the dimmed image: some pixels are pure skeleton colours
+    assert (preview[0] > 0.99).any()
+
+
+def test_node_rejects_half_connected_tpose_and_bad_ratio_range(host):
+    driving = seq(moving_driver(3))
+    reference = seq([character()], width=480, height=640)
+    image = torch.rand(1, 640, 480, 3)
+    with pytest.raises(ValueError, match="driving_tpose"):
+        run(driving_pose=driving, reference_pose=reference, reference_image=image, reference_tpose=reference)
+    with pytest.raises(ValueError, match="ratio_min"):
+        run(driving_pose=driving, reference_pose=reference, reference_image=image, ratio_min=1.0, ratio_max=0.9)
+
+
+def test_node_names_the_reference_when_it_has_no_person(host):
+    from wan_animate_kit.preprocess.pose_types import empty_sequence
+
+    driving = seq(moving_driver(3))
+    with pytest.raises(ValueError, match="reference"):
+        run(driving_pose=driving, reference_pose=empty_sequence(1, 480, 640), reference_image=torch.rand(1, 640, 480, 3))
