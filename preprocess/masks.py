@@ -179,24 +179,29 @@ def grow_head(mask: np.ndarray, head_points: np.ndarray, threshold: float = 0.3,
     """
     mask = _check_mask(mask)
     pts = np.asarray(head_points, dtype=np.float32)
-    if mask.ndim == 3:
-        if pts.ndim != 3 or len(pts) != len(mask):
-            raise ValueError(f"head_points must be [T={len(mask)}, k, 3] for a mask stack, got {pts.shape}")
-        return np.stack([grow_head(m, p, threshold, radius_scale, up_shift) for m, p in zip(mask, pts)]) \
-            if len(mask) else mask.copy()
+    if mask.ndim == 3 and (pts.ndim != 3 or len(pts) != len(mask)):
+        raise ValueError(f"head_points must be [T={len(mask)}, k, 3] for a mask stack, got {pts.shape}")
+    if mask.ndim == 2:
+        pts = pts[None]
+    on = _on_value(mask)  # one scale for the whole stack
     out = mask.copy()
-    ell = head_ellipse(pts, threshold, radius_scale, up_shift)
-    if ell is None:
-        return out
-    (cx, cy), (ax, ay) = ell
-    work = out.view(np.uint8) if out.dtype == bool else out
-    if work.dtype not in (np.uint8, np.uint16, np.int32, np.float32, np.float64):
-        work = out.astype(np.float32)
-    on = _on_value(mask)
-    f = 16  # cv2.ellipse takes fixed-point coordinates with shift=4 (1/16 pixel)
-    cv2.ellipse(work, (int(round(cx * f)), int(round(cy * f))), (int(round(ax * f)), int(round(ay * f))),
-                0.0, 0.0, 360.0, float(on), thickness=-1, lineType=cv2.LINE_8, shift=4)
-    return work.astype(mask.dtype, copy=False) if work.dtype != mask.dtype else out
+    frames = out[None] if out.ndim == 2 else out
+    for k in range(len(frames)):
+        ell = head_ellipse(pts[k], threshold, radius_scale, up_shift)
+        if ell is None:
+            continue
+        (cx, cy), (ax, ay) = ell
+        frame = frames[k]
+        work = frame.view(np.uint8) if frame.dtype == bool else frame  # views draw in place
+        copied = work.dtype not in (np.uint8, np.uint16, np.int32, np.float32, np.float64)
+        if copied:  # a dtype cv2 cannot draw on
+            work = frame.astype(np.float32)
+        f = 16  # cv2.ellipse takes fixed-point coordinates with shift=4 (1/16 pixel)
+        cv2.ellipse(work, (int(round(cx * f)), int(round(cy * f))), (int(round(ax * f)), int(round(ay * f))),
+                    0.0, 0.0, 360.0, float(on), thickness=-1, lineType=cv2.LINE_8, shift=4)
+        if copied:
+            frames[k] = work.astype(mask.dtype)
+    return out
 
 
 def feather(mask: np.ndarray, radius: float, inside: bool = False) -> np.ndarray:
