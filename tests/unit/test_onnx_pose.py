@@ -125,6 +125,18 @@ def test_auto_device_warns_when_it_runs_on_cpu(cache, caplog):
         load_session(cache.get(T.make_detector), "gpu")
 
 
+def test_cpu_only_onnxruntime_is_named_as_the_cause(cache, monkeypatch, caplog):
+    import onnxruntime
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(RuntimeError, match="CPU-only package.*pip install onnxruntime-gpu"):
+        load_session(cache.get(T.make_detector), "cuda")
+    with caplog.at_level(logging.WARNING):
+        session = load_session(cache.get(T.make_detector), "auto")
+    assert session.get_providers() == ["CPUExecutionProvider"]
+    assert any("CPU-only package" in r.getMessage() for r in caplog.records)
+
+
 # ------------------------------------------------------------------------------------ detection
 
 def test_detector_returns_parsed_boxes_fixed_and_dynamic_batch(cache):
