@@ -12,8 +12,9 @@ Two box rules:
   instead of shifting the face). Frames whose face is missing or unsure keep the last good box,
   moved along with the head keypoints when those are seen; they are reported as low-confidence.
 
-:func:`crop_faces` cuts boxes out with one ``cv2.warpAffine`` per frame (sub-pixel, padding for
-free), area-averaging first when a box shrinks more than 2x.
+:func:`crop_faces` cuts boxes out at sub-pixel precision (``cv2.getRectSubPix`` + ``cv2.resize``,
+equivalent to an affine warp of the box, 5x faster), padding where a box leaves the frame and
+area-averaging first when a box shrinks 2x or more.
 """
 from __future__ import annotations
 
@@ -155,39 +156,88 @@ def _to_xyxy(cxcys: np.ndarray) -> np.ndarray:
     return np.stack([cx - half, cy - half, cx + half, cy + half], axis=1).astype(np.float32)
 
 
+def _padded_region(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int, border: int) -> np.ndarray:
+    """frame[y0:y1, x0:x1] where parts outside the frame are filled by ``border`` (cv2 border mode)."""
+    h, w = frame.shape[:2]
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if cx0 >= cx1 or cy0 >= cy1:  # entirely outside the frame
+        if border == cv2.BORDER_CONSTANT:
+            return np.zeros((y1 - y0, x1 - x0) + frame.shape[2:], frame.dtype)
+        cx0, cx1 = min(max(x0, 0), w - 1), min(max(x0, 0), w - 1) + 1
+        cy0, cy1 = min(max(y0, 0), h - 1), min(max(y0, 0), h - 1) + 1
+    inner = frame[cy0:cy1, cx0:cx1]
+    pads = (cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1)
+    if not any(pads):
+        return np.ascontiguousarray(inner)
+    out = cv2.copyMakeBorder(np.ascontiguousarray(inner), max(pads[0], 0), max(pads[1], 0),
+                             max(pads[2], 0), max(pads[3], 0), border, value=0)
+    return out.reshape(out.shape[:2] + frame.shape[2:])
+
+
 def _crop_one(frame: np.ndarray, box: np.ndarray, size: int, border: int) -> np.ndarray:
+    """Sample ``box`` (edge coordinates: output pixel u covers box x1 + [u, u+1) * sx) at size x size.
+
+    Fast path: cut an integer region (padded outside the frame), area-average it when shrinking by
+    2x or more, shift it by the sub-pixel remainder (``cv2.getRectSubPix``) and scale it with
+    ``cv2.resize`` -- about 5x faster than a ``cv2.warpAffine`` of the same output.
+    """
     x1, y1, x2, y2 = (float(v) for v in box)
     sx, sy = (x2 - x1) / size, (y2 - y1) / size
-    if sx <= 0 or sy <= 0:
-        raise ValueError(f"face box {box.tolist()} is empty")
-    src, ox, oy, kx, ky = frame, 0.0, 0.0, 1.0, 1.0
+    if not (sx > 0 and sy > 0) or not np.isfinite([x1, y1, x2, y2]).all():
+        raise ValueError(f"face box {np.asarray(box).tolist()} is empty or not finite")
+    margin = 3
+    gx0, gy0 = int(math.floor(x1)) - margin, int(math.floor(y1)) - margin
+    gx1, gy1 = int(math.ceil(x2)) + margin, int(math.ceil(y2)) + margin
+    region = _padded_region(frame, gx0, gy0, gx1, gy1, border)
+    bx, by = x1 - gx0, y1 - gy0  # box origin in region edge coordinates
     f = int(min(sx, sy))
-    if f >= 2:  # shrinking a lot: area-average a region first so the crop does not alias
-        h, w = frame.shape[:2]
-        X0, Y0 = max(int(math.floor(x1)) - f, 0), max(int(math.floor(y1)) - f, 0)
-        X1, Y1 = min(int(math.ceil(x2)) + f, w), min(int(math.ceil(y2)) + f, h)
-        if X1 - X0 >= f and Y1 - Y0 >= f:
-            nw, nh = (X1 - X0) // f, (Y1 - Y0) // f
-            src = cv2.resize(frame[Y0:Y1, X0:X1], (nw, nh), interpolation=cv2.INTER_AREA)
-            ox, oy, kx, ky = X0, Y0, nw / (X1 - X0), nh / (Y1 - Y0)
-    # output pixel u samples source x = x1 + (u + 0.5) * sx - 0.5 (pixel centres), then the region map
-    m = np.array([[sx * kx, 0.0, (x1 + 0.5 * sx - ox) * kx - 0.5],
-                  [0.0, sy * ky, (y1 + 0.5 * sy - oy) * ky - 0.5]], np.float64)
-    out = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=border, borderValue=0)
+    if f >= 2:  # shrinking a lot: area-average first so the crop does not alias
+        rh, rw = region.shape[:2]
+        nw, nh = max(rw // f, 1), max(rh // f, 1)
+        region = cv2.resize(region, (nw, nh), interpolation=cv2.INTER_AREA)
+        if region.ndim == 2 and frame.ndim == 3:
+            region = region[:, :, None]
+        kx, ky = nw / rw, nh / rh
+        bx, by, sx, sy = bx * kx, by * ky, sx * kx, sy * ky
+    channels = region.shape[2] if region.ndim == 3 else 1
+    if channels in (1, 3) and min(sx, sy) >= 1.0:
+        # shrinking: scale the integer-aligned region first (cv2.resize without dsize maps with exactly
+        # 1 / fx), then shift the small result by the sub-pixel remainder
+        ix, iy = int(math.floor(bx)), int(math.floor(by))
+        nx, ny = int(math.ceil(size * sx)) + 2, int(math.ceil(size * sy)) + 2
+        small = cv2.resize(region[iy:iy + ny, ix:ix + nx], None, fx=1.0 / sx, fy=1.0 / sy,
+                           interpolation=cv2.INTER_LINEAR)
+        out = cv2.getRectSubPix(small, (size, size), ((bx - ix) / sx + (size - 1) / 2.0,
+                                                      (by - iy) / sy + (size - 1) / 2.0))
+    elif channels in (1, 3):
+        # enlarging: shift the small region by the sub-pixel remainder, then scale it
+        nx, ny = int(math.ceil(size * sx)) + 2, int(math.ceil(size * sy)) + 2
+        # patch pixel j (centre index) = region centre index bx + j, i.e. patch edge 0 = box edge x1
+        patch = cv2.getRectSubPix(region, (nx, ny), (bx + (nx - 1) / 2.0, by + (ny - 1) / 2.0))
+        # no dsize: cv2 then maps with exactly 1/fx (output u reads patch (u + 0.5) * sx - 0.5)
+        out = cv2.resize(patch, None, fx=1.0 / sx, fy=1.0 / sy, interpolation=cv2.INTER_LINEAR)
+        if out.shape[0] < size or out.shape[1] < size:  # cannot happen with the 2 px spare; be safe
+            out = cv2.copyMakeBorder(out, 0, max(size - out.shape[0], 0), 0, max(size - out.shape[1], 0),
+                                     cv2.BORDER_REPLICATE)
+        out = out[:size, :size]
+    else:  # cv2.getRectSubPix handles 1 or 3 channels only
+        m = np.array([[sx, 0.0, bx + 0.5 * sx - 0.5], [0.0, sy, by + 0.5 * sy - 0.5]], np.float64)
+        out = cv2.warpAffine(region, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
     if out.ndim == 2:
         out = out[:, :, None]
     return out
 
 
 def crop_faces(frames: np.ndarray | Iterable[np.ndarray], boxes: np.ndarray, size: int = 512,
-               border: str = "black") -> np.ndarray:
+               border: str = "black", out: np.ndarray | None = None) -> np.ndarray:
     """Cut each box out of its frame and scale it to ``size`` x ``size``: [T, size, size, C].
 
     frames: [T, H, W, C] (uint8, or float in 0..1) or an iterable of [H, W, C] frames; the output
     keeps the input dtype. boxes: [T, 4] (x1, y1, x2, y2) in pixels; a box that is not square is
     stretched (the official look). Parts outside the image are ``border``: 'black' or 'edge'
-    (replicated edge pixels).
+    (replicated edge pixels). ``out``: an optional [T, size, size, C] array to write into (e.g. a
+    numpy view of a preallocated tensor), which saves allocating and first-touching the output.
     """
     if border not in ("black", "edge"):
         raise ValueError(f"border must be 'black' or 'edge', got {border!r}")
@@ -197,7 +247,8 @@ def crop_faces(frames: np.ndarray | Iterable[np.ndarray], boxes: np.ndarray, siz
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must be [T, 4] (x1, y1, x2, y2), got {boxes.shape}")
     mode = cv2.BORDER_CONSTANT if border == "black" else cv2.BORDER_REPLICATE
-    out = None
+    if out is not None and (out.ndim != 4 or out.shape[:3] != (len(boxes), size, size)):
+        raise ValueError(f"out must be [{len(boxes)}, {size}, {size}, C], got {out.shape}")
     count = 0
     for t, frame in enumerate(frames):
         if t >= len(boxes):

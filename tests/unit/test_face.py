@@ -178,3 +178,34 @@ def test_crop_errors():
         crop_faces(frames, np.zeros((2, 4), np.float32))
     with pytest.raises(ValueError, match="border"):
         crop_faces(frames, np.zeros((2, 4)), border="mirror")
+
+
+@pytest.mark.parametrize("box", [(100.3, 40.7, 300.3, 240.7),      # 200 px -> 512: enlarging
+                                 (10.25, 5.5, 1010.25, 705.5),      # 1000x700 -> 256: shrinking ~4x
+                                 (-50.6, -20.2, 149.4, 179.8)])     # over the corner (edge padding)
+def test_crop_sub_pixel_geometry_on_a_ramp(box):
+    """On a linear ramp, output pixel u must read x1 + (u + 0.5) * sx - 0.5 (pixel centres)."""
+    size = 256 if box[2] - box[0] > 500 else 512
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    frame = np.stack([xx / 1000, yy / 1000, np.zeros_like(xx)], axis=-1)
+    crop = crop_faces(frame[None], np.array([box], np.float32), size=size, border="edge")[0]
+    u = np.arange(size)
+    sx, sy = (box[2] - box[0]) / size, (box[3] - box[1]) / size
+    want_x = np.clip(box[0] + (u + 0.5) * sx - 0.5, 0, W - 1) / 1000
+    want_y = np.clip(box[1] + (u + 0.5) * sy - 0.5, 0, H - 1) / 1000
+    inner = slice(8, size - 8)   # away from the clamped image border, where the ramp bends
+    ok_x = (want_x > 0.004) & (want_x < (W - 5) / 1000)
+    ok_y = (want_y > 0.004) & (want_y < (H - 5) / 1000)
+    np.testing.assert_allclose(crop[size // 2, inner, 0][ok_x[inner]], want_x[inner][ok_x[inner]], atol=2e-5)
+    np.testing.assert_allclose(crop[inner, size // 2, 1][ok_y[inner]], want_y[inner][ok_y[inner]], atol=2e-5)
+
+
+def test_crop_into_preallocated_output():
+    frames = _gradient_frames(2)
+    boxes = np.array([[100, 50, 356, 306]] * 2, np.float32)
+    buf = np.zeros((2, 128, 128, 3), np.uint8)
+    res = crop_faces(frames, boxes, size=128, out=buf)
+    assert res is buf and buf.any()
+    np.testing.assert_array_equal(buf, crop_faces(frames, boxes, size=128))
+    with pytest.raises(ValueError, match="out must be"):
+        crop_faces(frames, boxes, size=64, out=buf)
