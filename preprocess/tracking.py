@@ -103,8 +103,12 @@ def _as_detections(frame: Any) -> FrameDetections:
         return frame
     if isinstance(frame, dict):
         return FrameDetections(frame.get("boxes"), frame.get("keypoints", np.zeros((0, NUM_KEYPOINTS, 3))))
-    if isinstance(frame, (tuple, list)) and len(frame) == 2 and not np.isscalar(frame[0]):
-        return FrameDetections(frame[0], frame[1])
+    if isinstance(frame, (tuple, list)) and len(frame) == 2:  # (boxes, keypoints), unless 2 people
+        first, second = frame
+        kps = np.asarray(second if second is not None else [], dtype=np.float32)
+        boxes_like = first is None or np.shape(first)[-1:] in ((4,), (5,), (0,))
+        if boxes_like and (kps.size == 0 or kps.shape[-2:] == (NUM_KEYPOINTS, 3)):
+            return FrameDetections(first, kps)
     arr = np.asarray(frame, dtype=np.float32)
     if arr.size == 0 or arr.shape[-2:] == (NUM_KEYPOINTS, 3):
         return FrameDetections(None, arr)

@@ -142,6 +142,8 @@ def test_input_forms_and_errors():
                   FrameDetections(np.array([[100, 100, 700, 700, 0.9]]), kps)):
         seq = track_people([frame, frame, None, frame], W, H, min_hits=1)
         assert seq.num_people == 1 and seq.detected[:, 0].tolist() == [True, True, False, True]
+    two = track_people([[k, skeleton(900, 650, 450)]] * 3, W, H)   # a plain list of two people
+    assert two.num_people == 2
     empty = track_people([None, None], W, H)
     assert empty.num_people == 0 and empty.keypoints.shape == (2, 0, 133, 3)
     with pytest.raises(ValueError, match="boxes"):
