@@ -49,6 +49,7 @@ def tiny_models(host):
 
     folder = comfy_host.cache_dir() / "tiny-models"
     paths = factory.write_all(folder)
+    paths.update(factory.write_pose_models(folder))
     paths["root"] = folder
     return paths
 

@@ -125,3 +125,40 @@ def write_all(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     save_file(comfy, str(paths["lora_comfy"]))
     stamp.write_text(VERSION)
     return paths
+
+
+# --- pose models (ONNX, real contracts) ----------------------------------------------------------
+# A standing person in heatmap cells (48 x 64) for the 17 COCO body points, then feet, face, hands.
+_BODY17 = [(24, 10), (25.5, 8.5), (22.5, 8.5), (27, 9.5), (21, 9.5), (30, 17), (18, 17), (32, 25), (16, 25),
+           (33, 32), (15, 32), (28, 34), (20, 34), (28, 45), (20, 45), (28, 56), (20, 56)]
+
+
+def person_peaks():
+    """[133, 2] heatmap-cell positions of a person standing upright in the crop."""
+    import numpy as np
+
+    pts = np.zeros((133, 2))
+    pts[:17] = _BODY17
+    pts[17:23] = [(29, 58), (30.5, 58), (27.5, 57), (19, 58), (17.5, 58), (20.5, 57)]  # feet
+    ang = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    pts[23:91] = np.stack([24 + 2.5 * np.cos(ang), 10.5 + 3.0 * np.sin(ang)], 1)  # face ring
+    for base, wrist in ((91, (33, 32)), (112, (15, 32))):
+        offs = np.stack([np.linspace(-1.5, 1.5, 21), np.linspace(0.5, 3.5, 21)], 1)
+        pts[base:base + 21] = np.asarray(wrist) + offs
+    return pts
+
+
+def write_pose_models(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    """Tiny YOLOv10-contract detector (two people, fixed boxes) and ViTPose-contract model."""
+    import numpy as np
+    from tiny_onnx import make_detector, make_vitpose
+
+    det_dir = pathlib.Path(folder) / "detection"
+    det_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"detector": det_dir / "tiny_yolov10.onnx", "vitpose": det_dir / "tiny_vitpose_wholebody.onnx"}
+    if not paths["detector"].is_file():
+        boxes = np.array([[120.0, 60.0, 300.0, 560.0, 0.9, 0.0], [380.0, 120.0, 500.0, 520.0, 0.8, 0.0]])
+        make_detector(paths["detector"], boxes=boxes)
+    if not paths["vitpose"].is_file():
+        make_vitpose(paths["vitpose"], peaks=person_peaks())
+    return paths

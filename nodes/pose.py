@@ -1,0 +1,413 @@
+"""Pose nodes: model loader, extraction with tracking and smoothing, skeleton rendering, face crops,
+output size, letterbox resize and POSE_KEYPOINT interop."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from comfy_api.latest import io, ui
+
+from .common import (CATEGORY, PREFIX, InputError, Pose, PoseModel, Progress, VideoSource, check_interrupt,
+                     to_image)
+
+REQUIRES = ("onnxruntime", "cv2")
+PoseKeypoint = io.Custom("POSE_KEYPOINT")
+log = logging.getLogger("wan_animate_kit")
+CAT = CATEGORY + "/pose"
+
+
+@dataclass
+class PoseModels:
+    detector: object
+    pose: object
+    batch_size: int
+    names: tuple[str, str]
+
+
+def _detection_models() -> list[str]:
+    import folder_paths
+
+    from ..models.onnx_pose import list_pose_models
+
+    return list_pose_models(folder_paths.get_folder_paths("detection"))
+
+
+def _source(node: str, images, video) -> VideoSource:
+    if (images is None) == (video is None):
+        raise InputError(node, "images" if images is None else "video",
+                         "connect exactly one of 'images' (IMAGE) or 'video' (VIDEO)")
+    src = VideoSource(images if images is not None else video, "images" if images is not None else "video")
+    if src.num_frames == 0:
+        raise InputError(node, src.name, "has no frames", "check the video file")
+    return src
+
+
+class PoseModelLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        names = _detection_models()
+        det_default = next((n for n in names if "yolo" in n.lower()), names[0] if names else None)
+        pose_default = next((n for n in names if "vitpose" in n.lower() or "end2end" in n.lower()),
+                            names[0] if names else None)
+        return io.Schema(
+            node_id=PREFIX + "PoseModelLoader",
+            display_name="Pose Models (YOLO + ViTPose)",
+            category=CAT,
+            description="Load the person detector (YOLOv10 end-to-end ONNX, e.g. yolov10m.onnx) and the ViTPose "
+                        "whole-body ONNX from models/detection. External-data .bin/.data companions are not listed: "
+                        "pick the .onnx (or the folder holding end2end.onnx).",
+            inputs=[
+                io.Combo.Input("detector", options=names, default=det_default,
+                               tooltip="Person detector ONNX in models/detection (YOLOv10 contract: input 1x3x640x640, "
+                                       "output [1,300,6])."),
+                io.Combo.Input("pose_model", options=names, default=pose_default,
+                               tooltip="ViTPose whole-body ONNX in models/detection (input Nx3x256x192, output "
+                                       "Nx133x64x48), or a folder holding end2end.onnx."),
+                io.Combo.Input("device", options=["auto", "cuda", "cpu"], default="auto",
+                               tooltip="auto: CUDA when onnxruntime-gpu really runs on it, else the CPU (logged). "
+                                       "cuda: fail with the reason instead of silently falling back."),
+                io.Int.Input("batch_size", default=16, min=1, max=256,
+                             tooltip="Person crops per ViTPose call (crops of many frames go together)."),
+                io.Boolean.Input("bgr_like_official", default=False,
+                                 tooltip="Feed ViTPose BGR pixels with RGB statistics, as the official code does "
+                                         "(to match its keypoints exactly). Off = correct RGB."),
+            ],
+            outputs=[PoseModel.Output(display_name="pose_models")],
+        )
+
+    @classmethod
+    def execute(cls, detector, pose_model, device, batch_size, bgr_like_official):
+        import folder_paths
+
+        from ..models.onnx_pose import PersonDetector, WholeBodyPose, resolve_model_path
+
+        roots = folder_paths.get_folder_paths("detection")
+        try:
+            det = PersonDetector.load(resolve_model_path(detector, roots), device)
+        except (ValueError, RuntimeError, FileNotFoundError) as e:
+            raise InputError("Pose Models", "detector", str(e)) from e
+        try:
+            pose = WholeBodyPose.load(resolve_model_path(pose_model, roots), device, batch_size=batch_size,
+                                      bgr_like_official=bgr_like_official)
+        except (ValueError, RuntimeError, FileNotFoundError) as e:
+            raise InputError("Pose Models", "pose_model", str(e)) from e
+        return io.NodeOutput(PoseModels(det, pose, batch_size, (detector, pose_model)))
+
+
+def _preview(frames: np.ndarray, kps: np.ndarray, max_side: int = 384) -> np.ndarray:
+    """Frames with every tracked person's skeleton drawn, shrunk to ``max_side``."""
+    import cv2
+
+    from ..preprocess.render import draw_person
+
+    t, h, w = frames.shape[:3]
+    s = min(1.0, max_side / max(h, w))
+    nh, nw = max(2, int(round(h * s))), max(2, int(round(w * s)))
+    out = np.empty((t, nh, nw, 3), np.uint8)
+    for i in range(t):
+        canvas = frames[i].copy()
+        for person in kps[i]:
+            draw_person(canvas, person, 0.5, True, True, None, None)
+        out[i] = cv2.resize(canvas, (nw, nh), interpolation=cv2.INTER_AREA) if s < 1 else canvas
+    return out
+
+
+class PoseExtract(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "PoseExtract",
+            display_name="Pose Extraction (ViTPose, tracked)",
+            category=CAT,
+            description="Detect every person, estimate 133 whole-body keypoints with ViTPose (crops of many frames in "
+                        "batches), track people across frames with stable ids, smooth the keypoints, and pick the "
+                        "person to animate or replace. Works on a character image too (one frame).",
+            inputs=[
+                PoseModel.Input("pose_models", tooltip="From Pose Models (YOLO + ViTPose)."),
+                io.Image.Input("images", optional=True,
+                               tooltip="Frames as an IMAGE batch (or the character image). Connect this or video."),
+                io.Video.Input("video", optional=True,
+                               tooltip="The driving video as the host's VIDEO, decoded in chunks so a long video "
+                                       "never sits whole in memory. Connect this or images."),
+                io.String.Input("person", default="largest",
+                                tooltip="Who to animate/replace: 'largest' (official), an index '0', '1' ... in order "
+                                        "of first appearance, or a point 'x,y' in pixels (or '0.5,0.4' as fractions): "
+                                        "the person at or nearest that point."),
+                io.Float.Input("smoothing", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="Temporal smoothing strength of the keypoints (confidence-aware One-Euro); 0 = "
+                                       "off. Dropped points are held from their last good value for a short gap."),
+                io.Combo.Input("missing_frames", options=["hold", "interpolate", "raise"], default="hold",
+                               tooltip="Frames where the chosen person is not found: hold the last pose, interpolate "
+                                       "between neighbours, or stop with an error listing them."),
+                io.Int.Input("chunk_frames", default=32, min=1, max=1024,
+                             tooltip="Frames decoded and processed at a time (memory vs speed)."),
+            ],
+            outputs=[
+                Pose.Output(display_name="pose", tooltip="Tracked poses (every person; the chosen one is the subject)."),
+                io.Image.Output(display_name="preview", tooltip="Frames with the tracked skeletons, shrunk."),
+                io.String.Output(display_name="report"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, pose_models, person, smoothing, missing_frames, chunk_frames, images=None, video=None):
+        from ..models.pose_runner import detect_and_estimate
+        from ..preprocess.smoothing import fill_missing_frames, smooth_sequence
+        from ..preprocess.tracking import select_subject, track_people
+
+        src = _source("Pose Extraction", images, video)
+        total = src.num_frames
+        width, height = src.size
+        progress = Progress(total)
+        previews = []
+        results = []
+
+        def chunks():
+            for c in src.iter_chunks(chunk_frames):
+                check_interrupt()
+                yield c
+
+        # Frames are processed chunk by chunk; only the small preview of each chunk is kept.
+        for chunk in chunks():
+            part = detect_and_estimate(iter(chunk), pose_models.detector, pose_models.pose,
+                                       batch_size=pose_models.batch_size, chunk_frames=len(chunk))
+            results.extend(part)
+            previews.append(_preview(chunk, [r.keypoints for r in part]))
+            progress.update(len(chunk))
+        seq = track_people([(r.boxes, r.keypoints) for r in results], width, height, fps=src.fps)
+        if seq.num_people == 0:
+            raise InputError("Pose Extraction", src.name, f"no person was found in any of the {total} frame(s)",
+                             "check the detector model and that a person is visible")
+        try:
+            seq = select_subject(seq, person)
+        except ValueError as e:
+            raise InputError("Pose Extraction", "person", str(e)) from e
+        present = seq.subject_detected
+        try:
+            filled, missing = fill_missing_frames(seq.subject_keypoints, present, missing_frames)
+        except ValueError as e:
+            raise InputError("Pose Extraction", "missing_frames", str(e)) from e
+        seq = seq.with_subject_keypoints(filled)
+        if smoothing > 0 and total > 1:
+            seq = smooth_sequence(seq, strength=smoothing)
+        preview = np.concatenate(previews)
+        report = (f"{total} frame(s) {width}x{height}, {seq.num_people} person(s) tracked (ids "
+                  f"{list(seq.track_ids)}), subject {seq.track_ids[seq.subject]}; "
+                  f"{len(missing)} frame(s) without the subject"
+                  + (f": {missing[:20]}" if missing else ""))
+        log.info("Wan-Animate Kit pose extraction: %s", report)
+        return io.NodeOutput(seq, to_image(preview), report, ui=ui.PreviewText(report))
+
+
+class RenderPose(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "RenderPose",
+            display_name="Render Pose (official skeleton)",
+            category=CAT,
+            description="Draw the subject's skeleton exactly as the official Wan-Animate pipeline does (20-point body, "
+                        "ellipse limbs at 60 %, hands as rainbow lines, head points, no face landmarks, black canvas): "
+                        "the pose video the model was trained on.",
+            inputs=[
+                Pose.Input("pose", tooltip="Poses (from Pose Extraction or Pose Retarget)."),
+                io.Int.Input("width", default=0, min=0, max=8192, step=16,
+                             tooltip="Canvas width; 0 = the pose's own canvas."),
+                io.Int.Input("height", default=0, min=0, max=8192, step=16,
+                             tooltip="Canvas height; 0 = the pose's own canvas."),
+                io.Boolean.Input("letterbox", default=True,
+                                 tooltip="Place the poses on another canvas size as the official padding resize does "
+                                         "(aspect kept, centred); off stretches them."),
+                io.Boolean.Input("draw_hands", default=True, tooltip="Draw the hands (official: on)."),
+                io.Boolean.Input("draw_head", default=True, tooltip="Draw nose, eyes and ears (official: on)."),
+            ],
+            outputs=[io.Image.Output(display_name="pose_video")],
+        )
+
+    @classmethod
+    def execute(cls, pose, width, height, letterbox, draw_hands, draw_head):
+        from ..preprocess.render import iter_pose_frames
+
+        if pose.num_people == 0:
+            raise InputError("Render Pose", "pose", "has no tracked person")
+        w, h = width or pose.width, height or pose.height
+        out = torch.empty((pose.num_frames, h, w, 3), dtype=torch.float32)
+        progress = Progress(pose.num_frames)
+        for i, frame in enumerate(iter_pose_frames(pose, w, h, letterbox=letterbox, draw_hands=draw_hands,
+                                                   draw_head=draw_head)):
+            out[i] = torch.from_numpy(frame).float().div_(255)
+            if i % 16 == 15:
+                progress.set(i + 1)
+        progress.set(pose.num_frames)
+        return io.NodeOutput(out)
+
+
+class FaceCrops(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "FaceCrops",
+            display_name="Face Crops (512²)",
+            category=CAT,
+            description="Cut the subject's face out of every frame for the face adapter. 'square' (default) keeps the "
+                        "aspect ratio, smooths the box over time, pads at image borders and holds the last box when the "
+                        "face is lost; 'official' is the Wan-Animate box (area x1.3, mostly upwards, stretched).",
+            inputs=[
+                Pose.Input("pose", tooltip="Poses of the same video (not retargeted: faces come from the original "
+                                           "frames)."),
+                io.Image.Input("images", optional=True, tooltip="The driving frames. Connect this or video."),
+                io.Video.Input("video", optional=True, tooltip="The driving video. Connect this or images."),
+                io.Combo.Input("mode", options=["square", "official"], default="square",
+                               tooltip="square: smoothed square box, never stretched. official: the reference rule."),
+                io.Int.Input("size", default=512, min=64, max=1024, step=64,
+                             tooltip="Crop size in pixels (the model expects 512)."),
+            ],
+            outputs=[io.Image.Output(display_name="face_video"), io.String.Output(display_name="report")],
+        )
+
+    @classmethod
+    def execute(cls, pose, mode, size, images=None, video=None):
+        from ..preprocess.face import crop_faces, face_boxes
+
+        src = _source("Face Crops", images, video)
+        if pose.num_people == 0:
+            raise InputError("Face Crops", "pose", "has no tracked person")
+        if pose.retargeted:
+            raise InputError("Face Crops", "pose", "is retargeted", "use the poses before Pose Retarget: face crops come "
+                             "from the original frames")
+        if src.num_frames != pose.num_frames:
+            raise InputError("Face Crops", src.name, f"has {src.num_frames} frames, the pose has {pose.num_frames}",
+                             "use the pose extracted from this video")
+        w, h = src.size
+        kps = pose.subject_keypoints.copy()
+        if (w, h) != (pose.width, pose.height):
+            kps[..., 0] *= w / pose.width
+            kps[..., 1] *= h / pose.height
+        boxes, low = face_boxes(kps, w, h, mode=mode, fps=pose.fps or 30.0)
+        out = torch.empty((src.num_frames, size, size, 3), dtype=torch.uint8)
+        progress = Progress(src.num_frames)
+        pos = 0
+        for chunk in src.iter_chunks(32):
+            n = len(chunk)
+            crop_faces(chunk, boxes[pos:pos + n], size=size, out=out[pos:pos + n].numpy())
+            pos += n
+            progress.set(pos)
+        report = f"{len(low)} frame(s) with a missing or unsure face" + (f": {low[:20]}" if low else "")
+        return io.NodeOutput(out.float().div_(255), report, ui=ui.PreviewText(report))
+
+
+class OutputSize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "OutputSize",
+            display_name="Wan-Animate Output Size",
+            category=CAT,
+            description="Output width and height for a token budget (default the area of 1280x720), multiples of 16, "
+                        "with the aspect of the given image: the reference image in Animation mode, the video's first "
+                        "frame in Replacement mode (official rule).",
+            inputs=[
+                io.Image.Input("image", tooltip="Reference image (Animation) or a frame of the video (Replacement)."),
+                io.Int.Input("area", default=1280 * 720, min=64 * 64, max=4096 * 4096, step=256,
+                             tooltip="Pixel budget width x height (official 1280x720 = 921600; 832x480 for 480p)."),
+                io.Int.Input("divisor", default=16, min=8, max=64, step=8, tooltip="Sizes are floored to multiples "
+                                                                                   "of this (16 for Wan)."),
+            ],
+            outputs=[io.Int.Output(display_name="width"), io.Int.Output(display_name="height")],
+        )
+
+    @classmethod
+    def execute(cls, image, area, divisor):
+        from ..preprocess.resolution import size_for_area
+
+        w, h = size_for_area(int(image.shape[2]), int(image.shape[1]), area=area, divisor=divisor)
+        return io.NodeOutput(w, h)
+
+
+class PaddingResize(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "PaddingResize",
+            display_name="Letterbox Resize",
+            category=CAT,
+            description="Fit images into width x height keeping the aspect ratio, centred, with black bars (the "
+                        "official padding_resize).",
+            inputs=[
+                io.Image.Input("images", tooltip="Images or frames to resize."),
+                io.Int.Input("width", default=832, min=16, max=8192, step=16, tooltip="Target width."),
+                io.Int.Input("height", default=480, min=16, max=8192, step=16, tooltip="Target height."),
+            ],
+            outputs=[io.Image.Output(display_name="images")],
+        )
+
+    @classmethod
+    def execute(cls, images, width, height):
+        from ..preprocess.resolution import padding_resize
+
+        arr = images[..., :3].cpu().numpy()
+        out = np.stack([padding_resize(f, width, height) for f in arr]).astype(np.float32)
+        return io.NodeOutput(torch.from_numpy(out))
+
+
+class PoseToKeypoint(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "PoseToKeypoint",
+            display_name="Pose to POSE_KEYPOINT",
+            category=CAT,
+            description="Export poses as OpenPose JSON (POSE_KEYPOINT, as controlnet_aux writes it) with the real "
+                        "confidences, for pose editors and other packs.",
+            inputs=[
+                Pose.Input("pose", tooltip="Poses to export."),
+                io.Combo.Input("people", options=["all", "subject"], default="all",
+                               tooltip="Export every tracked person or only the subject."),
+            ],
+            outputs=[PoseKeypoint.Output(display_name="pose_keypoint")],
+        )
+
+    @classmethod
+    def execute(cls, pose, people):
+        from ..preprocess.openpose_json import to_pose_keypoint
+
+        return io.NodeOutput(to_pose_keypoint(pose, people=people))
+
+
+class PoseFromKeypoint(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "PoseFromKeypoint",
+            display_name="POSE_KEYPOINT to Pose",
+            category=CAT,
+            description="Bring poses edited elsewhere (OpenPose JSON, flat or nested, pixels or normalised) back as "
+                        "the pack's pose type.",
+            inputs=[
+                PoseKeypoint.Input("pose_keypoint", tooltip="POSE_KEYPOINT frames."),
+                io.Float.Input("fps", default=0.0, min=0.0, max=240.0, step=0.001,
+                               tooltip="Frame rate of the poses; 0 = unknown."),
+                io.String.Input("person", default="largest",
+                                tooltip="Subject: 'largest', an index, or a point 'x,y'."),
+            ],
+            outputs=[Pose.Output(display_name="pose")],
+        )
+
+    @classmethod
+    def execute(cls, pose_keypoint, fps, person):
+        from ..preprocess.openpose_json import from_pose_keypoint
+        from ..preprocess.tracking import select_subject
+
+        try:
+            seq = from_pose_keypoint(pose_keypoint, fps=fps)
+            if seq.num_people:
+                seq = select_subject(seq, person)
+        except ValueError as e:
+            raise InputError("POSE_KEYPOINT to Pose", "pose_keypoint", str(e)) from e
+        return io.NodeOutput(seq)
+
+
+NODES = [PoseModelLoader, PoseExtract, RenderPose, FaceCrops, OutputSize, PaddingResize, PoseToKeypoint,
+         PoseFromKeypoint]

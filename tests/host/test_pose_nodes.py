@@ -1,0 +1,108 @@
+"""Pose nodes e2e in the real host (in-process): video -> extraction -> rendering -> face crops."""
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.host
+
+
+@pytest.fixture(scope="module")
+def pose_models(tiny_models):
+    import folder_paths
+    from wan_animate_kit.nodes.folders import register_model_folders
+    from wan_animate_kit.nodes.pose import PoseModelLoader
+
+    register_model_folders()
+    folder_paths.add_model_folder_path("detection", str(tiny_models["root"] / "detection"))
+    folder_paths.filename_list_cache.pop("detection", None)
+    return PoseModelLoader.execute(detector="tiny_yolov10.onnx", pose_model="tiny_vitpose_wholebody.onnx",
+                                   device="cpu", batch_size=4, bgr_like_official=False).result[0]
+
+
+def frames(t=6, h=120, w=160):
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(t, h, w, 3, generator=g)
+
+
+def extract(pose_models, **kw):
+    from wan_animate_kit.nodes.pose import PoseExtract
+
+    args = dict(person="largest", smoothing=0.5, missing_frames="hold", chunk_frames=4)
+    args.update(kw)
+    return PoseExtract.execute(pose_models=pose_models, **args).result
+
+
+def test_loader_lists_onnx_only_and_excludes_companions(tiny_models, pose_models):
+    from wan_animate_kit.nodes.pose import PoseModelLoader
+
+    (tiny_models["root"] / "detection" / "vitpose_h_data.bin").write_bytes(b"\0" * 16)
+    import folder_paths
+
+    folder_paths.filename_list_cache.pop("detection", None)
+    options = PoseModelLoader.GET_SCHEMA().inputs[0].options
+    assert "tiny_yolov10.onnx" in options and "tiny_vitpose_wholebody.onnx" in options
+    assert not any(o.endswith(".bin") for o in options)
+
+
+def test_video_to_pose_render_and_face_crops(pose_models):
+    from wan_animate_kit.nodes.pose import FaceCrops, RenderPose
+
+    imgs = frames()
+    pose, preview, report = extract(pose_models, images=imgs)
+    assert pose.num_frames == 6 and pose.num_people == 2 and (pose.width, pose.height) == (160, 120)
+    # the larger detector box (first) is the subject; its nose sits inside its box
+    box_w = (300 - 120) * 160 / 640
+    nose = pose.subject_keypoints[0, 0]
+    assert 120 * 160 / 640 <= nose[0] <= 300 * 160 / 640 and nose[2] > 0.5
+    assert preview.shape[0] == 6 and "2 person(s)" in report
+    video = RenderPose.execute(pose=pose, width=0, height=0, letterbox=True, draw_hands=True,
+                               draw_head=True).result[0]
+    assert tuple(video.shape) == (6, 120, 160, 3)
+    assert video.max() > 0.5 and (video.sum(-1) == 0).float().mean() > 0.5  # skeleton on black
+    wide = RenderPose.execute(pose=pose, width=320, height=120, letterbox=True, draw_hands=True,
+                              draw_head=True).result[0]
+    assert tuple(wide.shape) == (6, 120, 320, 3) and wide[:, :, :80].max() == 0  # letterbox bars stay black
+    faces, face_report = FaceCrops.execute(pose=pose, mode="square", size=512, images=imgs).result
+    assert tuple(faces.shape) == (6, 512, 512, 3)
+    official = FaceCrops.execute(pose=pose, mode="official", size=512, images=imgs).result[0]
+    assert tuple(official.shape) == (6, 512, 512, 3)
+    assert box_w > 0
+
+
+def test_person_choice_by_index_and_point(pose_models):
+    imgs = frames(t=3)
+    by_index = extract(pose_models, images=imgs, person="1")[0]
+    assert by_index.subject == 1
+    x = (380 + 500) / 2 * 160 / 640
+    by_point = extract(pose_models, images=imgs, person=f"{x},60")[0]
+    assert by_point.subject == by_index.subject
+
+
+def test_bad_inputs_name_the_input(pose_models, tiny_models):
+    from wan_animate_kit.nodes.pose import FaceCrops, PoseModelLoader
+
+    with pytest.raises(ValueError, match="images"):
+        extract(pose_models)
+    with pytest.raises(ValueError, match="images"):
+        extract(pose_models, images=torch.zeros(0, 8, 8, 3))
+    with pytest.raises(ValueError, match="person"):
+        extract(pose_models, images=frames(t=2), person="7")
+    pose = extract(pose_models, images=frames(t=4))[0]
+    with pytest.raises(ValueError, match="images"):
+        FaceCrops.execute(pose=pose, mode="square", size=512, images=frames(t=3))
+    with pytest.raises(ValueError, match="device|CUDA|cuda"):
+        PoseModelLoader.execute(detector="tiny_yolov10.onnx", pose_model="tiny_vitpose_wholebody.onnx",
+                                device="cuda", batch_size=4, bgr_like_official=False)
+    with pytest.raises(ValueError, match="pose_model"):
+        PoseModelLoader.execute(detector="tiny_yolov10.onnx", pose_model="tiny_yolov10.onnx",
+                                device="cpu", batch_size=4, bgr_like_official=False)
+
+
+def test_keypoint_round_trip_through_nodes(pose_models):
+    from wan_animate_kit.nodes.pose import PoseFromKeypoint, PoseToKeypoint
+
+    pose = extract(pose_models, images=frames(t=3), smoothing=0.0)[0]
+    kp = PoseToKeypoint.execute(pose=pose, people="all").result[0]
+    assert len(kp) == 3 and len(kp[0]["people"]) == 2
+    back = PoseFromKeypoint.execute(pose_keypoint=kp, fps=10.0, person="largest").result[0]
+    np.testing.assert_allclose(back.keypoints[..., :17, :], pose.keypoints[..., :17, :], atol=1e-3)
