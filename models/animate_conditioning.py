@@ -1,0 +1,186 @@
+"""Per-segment Wan-Animate conditioning, built on the host's own VAE and conditioning helpers.
+
+One segment of ``T`` pixel frames (4n+1) becomes ``1 + T_lat`` latent frames: the reference slot
+and ``T_lat = (T - 1) // 4 + 1`` video frames (wan-animate-reference.md §1.5). The host's
+``WAN22_Animate`` model reads, per conditioning entry:
+
+* ``concat_latent_image`` [1, 16, 1 + T_lat, h, w]: the reference latent, then the VAE encoding
+  of the segment's conditioning frames (grey, or the environment video in Replacement mode, with
+  the previous segment's last ``guidance`` frames written over the first ones);
+* ``concat_mask`` [1, 4, 1 + T_lat, h, w]: the host feeds ``1 - concat_mask`` to the model
+  (``WAN21.concat_cond``), so we pass ``1 - M`` where ``M`` is the official mask (1 = known);
+* ``pose_video_latent``: the VAE encoding of the segment's pose frames (both prompts);
+* ``face_video_pixels`` [1, 3, T, 512, 512] in [-1, 1] (positive) and all -1 (negative: the
+  "black face" of face CFG, used only when cfg > 1);
+* ``clip_vision_output`` on both prompts.
+
+This matches core's ``WanAnimateToVideo`` tensor for tensor in Animation mode, first and continued
+segments. Where core and the official formulation differ, this follows the official one:
+
+1. The 4-channel mask packing (Replacement mode). Officially latent frame 0 holds pixel frame 0
+   in all four channels and latent frame k >= 1 holds pixel frames 4k-3..4k, the same grouping as
+   the VAE's causal temporal compression (``get_i2v_mask``, §1.6). Core folds pixel frames
+   4k..4k+3 into latent frame k, one frame late, so its character mask is misaligned with the
+   encoded environment by one pixel frame; and for a continued segment core writes the character
+   mask over pixel frames ``ref_images_num..`` after zeroing ``4 * ceil(g / 4)`` frames, which
+   leaves part of the guidance latent frames marked "generate" (g = 1: channels 1-3 of latent
+   frame 0; g = 5: channels 1-3 of latent frame 1). Officially the guidance latent frames are
+   fully known. In Animation mode the two packings give the same tensor, since the mask is
+   constant after the guidance frames.
+2. The reference image is fitted to the video size like the official ``padding_resize``
+   (aspect kept, centred, black bars) instead of core's centre crop. A reference already at the
+   video size passes through untouched in both, so the results are identical then.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..preprocess.resolution import padding_resize
+from ..preprocess.segments import latent_frames, pack_mask_4ch
+
+FACE_SIZE = 512
+LATENT_CHANNELS = 16
+SPATIAL = 8  # Wan 2.1 VAE spatial compression
+
+
+def _upscale(frames: torch.Tensor, width: int, height: int, method: str = "area") -> torch.Tensor:
+    """[T, H, W, C] -> [T, height, width, C] the way core's node resizes videos (centre crop)."""
+    import comfy.utils
+
+    if frames.shape[1] == height and frames.shape[2] == width:
+        return frames
+    return comfy.utils.common_upscale(frames.movedim(-1, 1), width, height, method, "center").movedim(1, -1)
+
+
+def fit_reference(reference: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The reference image [1, height, width, 3] float: the first image of ``reference`` fitted
+    with the official ``padding_resize`` (letterbox, black bars); untouched when already that size."""
+    if reference.ndim != 4 or reference.shape[-1] < 3:
+        raise ValueError(f"reference must be an IMAGE [B, H, W, 3], got {tuple(reference.shape)}")
+    ref = reference[:1, :, :, :3].float()
+    if ref.shape[1] == height and ref.shape[2] == width:
+        return ref
+    arr = np.ascontiguousarray(ref[0].cpu().numpy(), np.float32)
+    return torch.from_numpy(padding_resize(arr, width, height, 0.0)).unsqueeze(0).clamp_(0, 1)
+
+
+def encode_reference(vae, reference: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """VAE latent of the fitted reference, [1, 16, 1, h, w]. Computed once per job."""
+    return vae.encode(fit_reference(reference, width, height))
+
+
+def face_pixels(face: torch.Tensor) -> torch.Tensor:
+    """Face crops [T, H, W, 3] 0..1 -> [1, 3, T, 512, 512] in [-1, 1] (core's resize: area, centre)."""
+    import comfy.utils
+
+    f = comfy.utils.common_upscale(face[:, :, :, :3].movedim(-1, 1), FACE_SIZE, FACE_SIZE, "area", "center")
+    return (f * 2.0 - 1.0).movedim(0, 1).unsqueeze(0)
+
+
+def latent_mask(character_mask: torch.Tensor, lat_w: int, lat_h: int) -> torch.Tensor:
+    """Character mask [T, H, W] -> [T, lat_h, lat_w] at latent resolution (nearest-exact, centre),
+    soft values kept (the official mask is not binarised)."""
+    import comfy.utils
+
+    m = character_mask.float().unsqueeze(1)
+    if m.shape[-2:] != (lat_h, lat_w):
+        m = comfy.utils.common_upscale(m, lat_w, lat_h, "nearest-exact", "center")
+    return m[:, 0]
+
+
+def official_mask(num_frames: int, lat_h: int, lat_w: int, known_frames: int = 0,
+                  character: torch.Tensor | None = None) -> torch.Tensor:
+    """The official conditioning mask M [1, 4, 1 + T_lat, h, w] (1 = known, 0 = generate).
+
+    Reference slot all ones; the video part is the per-pixel-frame map ``1 - character`` (or all
+    zeros in Animation mode) with the first ``known_frames`` pixel frames forced to 1, packed four
+    pixel frames per latent frame (``pack_mask_4ch``).
+    """
+    if character is None:
+        per_frame = torch.zeros((num_frames, lat_h, lat_w), dtype=torch.float32)
+    else:
+        if tuple(character.shape) != (num_frames, lat_h, lat_w):
+            raise ValueError(f"character mask must be [{num_frames}, {lat_h}, {lat_w}] at latent size, "
+                             f"got {tuple(character.shape)}")
+        per_frame = 1.0 - character.float()
+    per_frame[:known_frames] = 1.0
+    video = pack_mask_4ch(per_frame)
+    ref = torch.ones((4, 1, lat_h, lat_w), dtype=video.dtype)
+    return torch.cat([ref, video], dim=1).unsqueeze(0)
+
+
+@dataclass
+class SegmentConditioning:
+    positive: list
+    negative: list
+    latent: torch.Tensor  # zeros [1, 16, 1 + T_lat, h, w]
+    known: torch.Tensor  # the official mask M the model receives
+
+
+def build_segment(positive: list, negative: list, vae, ref_latent: torch.Tensor, pose: torch.Tensor,
+                  width: int, height: int, *, face: torch.Tensor | None = None,
+                  environment: torch.Tensor | None = None, character_mask: torch.Tensor | None = None,
+                  guidance: torch.Tensor | None = None, clip_vision_output: Any = None) -> SegmentConditioning:
+    """Conditioning of one segment (official §1.5-§1.10).
+
+    pose: [T, H, W, 3] 0..1, T = 4n+1 (resized to width x height like core when needed).
+    face: [T, h, w, 3] 0..1 face crops or None. environment + character_mask ([T, H, W] 0..1,
+    1 = character): Replacement mode. guidance: the previous segment's last frames [g, H, W, 3]
+    0..1, None for the first segment. ref_latent: from :func:`encode_reference`.
+    """
+    import node_helpers
+
+    length = int(pose.shape[0])
+    if (length - 1) % 4:
+        raise ValueError(f"a segment needs 4n+1 pose frames, got {length}")
+    if (environment is None) != (character_mask is None):
+        raise ValueError("Replacement mode needs both the environment video and the character mask")
+    lat_t = latent_frames(length)
+    lat_h, lat_w = height // SPATIAL, width // SPATIAL
+
+    # conditioning frames: grey (0 in [-1, 1]) or the environment; guidance frames first
+    image = torch.ones((length, height, width, 3)) * 0.5
+    if environment is not None:
+        env = _upscale(environment[:, :, :, :3].float(), width, height)
+        if env.shape[0] != length:
+            raise ValueError(f"environment has {env.shape[0]} frames for a {length}-frame segment")
+        image[:] = env
+    known = 0
+    if guidance is not None and guidance.shape[0] > 0:
+        known = int(guidance.shape[0])
+        image[:known] = _upscale(guidance[:, :, :, :3].float(), width, height)
+
+    character = None
+    if character_mask is not None:
+        if character_mask.shape[0] != length:
+            raise ValueError(f"character mask has {character_mask.shape[0]} frames for a {length}-frame segment")
+        character = latent_mask(character_mask, lat_w, lat_h)
+    known_mask = official_mask(length, lat_h, lat_w, known, character)
+
+    pose_latent = vae.encode(_upscale(pose[:, :, :, :3].float(), width, height))
+    concat = torch.cat((ref_latent.to(pose_latent.device), vae.encode(image)), dim=2)
+    if concat.shape[2] != lat_t + 1:
+        raise ValueError(f"VAE gave {concat.shape[2]} latent frames, expected {lat_t + 1}: is it the Wan 2.1 VAE?")
+    concat_mask = (1.0 - known_mask).to(device=concat.device, dtype=concat.dtype)
+
+    shared = {"pose_video_latent": pose_latent, "concat_latent_image": concat, "concat_mask": concat_mask}
+    if clip_vision_output is not None:
+        shared["clip_vision_output"] = clip_vision_output
+    pos_values, neg_values = dict(shared), dict(shared)
+    if face is not None:
+        if face.shape[0] != length:
+            raise ValueError(f"face video has {face.shape[0]} frames for a {length}-frame segment")
+        fp = face_pixels(face.float())
+        pos_values["face_video_pixels"] = fp
+        neg_values["face_video_pixels"] = torch.full_like(fp, -1.0)  # face CFG: a black face
+    pos = node_helpers.conditioning_set_values(positive, pos_values)
+    neg = node_helpers.conditioning_set_values(negative, neg_values)
+    import comfy.model_management
+
+    latent = torch.zeros([1, LATENT_CHANNELS, lat_t + 1, lat_h, lat_w],
+                         device=comfy.model_management.intermediate_device())
+    return SegmentConditioning(pos, neg, latent, known_mask)

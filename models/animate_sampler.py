@@ -1,0 +1,258 @@
+"""The long-video Wan-Animate loop: segments sampled with the host's own model, VAE and samplers.
+
+Per job (wan-animate-reference.md §1.4-§1.12):
+
+* plan the segments (``preprocess.segments.plan_segments``): stride ``clip_len - guidance``,
+  inputs ping-pong padded to a whole number of segments;
+* encode the reference once;
+* for each segment, in order: read only that segment's input frames (a VIDEO is decoded per
+  segment), build its conditioning (``models.animate_conditioning.build_segment``), draw its noise
+  from the job's single ``torch.Generator`` (seeded once with ``seed``, so segment k gets the k-th
+  draw: segment 0's noise equals ``comfy.sample.prepare_noise(latent, seed)``), sample with
+  ``comfy.sample.sample``, decode the video part (the reference slot is dropped), keep it as uint8
+  on the CPU, stitch it (``preprocess.stitching.Stitcher``) and pass its last ``guidance`` frames
+  on to the next segment;
+* finished segments go to the on-disk :class:`~.segment_cache.SegmentCache`, so running the same
+  job again after an interruption resumes at the first unfinished segment with bit-identical
+  results. The noise of skipped segments is still drawn, so the generator stays in step.
+
+The host imports happen inside functions (models/ never imports ``comfy`` at module level).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..preprocess.segments import SegmentPlan, latent_frames, plan_segments
+from ..preprocess.stitching import Stitcher, to_uint8
+from . import animate_conditioning as ac
+from .segment_cache import Hasher, SegmentCache, clip_vision_fingerprint, conditioning_fingerprint, \
+    model_fingerprint, vae_fingerprint
+
+log = logging.getLogger("wan_animate_kit")
+
+CACHE_FORMAT = "wak-seg-1"
+
+
+# -- frame providers ---------------------------------------------------------------------------
+
+class TensorFrames:
+    """Frames of an in-memory IMAGE [N, H, W, C] or MASK [N, H, W] batch (a 1-frame MASK repeats)."""
+
+    def __init__(self, tensor: torch.Tensor, repeat_single: bool = False):
+        self.t = tensor
+        self.repeat_single = repeat_single and tensor.shape[0] == 1
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.t.shape[0])
+
+    def get(self, indices: Sequence[int]) -> torch.Tensor:
+        idx = torch.as_tensor(np.asarray(indices, np.int64))
+        if self.repeat_single:
+            idx = torch.zeros_like(idx)
+        out = self.t[idx]
+        if out.ndim == 4:
+            out = out[..., :3]
+        return out.float()
+
+
+class StreamFrames:
+    """Frames of a file-backed video decoded on demand, keeping only a sliding window in memory.
+
+    ``source`` is a ``nodes.common.VideoSource`` (anything with ``iter_chunks(n)`` yielding uint8
+    [n, H, W, 3] and ``num_frames``). Requests are expected to move forward (one segment after
+    another); asking for a frame before the window restarts the decoder.
+    """
+
+    def __init__(self, source: Any, chunk: int = 16):
+        self.source = source
+        self.chunk = chunk
+        self._restart()
+
+    def _restart(self) -> None:
+        self._it = iter(self.source.iter_chunks(self.chunk))
+        self._buf: list[np.ndarray] = []
+        self._base = 0  # frame index of self._buf[0]
+        self._end = False
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.source.num_frames)
+
+    def get(self, indices: Sequence[int]) -> torch.Tensor:
+        idx = np.asarray(indices, np.int64)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        if lo < self._base:
+            self._restart()
+        drop = min(lo - self._base, len(self._buf))
+        if drop > 0:
+            del self._buf[:drop]
+            self._base += drop
+        while self._base + len(self._buf) < hi and not self._end:
+            try:
+                self._buf.extend(list(next(self._it)))
+            except StopIteration:
+                self._end = True
+        have = self._base + len(self._buf)
+        if have < hi:
+            if not self._buf:
+                raise ValueError(f"video '{getattr(self.source, 'name', '?')}' has no frame {lo} "
+                                 f"(it decodes to {have} frames)")
+            log.warning("Wan-Animate Kit: video '%s' decodes to %d frames but reports %d; repeating its last frame",
+                        getattr(self.source, "name", "?"), have, self.num_frames)
+            idx = np.minimum(idx, have - 1)
+        frames = np.stack([self._buf[i - self._base] for i in idx])
+        return torch.from_numpy(frames[..., :3]).float().div_(255.0)
+
+
+def frames_of(value: Any, repeat_single: bool = False):
+    """A frame provider for an IMAGE/MASK tensor, or a VideoSource (in-memory or file-backed)."""
+    if isinstance(value, torch.Tensor):
+        return TensorFrames(value, repeat_single)
+    if getattr(value, "images", None) is not None:
+        return TensorFrames(value.images)
+    return StreamFrames(value)
+
+
+# -- job -------------------------------------------------------------------------------------
+
+@dataclass
+class AnimateSettings:
+    seed: int = 0
+    steps: int = 20
+    cfg: float = 1.0
+    sampler_name: str = "uni_pc"
+    scheduler: str = "simple"
+    clip_len: int = 77
+    guidance: int = 1
+    width: int = 0
+    height: int = 0
+    crossfade: bool = False
+    colour_strength: float = 0.0  # 0 = no colour correction
+    cache: bool = True
+
+    def key_fields(self) -> list:
+        """Settings that change a segment's pixels (crossfade and colour correction only change the
+        stitching; colour correction reaches later segments through their guidance frames, which
+        are hashed per segment)."""
+        return [self.seed, self.steps, float(self.cfg), self.sampler_name, self.scheduler, self.clip_len,
+                self.guidance, self.width, self.height]
+
+
+@dataclass
+class AnimateResult:
+    frames: np.ndarray  # uint8 [num_frames, H, W, 3]
+    plan: SegmentPlan
+    sampled: list[int] = field(default_factory=list)
+    loaded: list[int] = field(default_factory=list)
+
+
+def job_key(model, vae, positive, negative, reference: torch.Tensor, settings: AnimateSettings,
+            num_frames: int, clip_vision_output=None, modes: Sequence[str] = ()) -> str:
+    """Hash of everything all segments of a job share."""
+    return Hasher(CACHE_FORMAT, settings.key_fields(), int(num_frames), list(modes),
+                  model_fingerprint(model), vae_fingerprint(vae),
+                  conditioning_fingerprint(positive), conditioning_fingerprint(negative),
+                  clip_vision_fingerprint(clip_vision_output), reference[:1, :, :, :3].float()).hexdigest()
+
+
+def segment_noise(generator: torch.Generator, shape: Sequence[int]) -> torch.Tensor:
+    """The next noise draw of the job's generator (CPU, float32, like ``comfy.sample.prepare_noise``)."""
+    return torch.randn(list(shape), dtype=torch.float32, generator=generator, device="cpu")
+
+
+def run_animate(model, vae, positive: list, negative: list, reference: torch.Tensor, pose, settings: AnimateSettings,
+                *, face=None, environment=None, mask=None, clip_vision_output=None,
+                num_frames: int | None = None,
+                on_segment: Callable[[int, int, np.ndarray, bool], None] | None = None,
+                step_callback: Callable[[int], Callable] | None = None,
+                cache_root: str | None = None) -> AnimateResult:
+    """Generate the whole video. ``pose``/``face``/``environment``/``mask`` are frame providers
+    (see :func:`frames_of`) or tensors; ``num_frames`` defaults to the pose video's length.
+
+    on_segment(index, total, newest_frame_uint8, from_cache) is called after each segment (the
+    node updates its progress bar there; raising from it stops the job, finished segments stay
+    cached). step_callback(steps) returns the per-step sampler callback (default: the host's
+    latent preview + progress bar, which also checks for interruption).
+    """
+    import comfy.model_management
+    import comfy.sample
+    import comfy.utils
+
+    pose, face, environment = (frames_of(x) if x is not None else None for x in (pose, face, environment))
+    mask = frames_of(mask, repeat_single=True) if mask is not None else None
+    n = int(num_frames if num_frames is not None else pose.num_frames)
+    width, height = int(settings.width), int(settings.height)
+    plan = plan_segments(n, settings.clip_len, settings.guidance)
+    lat_t = latent_frames(settings.clip_len)
+    latent_shape = (1, ac.LATENT_CHANNELS, lat_t + 1, height // ac.SPATIAL, width // ac.SPATIAL)
+
+    modes = ["face" if face is not None else "", "replace" if environment is not None else "animate"]
+    cache = SegmentCache(job_key(model, vae, positive, negative, reference, settings, n, clip_vision_output, modes)
+                         if settings.cache else "off", root=cache_root, enabled=settings.cache)
+    cache.write_info({"frames": n, "segments": plan.num_segments, "width": width, "height": height,
+                      "clip_len": settings.clip_len, "guidance": settings.guidance, "seed": settings.seed})
+    stitcher = Stitcher(plan, height, width, crossfade=settings.crossfade, colour_strength=settings.colour_strength)
+    generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))
+    if step_callback is None:
+        import latent_preview
+
+        def step_callback(steps):
+            return latent_preview.prepare_callback(model, steps)
+
+    ref_latent = None
+    guidance_frames: np.ndarray | None = None
+    result = AnimateResult(stitcher.frames, plan)
+    for seg in plan.segments:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        noise = segment_noise(generator, latent_shape)  # always drawn: keeps the generator in step
+        last = seg.index == plan.num_segments - 1
+        # the decoder is causal, so the last segment only needs the latent frames its kept part uses
+        needed = seg.keep_from + seg.count if last else settings.clip_len
+        dec_lat = min(lat_t, (needed + 2) // 4 + 1)  # latent frames whose pixels cover `needed`
+        dec_frames = min(settings.clip_len, 4 * dec_lat - 3)
+
+        src = seg.source
+        seg_pose = pose.get(src)
+        seg_face = face.get(src) if face is not None else None
+        seg_env = environment.get(src) if environment is not None else None
+        seg_mask = mask.get(src) if mask is not None else None
+        guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
+        key = cache.segment_key(seg.index, [seg_pose, seg_face, seg_env, seg_mask, guidance_frames, dec_frames]) \
+            if cache.enabled else ""
+        raw = cache.load(seg.index, key, (dec_frames, height, width, 3))
+        from_cache = raw is not None
+        if raw is None:
+            if ref_latent is None:
+                ref_latent = ac.encode_reference(vae, reference, width, height)
+            cond = ac.build_segment(positive, negative, vae, ref_latent, seg_pose, width, height, face=seg_face,
+                                    environment=seg_env, character_mask=seg_mask, guidance=guid,
+                                    clip_vision_output=clip_vision_output)
+            del seg_pose, seg_face, seg_env, seg_mask
+            latent = comfy.sample.fix_empty_latent_channels(model, cond.latent)
+            if tuple(latent.shape) != latent_shape:
+                raise ValueError(f"latent shape {tuple(latent.shape)} differs from the planned {latent_shape}")
+            samples = comfy.sample.sample(model, noise, settings.steps, settings.cfg, settings.sampler_name,
+                                          settings.scheduler, cond.positive, cond.negative, latent, denoise=1.0,
+                                          callback=step_callback(settings.steps),
+                                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+                                          seed=int(settings.seed) + seg.index)
+            del cond, latent
+            decoded = vae.decode(samples[:, :, 1:1 + dec_lat])  # drop the reference slot
+            raw = to_uint8(decoded.reshape(-1, *decoded.shape[-3:])[:dec_frames])
+            del decoded, samples
+            cache.save(seg.index, key, raw)
+            result.sampled.append(seg.index)
+        else:
+            result.loaded.append(seg.index)
+        guidance_frames = stitcher.add(seg.index, raw)
+        if on_segment is not None:
+            newest = stitcher.frames[min(seg.out_stop, n) - 1]
+            on_segment(seg.index, plan.num_segments, newest, from_cache)
+    cache.finish()
+    return result

@@ -1,0 +1,245 @@
+"""Wan-Animate long-video sampler node: the whole video in segments, on the host's own model."""
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+
+from comfy_api.latest import io, ui
+
+from .common import CATEGORY, PREFIX, InputError, Pose, Progress, VideoSource, preview_tuple, to_image
+
+log = logging.getLogger("wan_animate_kit")
+
+NODE = "Wan-Animate Sampler"
+DEFAULT_SAMPLER = "uni_pc"  # the official CLI solver is UniPC (wan-animate-reference.md §1.3)
+DEFAULT_SCHEDULER = "simple"  # linear sigmas in t, shifted by the model's shift (official: shift 5)
+DEFAULT_FPS = 30.0  # the official output rate (config sample_fps = 30)
+FULL_MASK = 0.995  # coverage above which a character mask "covers everything"
+
+
+def _sampler_names() -> tuple[list[str], list[str]]:
+    import comfy.samplers
+
+    return list(comfy.samplers.KSampler.SAMPLERS), list(comfy.samplers.KSampler.SCHEDULERS)
+
+
+def _video_input(name: str, tooltip: str, optional: bool = False):
+    return io.MultiType.Input(io.Image.Input(name, optional=optional, tooltip=tooltip), types=[io.Video],
+                              optional=optional, tooltip=tooltip)
+
+
+class AnimateSampler(io.ComfyNode):
+    """Samples a whole Wan-Animate video: segments of ``segment_length`` frames, each conditioned on
+    the last ``guidance_frames`` frames of the one before, stitched to exactly the pose video's
+    length. Finished segments are cached on disk so an interrupted job resumes."""
+
+    @classmethod
+    def define_schema(cls):
+        samplers, schedulers = _sampler_names()
+        return io.Schema(
+            node_id=PREFIX + "AnimateSampler",
+            display_name="Wan-Animate Sampler (long video)",
+            category=CATEGORY + "/sampling",
+            description=(
+                "Generates a Wan2.2-Animate video of any length with the host's own Wan-Animate model, VAE and "
+                "samplers, in segments stitched like the official code (stride segment_length - guidance_frames, "
+                "inputs ping-pong padded, exactly as many frames out as the pose video has). Animation mode: "
+                "reference + pose (+ face). Replacement mode: also connect environment_video and character_mask. "
+                "Finished segments are cached on disk: queue the same job again after an interruption and it "
+                "resumes at the first unfinished segment."),
+            inputs=[
+                io.Model.Input("model", tooltip="The Wan2.2-Animate-14B diffusion model (Load Diffusion Model), "
+                               "optionally with the Relighting LoRA. Official sampling shift is 5.0: put a "
+                               "ModelSamplingSD3 node (shift 5) before this one to match it."),
+                io.Conditioning.Input("positive", tooltip="Encoded prompt (umT5). Official: '视频中的人在做动作' "
+                                      "(the person in the video is doing actions)."),
+                io.Conditioning.Input("negative", tooltip="Encoded negative prompt. Used only when cfg > 1 (face "
+                                      "CFG); the official one is Wan's standard negative prompt."),
+                io.Vae.Input("vae", tooltip="The Wan 2.1 VAE (wan_2.1_vae). The Wan 2.2 (48-channel) VAE does not fit "
+                             "this model."),
+                io.Image.Input("reference", tooltip="The character image. Fitted to the video size like the "
+                               "official code: aspect kept, centred, black bars. Encoded once per job."),
+                _video_input("pose_video", "Rendered skeleton video (IMAGE batch or VIDEO). Its frame count is "
+                             "the output's, its size the default output size."),
+                _video_input("face_video", "Face crops, one per pose frame (resized to 512x512). At least as "
+                             "many frames as the pose video; extra frames are ignored.", optional=True),
+                _video_input("environment_video", "Replacement mode: the source video with the character "
+                             "blacked out. Needs character_mask; at least as many frames as the pose video.",
+                             optional=True),
+                io.Mask.Input("character_mask", optional=True, tooltip="Replacement mode: 1 where the character "
+                              "is replaced (soft values kept). One frame (repeated) or at least as many frames as "
+                              "the pose video. Needs environment_video."),
+                io.ClipVisionOutput.Input("clip_vision_output", optional=True, tooltip="CLIP Vision Encode "
+                                          "(clip_vision_h) of the reference; official: crop 'none'. Recommended."),
+                Pose.Input("pose", optional=True, tooltip="Optional: the POSE the pose video was drawn from, only "
+                           "to check that Replacement mode is not given retargeted poses."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Noise seed. One generator is seeded once; segments take successive noise, so "
+                             "a job is deterministic as a whole."),
+                io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampling steps per segment (official 20)."),
+                io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="1.0 = official (one pass per step). Above 1 enables face CFG: the second "
+                               "pass uses the negative prompt with black (-1) face frames."),
+                io.Combo.Input("sampler_name", options=samplers,
+                               default=DEFAULT_SAMPLER if DEFAULT_SAMPLER in samplers else samplers[0],
+                               tooltip="Host sampler. Official: UniPC (uni_pc); euler is a common alternative."),
+                io.Combo.Input("scheduler", options=schedulers,
+                               default=DEFAULT_SCHEDULER if DEFAULT_SCHEDULER in schedulers else schedulers[0],
+                               tooltip="Host scheduler. 'simple' gives the official shifted-linear sigmas."),
+                io.Int.Input("segment_length", default=77, min=5, max=1025, step=4,
+                             tooltip="Frames per segment, 4n+1 (official 77). Longer = fewer seams, more memory."),
+                io.Int.Input("guidance_frames", default=1, min=1, max=5, step=4,
+                             tooltip="Frames of the previous segment that condition the next: 1 or 5 (official). "
+                             "Segments start every segment_length - guidance_frames frames."),
+                io.Int.Input("width", default=0, min=0, max=16384, step=16,
+                             tooltip="Output width, a multiple of 16; 0 = the pose video's."),
+                io.Int.Input("height", default=0, min=0, max=16384, step=16,
+                             tooltip="Output height, a multiple of 16; 0 = the pose video's."),
+                io.Float.Input("fps", default=DEFAULT_FPS, min=1.0, max=240.0, step=0.001,
+                               tooltip="Frame rate of the VIDEO output when the pose video is an IMAGE batch "
+                               "(a VIDEO pose input keeps its own rate). Official output: 30."),
+                io.Boolean.Input("crossfade", default=False, tooltip="Blend the regenerated guidance frames with "
+                                 "the previous segment's instead of the official hard cut."),
+                io.Boolean.Input("colour_correction", default=False, tooltip="Match each new segment's colours to "
+                                 "the frames it shares with the previous segment (never to the reference), against "
+                                 "colour drift over long videos."),
+                io.Float.Input("colour_strength", default=1.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="Strength of the colour correction (0..1)."),
+                io.Boolean.Input("cache", default=True, tooltip="Save finished segments to disk so a re-queued job "
+                                 "resumes after an interruption or crash; removed when the job completes."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames", tooltip="All frames, exactly as many as the pose video."),
+                io.Video.Output(display_name="video", tooltip="The same frames as a VIDEO at the driving fps."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, vae, reference, pose_video, seed, steps, cfg, sampler_name,
+                scheduler, segment_length, guidance_frames, width, height, fps, crossfade, colour_correction,
+                colour_strength, cache, face_video=None, environment_video=None, character_mask=None,
+                clip_vision_output=None, pose=None) -> io.NodeOutput:
+        from comfy_api.latest import InputImpl, Types
+
+        from ..models.animate_sampler import AnimateSettings, run_animate
+
+        job = preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
+                        segment_length, guidance_frames, width, height, colour_strength, steps)
+        settings = AnimateSettings(seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name,
+                                   scheduler=scheduler, clip_len=int(segment_length), guidance=int(guidance_frames),
+                                   width=job["width"], height=job["height"], crossfade=bool(crossfade),
+                                   colour_strength=float(colour_strength) if colour_correction else 0.0,
+                                   cache=bool(cache))
+        bar: list[Progress] = []
+
+        def on_segment(index, total, newest, from_cache):
+            if not bar:
+                bar.append(Progress(total))
+            bar[0].update(1, preview_tuple(newest))
+
+        result = run_animate(model, vae, positive, negative, reference, job["pose"], settings,
+                             face=job["face"], environment=job["environment"], mask=character_mask,
+                             clip_vision_output=clip_vision_output, num_frames=job["frames"], on_segment=on_segment)
+        images = to_image(result.frames)
+        del result
+        rate = job["pose"].fps if job["pose"].video is not None and job["pose"].fps > 0 else float(fps)
+        video = InputImpl.VideoFromComponents(
+            Types.VideoComponents(images=images, frame_rate=Fraction(rate).limit_denominator(100000)))
+        text = job["warnings"]
+        return io.NodeOutput(images, video, ui=ui.PreviewText("\n".join(text)) if text else None)
+
+
+def _source(value, name: str) -> VideoSource:
+    try:
+        return VideoSource(value, name)
+    except ValueError as e:
+        raise InputError(NODE, name, str(e), "connect an IMAGE batch or a VIDEO") from None
+
+
+def preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
+              segment_length, guidance_frames, width, height, colour_strength, steps) -> dict:
+    """Check every input before any sampling; raise InputError naming the input at fault.
+
+    Rules: face/environment videos need at least the pose video's frame count (extra frames are
+    ignored); a character mask has 1 frame (repeated) or at least as many; environment and mask
+    come together; an all-empty mask is an error, a mask covering every pixel of every frame a
+    warning; Replacement mode refuses retargeted poses (when the optional POSE is connected).
+    Returns the resolved sources, size and warnings.
+    """
+    import comfy.model_base
+
+    inner = getattr(model, "model", None)
+    if not isinstance(inner, comfy.model_base.WAN22_Animate):
+        what = type(inner).__name__ if inner is not None else type(model).__name__
+        raise InputError(NODE, "model", f"is a {what} model, not Wan2.2-Animate (WAN22_Animate)",
+                         "load Wan2.2-Animate-14B (e.g. wan2.2_animate_14B_bf16.safetensors) with Load Diffusion Model")
+    if getattr(vae, "latent_channels", 16) != 16 or getattr(vae, "latent_dim", 3) != 3:
+        raise InputError(NODE, "vae", f"has {getattr(vae, 'latent_channels', '?')} latent channels "
+                         f"({getattr(vae, 'latent_dim', '?')}-D latents), not the Wan 2.1 video VAE's 16",
+                         "load wan_2.1_vae.safetensors")
+    if segment_length < 5 or (segment_length - 1) % 4:
+        raise InputError(NODE, "segment_length", f"{segment_length} is not 4n+1 (>= 5)", "use e.g. 77, 81, 49")
+    if guidance_frames not in (1, 5):
+        raise InputError(NODE, "guidance_frames", f"{guidance_frames} is not 1 or 5", "the model was trained with 1 or 5")
+    if guidance_frames >= segment_length:
+        raise InputError(NODE, "guidance_frames", f"{guidance_frames} leaves no new frames in a "
+                         f"{segment_length}-frame segment", "use a longer segment_length")
+    if steps < 1:
+        raise InputError(NODE, "steps", f"{steps} < 1")
+    if not 0.0 <= colour_strength <= 1.0:
+        raise InputError(NODE, "colour_strength", f"{colour_strength} is outside 0..1")
+    if reference is None or reference.ndim != 4 or reference.shape[0] < 1:
+        raise InputError(NODE, "reference", "needs an IMAGE with at least one image")
+
+    src = _source(pose_video, "pose_video")
+    n = src.num_frames
+    if n < 1:
+        raise InputError(NODE, "pose_video", "has no frames")
+    pw, ph = src.size
+    w, h = (int(width) or pw), (int(height) or ph)
+    for name, v, given in (("width", w, width), ("height", h, height)):
+        if v % 16 or v < 16:
+            fix = "set a multiple of 16" if given else f"set {name} to a multiple of 16 (the pose video is {pw}x{ph})"
+            raise InputError(NODE, name, f"{v} is not a multiple of 16", fix)
+
+    face = env = None
+    if face_video is not None:
+        face = _source(face_video, "face_video")
+        if face.num_frames < n:
+            raise InputError(NODE, "face_video", f"has {face.num_frames} frames, the pose video {n}",
+                             "give one face crop per pose frame")
+    if (environment_video is None) != (character_mask is None):
+        missing = "character_mask" if character_mask is None else "environment_video"
+        raise InputError(NODE, missing, "is missing: Replacement mode needs both environment_video and "
+                         "character_mask", f"connect {missing}, or disconnect the other for Animation mode")
+    warnings: list[str] = []
+    if environment_video is not None:
+        env = _source(environment_video, "environment_video")
+        if env.num_frames < n:
+            raise InputError(NODE, "environment_video", f"has {env.num_frames} frames, the pose video {n}",
+                             "give one environment frame per pose frame")
+        m = character_mask
+        if m.ndim != 3:
+            raise InputError(NODE, "character_mask", f"must be a MASK [frames, H, W], got {tuple(m.shape)}")
+        if m.shape[0] != 1 and m.shape[0] < n:
+            raise InputError(NODE, "character_mask", f"has {m.shape[0]} frames, the pose video {n}",
+                             "give one mask per pose frame, or a single mask for all")
+        used = m[:n] if m.shape[0] > 1 else m
+        if float(used.max()) <= 0.0:
+            raise InputError(NODE, "character_mask", "is empty in every frame: nothing would be replaced",
+                             "check the mask (1 = the character to replace)")
+        coverage = (used >= 0.5).float().mean(dim=(1, 2))
+        if float(coverage.min()) >= FULL_MASK:
+            warnings.append("character_mask covers the whole frame in every frame: the environment video is "
+                            "ignored (is the mask inverted? 1 = the character).")
+        if pose is not None and getattr(pose, "retargeted", False):
+            raise InputError(NODE, "pose", "is retargeted, but Replacement mode must follow the source video's "
+                             "own skeleton (the official replacement never retargets)",
+                             "draw the pose video from the un-retargeted POSE")
+    for w_ in warnings:
+        log.warning("Wan-Animate Kit: %s", w_)
+    return {"pose": src, "face": face, "environment": env, "frames": n, "width": w, "height": h,
+            "warnings": warnings}
+
+
+NODES = [AnimateSampler]

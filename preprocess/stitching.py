@@ -1,0 +1,117 @@
+"""Joining decoded segments into one long video, with the opt-in seam fixes.
+
+Official stitching (wan-animate-reference.md §1.4): segment 0 keeps all its frames, every later
+segment drops the first ``guidance`` frames (they regenerate the previous segment's last frames,
+which conditioned it), hard cut, result cut to the pose video's length.
+
+Two opt-in fixes for the seams (field-notes.md §7 rows 2-4):
+
+* colour correction: a new segment is matched, in Lab, to the previous segment's versions of the
+  frames they share (the guidance frames), never to the reference image. The corrected tail is
+  also what conditions the next segment, so the cast does not build up from segment to segment.
+* crossfade: the output frames where two segments overlap become a linear blend of the previous
+  segment's frames and the new segment's regenerated ones (weights (k+1)/(g+1) for the new one).
+
+Everything here is numpy on uint8 frames [T, H, W, 3]; nothing imports the host.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .colour import crossfade as _crossfade
+from .colour import match_colour
+from .segments import SegmentPlan
+
+
+def to_uint8(frames) -> np.ndarray:
+    """Float frames in 0..1 (numpy or torch, [..., 3]) -> uint8, rounded; uint8 passes through."""
+    if hasattr(frames, "detach"):  # torch
+        import torch
+
+        return frames.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    arr = np.asarray(frames)
+    if arr.dtype == np.uint8:
+        return arr
+    return np.clip(np.rint(arr.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+class Stitcher:
+    """Collects segments into the output video as they finish (uint8, on the CPU).
+
+    plan: the segment plan; the output has exactly ``plan.num_frames`` frames.
+    crossfade: blend the overlapping frames instead of the official hard cut.
+    colour_strength: 0 = off (official); otherwise 0..1 strength of the colour match of every new
+        segment to the previous one's shared frames.
+    out: optional preallocated uint8 array [num_frames, H, W, 3] (e.g. a memory map).
+    """
+
+    def __init__(self, plan: SegmentPlan, height: int, width: int, crossfade: bool = False,
+                 colour_strength: float = 0.0, out: np.ndarray | None = None):
+        if not 0.0 <= colour_strength <= 1.0:
+            raise ValueError(f"colour_strength must be within 0..1, got {colour_strength}")
+        self.plan = plan
+        self.crossfade = bool(crossfade)
+        self.colour_strength = float(colour_strength)
+        shape = (plan.num_frames, int(height), int(width), 3)
+        if out is None:
+            out = np.zeros(shape, np.uint8)
+        elif out.shape != shape or out.dtype != np.uint8:
+            raise ValueError(f"out must be uint8 {shape}, got {out.dtype} {out.shape}")
+        self.frames = out
+        self.tail: np.ndarray | None = None  # guidance frames for the next segment
+        self.added = 0
+
+    def add(self, index: int, raw: np.ndarray) -> np.ndarray | None:
+        """Place segment ``index``'s decoded frames (uint8 [clip_len, H, W, 3]; the last segment
+        may stop at the video's end); return the (possibly colour-corrected) frames the next segment
+        is conditioned on, uint8 [g, H, W, 3] (None after a shortened last segment).
+        Segments must come in order."""
+        if index != self.added:
+            raise ValueError(f"segments must be added in order: expected {self.added}, got {index}")
+        seg = self.plan.segments[index]
+        g = self.plan.guidance
+        frames = to_uint8(raw)
+        last = index == self.plan.num_segments - 1
+        # the last segment may come shorter: only the frames up to the video's end are needed
+        need = seg.keep_from + seg.count if last else self.plan.clip_len
+        if frames.shape[1:] != self.frames.shape[1:] or not need <= len(frames) <= self.plan.clip_len:
+            raise ValueError(f"segment {index} frames must be [{need}..{self.plan.clip_len}, "
+                             f"{', '.join(map(str, self.frames.shape[1:]))}], got {frames.shape}")
+        if index > 0 and self.colour_strength > 0:
+            frames = to_uint8(match_colour(frames, self.tail, self.colour_strength, shared=slice(0, g)))
+        self.frames[seg.out_start:seg.out_stop] = frames[seg.keep]
+        if index > 0 and self.crossfade:
+            lo, hi = seg.start, min(seg.start + g, self.plan.num_frames)
+            if hi > lo:
+                prev = self.frames[lo:hi].astype(np.float32)
+                new = frames[:hi - lo].astype(np.float32)
+                self.frames[lo:hi] = np.clip(np.rint(_crossfade(prev, new)), 0, 255).astype(np.uint8)
+        self.tail = frames[len(frames) - g:].copy() if len(frames) == self.plan.clip_len else None
+        self.added += 1
+        return self.tail
+
+    @property
+    def done(self) -> bool:
+        return self.added == self.plan.num_segments
+
+
+def seam_positions(plan: SegmentPlan) -> list[int]:
+    """Output frame indices where a later segment's kept frames begin (the hard cuts)."""
+    return [s.out_start for s in plan.segments[1:] if s.out_start < plan.num_frames]
+
+
+def seam_jump(frames: np.ndarray, plan: SegmentPlan) -> tuple[float, float]:
+    """(mean absolute frame-to-frame change at the seams, elsewhere), in uint8 levels.
+
+    A seam that is much jumpier than the rest of the video is a visible cut.
+    """
+    f = np.asarray(frames, np.float32)
+    if len(f) < 2:
+        return 0.0, 0.0
+    diffs = np.abs(np.diff(f, axis=0)).mean(axis=(1, 2, 3))  # diffs[i] = |f[i+1] - f[i]|
+    seams = [p - 1 for p in seam_positions(plan) if p >= 1]
+    mask = np.zeros(len(diffs), bool)
+    mask[seams] = True
+    at = float(diffs[mask].mean()) if mask.any() else 0.0
+    rest = float(diffs[~mask].mean()) if (~mask).any() else 0.0
+    return at, rest
