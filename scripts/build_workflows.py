@@ -1,0 +1,296 @@
+"""Build the shipped workflows: UI graphs (workflows/*.json) and their API twins (workflows/api/).
+
+    python scripts/build_workflows.py [--server URL]
+
+The graphs are described here in Python; widget order, sockets and defaults come from the host's
+``/object_info`` (a local host is started when no --server is given), and each API twin is the
+UI graph converted by scripts/ui_to_api.py. A test checks both stay in sync.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from ui_to_api import _has_control_after_generate, _is_widget, convert, input_specs  # noqa: E402
+
+WORKFLOWS = ROOT / "workflows"
+MANIFEST = WORKFLOWS / "models.json"
+
+POSITIVE = "视频中的人在做动作"
+NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，"
+            "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，"
+            "三条腿，背景人很多，倒着走")
+
+MODEL_FILES = {
+    "dit": "wan2.2_animate_14B_bf16.safetensors",
+    "vae": "wan_2.1_vae.safetensors",
+    "t5": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+    "clip_vision": "clip_vision_h.safetensors",
+    "relight": "wan2.2_animate_14B_relight_lora_bf16.safetensors",
+    "distill": "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors",
+    "detector": "yolov10m.onnx",
+    "vitpose": "vitpose-l-wholebody.onnx",
+    "sam2": "sam2.1_hiera_large.pt",
+}
+
+
+def _manifest_models() -> dict[str, dict]:
+    if not MANIFEST.exists():
+        return {}
+    data = json.loads(MANIFEST.read_text())
+    entries = data["models"] if isinstance(data, dict) else data
+    return {e["name"]: e for e in entries}
+
+
+class Graph:
+    """A UI-format graph built against the host's object_info."""
+
+    def __init__(self, info: dict):
+        self.info = info
+        self.nodes: list[dict] = []
+        self.links: list[list] = []
+        self.groups: list[dict] = []
+        self.manifest = _manifest_models()
+
+    def node(self, ntype: str, pos, title: str | None = None, size=(320, 200), **values) -> dict:
+        info = self.info[ntype]
+        nid = len(self.nodes) + 1
+        node = {"id": nid, "type": ntype, "pos": list(pos), "size": list(size), "flags": {}, "order": nid - 1,
+                "mode": 0, "inputs": [], "outputs": [], "properties": {"Node name for S&R": ntype},
+                "widgets_values": []}
+        if title:
+            node["title"] = title
+        known = {name for name, _ in input_specs(info)}
+        unknown = set(values) - known
+        if unknown:
+            raise KeyError(f"{ntype} has no input(s) {sorted(unknown)}")
+        for name, spec in input_specs(info):
+            value = values.get(name)
+            link = value if isinstance(value, tuple) else None
+            if _is_widget(spec):
+                opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+                if link is None and value is None:
+                    value = opts.get("default", spec[0][0] if isinstance(spec[0], list) and spec[0] else None)
+                    if spec[0] == "COMBO" and value is None and opts.get("options"):
+                        value = opts["options"][0]
+                node["widgets_values"].append(None if link else value)
+                if _has_control_after_generate(name, spec):
+                    node["widgets_values"].append("fixed")
+                if link:
+                    node["inputs"].append({"name": name, "type": spec[0] if isinstance(spec[0], str) else "COMBO",
+                                           "widget": {"name": name}, "link": None})
+            else:
+                node["inputs"].append({"name": name, "type": spec[0] if isinstance(spec[0], str) else "*",
+                                       "link": None})
+            if link:
+                self._link(link, node, name)
+        if any(isinstance(s[1], dict) and (s[1].get("image_upload") or s[1].get("video_upload"))
+               for _, s in input_specs(info) if len(s) > 1):
+            node["widgets_values"].append("image")
+        names = info.get("output_name") or info["output"]
+        for i, (otype, oname) in enumerate(zip(info["output"], names)):
+            node["outputs"].append({"name": oname, "type": otype if isinstance(otype, str) else "COMBO",
+                                    "links": [], "slot_index": i})
+        self.nodes.append(node)
+        return node
+
+    def out(self, node: dict, name_or_slot) -> tuple[dict, int]:
+        if isinstance(name_or_slot, int):
+            return node, name_or_slot
+        names = [o["name"] for o in node["outputs"]]
+        return node, names.index(name_or_slot)
+
+    def _link(self, src: tuple[dict, int], dst: dict, input_name: str) -> None:
+        node, slot = src
+        lid = len(self.links) + 1
+        target_slot = next(i for i, inp in enumerate(dst["inputs"]) if inp["name"] == input_name)
+        ltype = node["outputs"][slot]["type"]
+        self.links.append([lid, node["id"], slot, dst["id"], target_slot, ltype])
+        node["outputs"][slot]["links"].append(lid)
+        dst["inputs"][target_slot]["link"] = lid
+
+    def models(self, node: dict, *keys: str) -> None:
+        """properties.models: name, directory and URL, so the frontend can offer downloads."""
+        entries = []
+        for key in keys:
+            name = MODEL_FILES[key]
+            m = self.manifest.get(name, {})
+            entry = {"name": name, "directory": m.get("folder", "")}
+            if m.get("url"):
+                entry["url"] = m["url"]
+            entries.append(entry)
+        node["properties"]["models"] = entries
+
+    def note(self, pos, text: str, size=(380, 160)) -> dict:
+        nid = len(self.nodes) + 1
+        node = {"id": nid, "type": "MarkdownNote", "pos": list(pos), "size": list(size), "flags": {},
+                "order": nid - 1, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                "widgets_values": [text], "color": "#432", "bgcolor": "#653"}
+        self.nodes.append(node)
+        return node
+
+    def group(self, title: str, x, y, w, h, color="#3f789e") -> None:
+        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [x, y, w, h],
+                            "color": color, "font_size": 24, "flags": {}})
+
+    def to_json(self) -> dict:
+        return {"id": "00000000-0000-4000-8000-000000000000", "revision": 0,
+                "last_node_id": len(self.nodes), "last_link_id": len(self.links),
+                "nodes": self.nodes, "links": self.links, "groups": self.groups, "definitions": {"subgraphs": []},
+                "config": {}, "extra": {"ds": {"scale": 0.55, "offset": [40, 60]}}, "version": 0.4}
+
+
+def build(info: dict, mode: str, fast: bool) -> dict:
+    """One shipped graph: mode 'animate' or 'replace', fast = step-distill LoRA (6 steps, cfg 1)."""
+    g = Graph(info)
+    replace = mode == "replace"
+    # -- inputs -------------------------------------------------------------------------------
+    g.group("1 · Inputs", 0, 0, 760, 620)
+    char = g.node("LoadImage", (20, 40), title="Character image", size=(320, 320), image="character.png")
+    video = g.node("LoadVideo", (360, 40), title="Driving video", size=(380, 320), file="driving.mp4")
+    vinfo = g.node(PREFIX + "VideoInfo", (360, 400), size=(300, 150), video=g.out(video, 0))
+    g.note((20, 400), "**Inputs.** The character image and the driving video. The output has exactly the video's "
+           "frame count, fps and audio. " + ("Replacement: the person in the video becomes the character, scene and "
+           "lighting kept." if replace else "Animation: the character moves like the person in the video, on the "
+           "image's background."), size=(320, 190))
+    # -- pose -----------------------------------------------------------------------------------
+    g.group("2 · Pose (ViTPose, tracked)", 800, 0, 1140, 620, color="#8a6e3f")
+    pm = g.node(PREFIX + "PoseModelLoader", (820, 40), size=(320, 200), detector=MODEL_FILES["detector"],
+                pose_model=MODEL_FILES["vitpose"])
+    g.models(pm, "detector", "vitpose")
+    dpose = g.node(PREFIX + "PoseExtract", (1160, 40), title="Driving pose", size=(360, 260),
+                   pose_models=g.out(pm, 0), video=g.out(video, 0))
+    size_src = char if not replace else None
+    if replace:
+        frames = g.node("GetVideoComponents", (820, 300), size=(300, 100), video=g.out(video, 0))
+        size_src = frames
+    size = g.node(PREFIX + "OutputSize", (820, 440), size=(320, 130), image=g.out(size_src, 0), area=832 * 480)
+    g.note((1160, 330), "**Pose.** Everyone is detected and tracked; `person` picks who drives the character "
+           "('largest', an index, or a point 'x,y'). Keypoints are smoothed. The output size keeps the aspect of the "
+           + ("video" if replace else "character image") + " for a pixel budget (832x480 here, 1280x720 official).",
+           size=(360, 200))
+    if replace:
+        pose_for_render = dpose
+    else:
+        cpose = g.node(PREFIX + "PoseExtract", (1540, 40), title="Character pose", size=(360, 260),
+                       pose_models=g.out(pm, 0), images=g.out(char, 0))
+        retarget = g.node(PREFIX + "PoseRetarget", (1540, 320), size=(360, 280), driving_pose=g.out(dpose, 0),
+                          reference_pose=g.out(cpose, 0), reference_image=g.out(char, 0),
+                          width=g.out(size, 0), height=g.out(size, 1))
+        pose_for_render = retarget
+    # -- conditioning videos --------------------------------------------------------------------------
+    g.group("3 · Skeleton, face" + (", masks" if replace else ""), 0, 660, 1940, 560, color="#3f8a5e")
+    render = g.node(PREFIX + "RenderPose", (20, 700), size=(320, 200), pose=g.out(pose_for_render, 0),
+                    width=g.out(size, 0), height=g.out(size, 1))
+    faces = g.node(PREFIX + "FaceCrops", (360, 700), size=(320, 160), pose=g.out(dpose, 0), video=g.out(video, 0))
+    refimg = g.node(PREFIX + "PaddingResize", (20, 940), title="Reference at output size", size=(320, 130),
+                    images=g.out(char, 0), width=g.out(size, 0), height=g.out(size, 1))
+    env = None
+    if replace:
+        sam = g.node(PREFIX + "Sam2Loader", (720, 700), size=(320, 130), checkpoint=MODEL_FILES["sam2"])
+        g.models(sam, "sam2")
+        seg = g.node(PREFIX + "CharacterSegmentation", (1060, 700), size=(340, 240), sam2_model=g.out(sam, 0),
+                     pose=g.out(dpose, 0), video=g.out(video, 0))
+        shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 0), pose=g.out(dpose, 0))
+        scaled = g.node(PREFIX + "PaddingResize", (720, 900), title="Video at output size", size=(320, 130),
+                        images=g.out(frames, 0), width=g.out(size, 0), height=g.out(size, 1))
+        env = g.node(PREFIX + "EnvironmentVideo", (1060, 980), size=(340, 120), images=g.out(scaled, 0),
+                     mask=g.out(shape, 0))
+        g.note((1420, 990), "**Masks.** SAM2 follows the same tracked person, prompted from its confident body "
+               "keypoints in every chunk. The mask is dilated and turned into blocks as in training; check the "
+               "overlay output before sampling.", size=(320, 170))
+    else:
+        g.note((720, 700), "**Skeleton and face.** The retargeted poses are drawn exactly as the official "
+               "pipeline draws them; face crops come from the original video (square, smoothed, never "
+               "stretched).", size=(360, 150))
+    # -- model --------------------------------------------------------------------------------------
+    g.group("4 · Models", 0, 1260, 1140, 620, color="#6e3f8a")
+    unet = g.node("UNETLoader", (20, 1300), size=(340, 110), unet_name=MODEL_FILES["dit"])
+    g.models(unet, "dit")
+    model = (unet, 0)
+    if replace:
+        relight = g.node(PREFIX + "RelightLoRA", (380, 1300), size=(340, 130), model=model,
+                         lora_name=MODEL_FILES["relight"], strength=1.0)
+        g.models(relight, "relight")
+        model = (relight, 0)
+    if fast:
+        distill = g.node("LoraLoaderModelOnly", (380, 1450), title="Step-distill LoRA", size=(340, 110),
+                         model=model, lora_name=MODEL_FILES["distill"], strength_model=1.0)
+        g.models(distill, "distill")
+        model = (distill, 0)
+    shift = g.node("ModelSamplingSD3", (740, 1300), size=(300, 80), model=model, shift=8.0 if fast else 5.0)
+    clip = g.node("CLIPLoader", (20, 1440), size=(340, 110), clip_name=MODEL_FILES["t5"], type="wan")
+    g.models(clip, "t5")
+    pos = g.node("CLIPTextEncode", (380, 1590), title="Positive prompt", size=(340, 120), text=POSITIVE,
+                 clip=g.out(clip, 0))
+    neg = g.node("CLIPTextEncode", (740, 1590), title="Negative prompt", size=(380, 120), text=NEGATIVE,
+                 clip=g.out(clip, 0))
+    cvl = g.node("CLIPVisionLoader", (20, 1590), size=(340, 80), clip_name=MODEL_FILES["clip_vision"])
+    g.models(cvl, "clip_vision")
+    cve = g.node("CLIPVisionEncode", (20, 1720), size=(340, 100), clip_vision=g.out(cvl, 0),
+                 image=g.out(refimg, 0), crop="none")
+    vae = g.node("VAELoader", (740, 1420), size=(300, 80), vae_name=MODEL_FILES["vae"])
+    g.models(vae, "vae")
+    # -- sampling -----------------------------------------------------------------------------------
+    g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 620, color="#8a3f3f")
+    extra = {}
+    if replace:
+        extra = dict(environment_video=g.out(env, 0), character_mask=g.out(env, 1))
+    sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 560),
+                     model=g.out(shift, 0), positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
+                     reference=g.out(refimg, 0), pose_video=g.out(render, 0), face_video=g.out(faces, 0),
+                     clip_vision_output=g.out(cve, 0), pose=g.out(pose_for_render, 0),
+                     steps=6 if fast else 20, cfg=1.0, sampler_name="euler" if fast else "uni_pc",
+                     scheduler="simple", fps=g.out(vinfo, 0), **extra)
+    create = g.node("CreateVideo", (1580, 1300), size=(300, 120), images=g.out(sampler, 0), fps=g.out(vinfo, 0),
+                    audio=g.out(vinfo, 1))
+    g.node("SaveVideo", (1580, 1460), title="Save video", size=(340, 380), video=g.out(create, 0),
+           filename_prefix=f"wan_animate/{mode}{'_fast' if fast else ''}")
+    return g.to_json()
+
+
+PREFIX = "WAK_"
+VARIANTS = {"animate": ("animate", False), "animate_fast": ("animate", True),
+            "replace": ("replace", False), "replace_fast": ("replace", True)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--server")
+    args = ap.parse_args(argv)
+    srv = None
+    if args.server:
+        url = args.server.rstrip("/")
+    else:
+        import tempfile
+
+        sys.path.insert(0, str(ROOT / "tests"))
+        from host_harness import HostServer, host_dir
+
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix="wak-build-"))
+        (tmp / "models").mkdir()
+        srv = HostServer(host_dir(), tmp / "base", tmp / "models").start()
+        url = srv.url
+    try:
+        with urllib.request.urlopen(url + "/object_info") as r:
+            info = json.loads(r.read())
+    finally:
+        if srv:
+            srv.stop()
+    (WORKFLOWS / "api").mkdir(parents=True, exist_ok=True)
+    for name, (mode, fast) in VARIANTS.items():
+        ui = build(info, mode, fast)
+        (WORKFLOWS / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
+        api = convert(ui, info)
+        (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote workflows/{name}.json and workflows/api/{name}.json ({len(ui['nodes'])} nodes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
