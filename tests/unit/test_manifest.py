@@ -1,0 +1,223 @@
+"""The model manifest (workflows/models.json) and models/manifest.py: schema, checks, downloader."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import pathlib
+import re
+import threading
+import urllib.parse
+
+import pytest
+
+from wan_animate_kit.models import manifest as mf
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+# --- schema --------------------------------------------------------------------------------------
+def test_manifest_schema_and_no_invented_checksums():
+    raw = json.loads((ROOT / "workflows" / "models.json").read_text())
+    assert re.search(r"\b(none|not)\b.*\bfetched\b", raw["note"], re.I)  # says the URLs were not fetched here
+    entries = mf.load_manifest()
+    assert len(entries) == len(raw["models"]) >= 9
+    for item, e in zip(raw["models"], entries):
+        for key in ("name", "folder", "url", "size_bytes", "sha256", "verified", "workflows"):
+            assert key in item, f"{item.get('name')}: no '{key}'"
+        assert e.url.startswith("https://")
+        assert e.name in urllib.parse.unquote(e.url), f"{e.name}: URL does not end in the file name"
+        assert e.sha256 is None or HEX64.match(e.sha256)
+        # nothing could be downloaded where this manifest was written: nothing may claim verification
+        assert e.verified is False and e.sha256 is None and e.size_bytes is None
+        assert e.workflows and set(e.workflows) <= set(mf.WORKFLOW_NAMES)
+    folders = {e.name: e.folder for e in entries}
+    assert folders["yolov10m.onnx"] == folders["vitpose-l-wholebody.onnx"] == "detection"
+    assert folders["sam2.1_hiera_large.pt"] == "sam2"
+    assert folders["wan_2.1_vae.safetensors"] == "vae"
+    assert folders["umt5_xxl_fp8_e4m3fn_scaled.safetensors"] == "text_encoders"
+
+
+def test_workflow_subsets():
+    names = lambda wf: {e.name for e in mf.models_for(wf)}  # noqa: E731
+    assert "sam2.1_hiera_large.pt" in names("replace") and "sam2.1_hiera_large.pt" not in names("animate")
+    assert "wan2.2_animate_14B_relight_lora_bf16.safetensors" in names("replace_fast")
+    assert "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors" in names("animate_fast")
+    assert "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors" not in names("animate")
+    assert names("animate") < names(None)
+    with pytest.raises(ValueError, match="unknown workflow"):
+        mf.models_for("dance")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"name": "a.onnx", "folder": "detection", "url": "https://x/a.onnx", "sha256": "abc"}, "sha256"),
+    ({"name": "a.onnx", "folder": "detection", "url": "https://x/a.onnx", "sha256": "A" * 64}, "sha256"),
+    ({"name": "a.onnx", "folder": "detection"}, "url"),
+    ({"name": "a.onnx", "folder": "../etc", "url": "https://x/a.onnx"}, "folder"),
+    ({"name": "a.onnx", "folder": "detection", "url": "https://x/a.onnx", "verified": True}, "verified"),
+    ({"name": "a.onnx", "folder": "detection", "url": "ftp://x/a.onnx"}, "http"),
+])
+def test_bad_manifest_rejected(tmp_path, bad, match):
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"models": [bad]}))
+    with pytest.raises(mf.ManifestError, match=match):
+        mf.load_manifest(path)
+
+
+def test_shipped_api_workflows_only_use_manifest_models():
+    """Every model file a shipped API workflow names is in the manifest and lists that workflow."""
+    api = ROOT / "workflows" / "api"
+    files = sorted(api.glob("*.json")) if api.is_dir() else []
+    if not files:
+        pytest.skip("no shipped API workflows yet")
+    entries = mf.load_manifest()
+    for wf in files:
+        prompt = json.loads(wf.read_text())
+        for e in mf.referenced_models(prompt, entries):
+            assert e.url, f"{wf.name} uses {e.relpath}, which is not in workflows/models.json"
+            assert wf.stem in e.workflows, f"{e.name}: manifest 'workflows' lacks {wf.stem}"
+
+
+# --- checks --------------------------------------------------------------------------------------
+def _tiny_manifest():
+    return [mf.ModelEntry("det.onnx", "detection", "https://example.invalid/det.onnx", workflows=("animate",)),
+            mf.ModelEntry("sam.pt", "sam2", "https://example.invalid/sam.pt", workflows=("replace",)),
+            mf.ModelEntry("vae.safetensors", "vae", "https://example.invalid/vae.safetensors",
+                          workflows=("animate", "replace"))]
+
+
+def test_check_local_models_dir(tmp_path):
+    entries = _tiny_manifest()
+    (tmp_path / "detection").mkdir()
+    (tmp_path / "detection" / "det.onnx").write_bytes(b"x")
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "other.safetensors").write_bytes(b"x")
+    missing = mf.check_local(tmp_path, "replace", entries)
+    assert [(m.name, m.folder) for m in missing] == [("sam.pt", "sam2"), ("vae.safetensors", "vae")]
+    assert missing[0].location == "ComfyUI/models/sam2/"
+    msg = missing[0].message()
+    assert "ComfyUI/models/sam2/" in msg and "https://example.invalid/sam.pt" in msg
+    assert [m.name for m in mf.check_local(tmp_path, "animate", entries)] == ["vae.safetensors"]
+    with pytest.raises(ValueError, match="does not exist"):
+        mf.check_local(tmp_path / "nope", None, entries)
+
+
+def test_check_local_mapping_and_lookup(tmp_path):
+    entries = _tiny_manifest()
+    extra = tmp_path / "elsewhere"
+    extra.mkdir()
+    (extra / "sam.pt").write_bytes(b"x")
+    missing = mf.check_local({"sam2": [tmp_path / "none", extra]}, "replace", entries)
+    assert [m.name for m in missing] == ["vae.safetensors"]
+    lookup = lambda folder, name: str(extra / name) if folder == "vae" else None  # noqa: E731
+    (extra / "vae.safetensors").write_bytes(b"x")
+    assert [m.name for m in mf.check_local(lookup, None, entries)] == ["det.onnx", "sam.pt"]
+
+
+def test_referenced_models_from_api_prompt():
+    entries = mf.load_manifest()
+    prompt = {
+        "1": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_2.1_vae.safetensors"}},
+        "2": {"class_type": "UNETLoader", "inputs": {"unet_name": "my_own_dit.safetensors", "weight_dtype": "default"}},
+        "3": {"class_type": "WAK_PoseModelLoader", "inputs": {"detector": "yolov10m.onnx", "device": "cuda"}},
+        "4": {"class_type": "LoraLoaderModelOnly",
+              "inputs": {"lora_name": "Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors",
+                         "model": ["2", 0]}},
+        "5": {"class_type": "VAELoader", "inputs": {"vae_name": "wan_2.1_vae.safetensors"}},
+    }
+    refs = mf.referenced_models(prompt, entries)
+    assert [(e.folder, e.name) for e in refs] == [
+        ("vae", "wan_2.1_vae.safetensors"), ("diffusion_models", "my_own_dit.safetensors"),
+        ("detection", "yolov10m.onnx"),
+        ("loras", "Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors")]
+    assert refs[1].url is None and refs[2].url.endswith("/yolov10m.onnx") and refs[3].url
+
+
+# --- download ------------------------------------------------------------------------------------
+class _Files(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+
+    def do_GET(self):  # noqa: N802
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def file_server():
+    payload = os.urandom(300_000)
+    _Files.files = {"/m/tiny.onnx": payload}
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}", payload
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _entry(base, **kw):
+    return mf.ModelEntry("tiny.onnx", "detection", f"{base}/m/tiny.onnx", **kw)
+
+
+def test_download_checksum_match(tmp_path, file_server):
+    base, payload = file_server
+    digest = hashlib.sha256(payload).hexdigest()
+    lines = []
+    path = mf.download(_entry(base, sha256=digest, size_bytes=len(payload), verified=True), tmp_path,
+                       progress=lines.append, chunk_size=65536)
+    assert path == tmp_path / "detection" / "tiny.onnx"
+    assert path.read_bytes() == payload
+    assert not list(tmp_path.rglob("*.part"))
+    lock = mf.read_lock(tmp_path)["files"]["detection/tiny.onnx"]
+    assert lock["sha256"] == digest and lock["verified"] is True and lock["size_bytes"] == len(payload)
+    assert any("verified" in line for line in lines)
+    # a second call keeps the file and re-checks it
+    again = mf.download(_entry(base, sha256=digest), tmp_path, progress=lines.append)
+    assert again == path and "matches" in lines[-1]
+
+
+def test_download_checksum_mismatch_leaves_nothing(tmp_path, file_server):
+    base, payload = file_server
+    wrong = hashlib.sha256(payload + b"!").hexdigest()
+    with pytest.raises(mf.ChecksumError, match="sha256"):
+        mf.download(_entry(base, sha256=wrong), tmp_path, progress=lambda s: None)
+    assert not (tmp_path / "detection" / "tiny.onnx").exists()
+    assert not list(tmp_path.rglob("*.part"))
+    assert not (tmp_path / mf.LOCK_NAME).exists()
+    with pytest.raises(mf.ChecksumError, match="bytes"):
+        mf.download(_entry(base, size_bytes=len(payload) - 1), tmp_path, progress=lambda s: None)
+    assert not list((tmp_path / "detection").iterdir())
+
+
+def test_download_without_checksum_records_lock(tmp_path, file_server):
+    base, payload = file_server
+    lines = []
+    path = mf.download(_entry(base), tmp_path, progress=lines.append)
+    assert path.read_bytes() == payload
+    lock = json.loads((tmp_path / mf.LOCK_NAME).read_text())["files"]["detection/tiny.onnx"]
+    assert lock["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert lock["verified"] is False and lock["url"].endswith("/m/tiny.onnx")
+    assert "could not be verified" in lines[-1] and lock["sha256"] in lines[-1]
+
+
+def test_download_http_error_and_unknown_name(tmp_path, file_server):
+    base, _ = file_server
+    bad = mf.ModelEntry("gone.onnx", "detection", f"{base}/m/gone.onnx")
+    with pytest.raises(mf.DownloadError, match="gone.onnx"):
+        mf.download(bad, tmp_path, progress=lambda s: None)
+    assert not list(tmp_path.rglob("gone.onnx*"))
+    with pytest.raises(ValueError, match="not in the model manifest"):
+        mf.download("no_such_model.safetensors", tmp_path, progress=lambda s: None)
