@@ -1,0 +1,351 @@
+"""The command-line client (cli.py) against a real ComfyUI server, plus its server-free paths.
+
+The shipped workflows are not needed: the tests write a small API workflow of core nodes that
+follows the CLI's title convention (LoadVideo "Driving video" -> GetVideoComponents -> ImageBatch
+with LoadImage "Character image" -> CreateVideo (source fps and audio) -> SaveVideo "Save video").
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from wan_animate_kit import cli
+from wan_animate_kit.models import manifest as mf
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FRAMES, FPS, W, H = 10, 8, 64, 48
+CHAR_BGR = (0, 0, 255)  # pure red character image
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_video(path: pathlib.Path, frames: int = FRAMES, fps: int = FPS, audio: bool = True) -> pathlib.Path:
+    """A short grey-ramp h264 mp4 (with a 440 Hz AAC track when ``audio``)."""
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("h264", rate=fps)
+        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+        a = c.add_stream("aac", rate=16000) if audio else None
+        for i in range(frames):
+            img = np.full((H, W, 3), 40 + 15 * i, np.uint8)
+            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in v.encode():
+            c.mux(p)
+        if a is not None:
+            n = 16000 * frames // fps
+            t = np.arange(n, dtype=np.float32) / 16000
+            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for p in a.encode(frame):
+                c.mux(p)
+            for p in a.encode():
+                c.mux(p)
+    return path
+
+
+def write_image(path: pathlib.Path) -> pathlib.Path:
+    img = np.zeros((30, 40, 3), np.uint8)
+    img[:] = CHAR_BGR
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def api_workflow(**changes) -> dict:
+    wf = {
+        "1": {"class_type": "LoadVideo", "inputs": {"file": "placeholder.mp4"}, "_meta": {"title": "Driving video"}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["1", 0]}, "_meta": {"title": "Video parts"}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": "placeholder.png"}, "_meta": {"title": "Character image"}},
+        "4": {"class_type": "ImageBatch", "inputs": {"image1": ["2", 0], "image2": ["3", 0]},
+              "_meta": {"title": "Frames + character"}},
+        "5": {"class_type": "CreateVideo", "inputs": {"images": ["4", 0], "fps": ["2", 2], "audio": ["2", 1]},
+              "_meta": {"title": "Make video"}},
+        "6": {"class_type": "SaveVideo", "inputs": {"video": ["5", 0], "filename_prefix": "wak_cli_test/out",
+                                                     "format": "mp4", "codec": "h264"},
+              "_meta": {"title": "Save video"}},
+    }
+    for nid, node in changes.items():
+        if node is None:
+            wf.pop(nid, None)
+        else:
+            wf[nid] = node
+    return wf
+
+
+@pytest.fixture()
+def media(tmp_path):
+    wf = tmp_path / "wf.json"
+    wf.write_text(json.dumps(api_workflow()))
+    return {"video": write_video(tmp_path / "drive.mp4"), "image": write_image(tmp_path / "hero.png"), "wf": wf,
+            "dir": tmp_path}
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- against the real host -----------------------------------------------------------------------
+@pytest.mark.host
+def test_animate_writes_video_with_source_fps_and_character(server, media, capsys, monkeypatch):
+    monkeypatch.chdir(media["dir"])
+    code, out, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                             "--server", server.url, "--workflow", media["wf"], "--timeout", "120")
+    assert code == 0, err
+    result = media["dir"] / "drive_animate.mp4"  # default: <driving stem>_<mode>.mp4 in the cwd
+    assert out.strip() == str(result)
+    assert "running: Make video" in err and "running: Save video" in err  # progress names nodes by title
+    with av.open(str(result)) as c:
+        v = c.streams.video[0]
+        assert float(v.average_rate) == pytest.approx(FPS)
+        assert (v.codec_context.width, v.codec_context.height) == (W, H)
+        assert len(c.streams.audio) == 1  # the source audio went through CreateVideo
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == FRAMES + 1  # the driving frames plus the uploaded character image
+    last, first = frames[-1].reshape(-1, 3).mean(0), frames[0].reshape(-1, 3).mean(0)
+    assert last[0] > 180 and last[1] < 60 and last[2] < 60, last  # red: the character image
+    assert abs(first[0] - first[1]) < 10, first  # grey: a driving frame
+
+
+@pytest.mark.host
+def test_missing_model_names_folder_and_url(server, media, capsys):
+    wf = media["dir"] / "wf_vae.json"
+    wf.write_text(json.dumps(api_workflow(**{"7": {"class_type": "VAELoader",
+                                                   "inputs": {"vae_name": "wan_2.1_vae.safetensors"},
+                                                   "_meta": {"title": "Load VAE"}}})))
+    code, _, err = run_cli(capsys, "replace", "--character", media["image"], "--driving", media["video"],
+                           "--server", server.url, "--workflow", wf)
+    assert code == 2
+    vae = mf.find_entry("wan_2.1_vae.safetensors")
+    assert "wan_2.1_vae.safetensors" in err and "ComfyUI/models/vae/" in err and vae.url in err
+    assert "Traceback" not in err
+    # the same through `check --server`: the detection models are missing too, named with their folder
+    code, _, err = run_cli(capsys, "check", "--server", server.url, "--for", "animate")
+    assert code == 2
+    assert "yolov10m.onnx: put it in ComfyUI/models/detection/" in err
+    assert mf.find_entry("yolov10m.onnx").url in err
+
+
+@pytest.mark.host
+def test_refused_prompt_is_reported_by_node_title_and_input(server, media, capsys):
+    bad = api_workflow(**{"5": {"class_type": "CreateVideo", "inputs": {"images": ["4", 0], "fps": 500.0},
+                                "_meta": {"title": "Make video"}}})
+    wf = media["dir"] / "wf_bad.json"
+    wf.write_text(json.dumps(bad))
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                           "--server", server.url, "--workflow", wf)
+    assert code == 2
+    assert 'node "Make video" (CreateVideo, id 5), input "fps"' in err
+    assert "bigger than max" in err.lower() and "Traceback" not in err
+
+
+@pytest.mark.host
+def test_failing_node_is_reported_readably(server, media, capsys):
+    broken = media["dir"] / "broken.mp4"
+    broken.write_bytes(b"this is not a video" * 50)
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", broken,
+                           "--server", server.url, "--workflow", media["wf"], "--timeout", "120")
+    assert code == 2
+    assert "The workflow failed in node" in err and "Traceback" not in err
+
+
+@pytest.mark.host
+def test_unknown_node_class_is_reported(server, media, capsys):
+    wf = media["dir"] / "wf_unknown.json"
+    wf.write_text(json.dumps(api_workflow(**{"7": {"class_type": "WAK_NoSuchNode", "inputs": {},
+                                                   "_meta": {"title": "Mystery"}}})))
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                           "--server", server.url, "--workflow", wf)
+    assert code == 2
+    assert "WAK_NoSuchNode (used by: Mystery)" in err and "Install Wan-Animate Kit" in err
+
+
+# --- without a host ------------------------------------------------------------------------------
+def test_unreachable_server(media, capsys):
+    url = f"http://127.0.0.1:{_free_port()}"
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                           "--server", url, "--workflow", media["wf"])
+    assert code == 2
+    assert f"Cannot reach a ComfyUI server at {url}" in err and "scripts/launch.py" in err
+    assert "Traceback" not in err
+
+
+def test_missing_inputs_and_bad_workflows(media, capsys):
+    code, _, err = run_cli(capsys, "animate", "--character", media["dir"] / "nope.png", "--driving",
+                           media["video"], "--server", "http://127.0.0.1:9", "--workflow", media["wf"])
+    assert code == 2 and "nope.png does not exist" in err
+    code, _, err = run_cli(capsys, "replace", "--character", media["image"], "--driving", media["dir"] / "x.mp4",
+                           "--server", "http://127.0.0.1:9")
+    assert code == 2 and "x.mp4 does not exist" in err
+    ui = media["dir"] / "ui.json"
+    ui.write_text(json.dumps({"nodes": [], "links": [], "version": 0.4}))
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                           "--server", "http://127.0.0.1:9", "--workflow", ui)
+    assert code == 2 and "UI workflow" in err and "API format" in err
+    untitled = media["dir"] / "untitled.json"
+    untitled.write_text(json.dumps(api_workflow(**{"6": None})))
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                           "--server", "http://127.0.0.1:9", "--workflow", untitled)
+    assert code == 2 and 'no node titled "Save video"' in err
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                           "--server", "http://127.0.0.1:9", "--workflow", media["wf"], "--seed", "3")
+    assert code == 2 and 'no node titled "Seed"' in err
+
+
+def test_fill_workflow_sets_titled_inputs():
+    wf = api_workflow(**{
+        "8": {"class_type": "CLIPTextEncode", "inputs": {"text": "old", "clip": ["9", 0]},
+              "_meta": {"title": "Positive prompt"}},
+        "9": {"class_type": "WAK_AnimateSampler", "inputs": {"seed": 1, "steps": 4}, "_meta": {"title": "Seed"}}})
+    filled = cli.fill_workflow(wf, "hero.png", "drive.mp4", "a robot dancing", 1234)
+    assert filled["3"]["inputs"]["image"] == "hero.png" and filled["1"]["inputs"]["file"] == "drive.mp4"
+    assert filled["8"]["inputs"]["text"] == "a robot dancing" and filled["9"]["inputs"]["seed"] == 1234
+    assert wf["9"]["inputs"]["seed"] == 1 and wf["3"]["inputs"]["image"] == "placeholder.png"  # input untouched
+    unchanged = cli.fill_workflow(wf, "a.png", "b.mp4")
+    assert unchanged["8"]["inputs"]["text"] == "old" and unchanged["9"]["inputs"]["seed"] == 1
+    two = api_workflow(**{"7": {"class_type": "LoadImage", "inputs": {}, "_meta": {"title": "Character image"}}})
+    with pytest.raises(cli.CliError, match="2 nodes titled"):
+        cli.fill_workflow(two, "a.png", "b.mp4")
+
+
+def test_output_items_accepts_images_or_videos_key():
+    item = {"filename": "out_00001_.mp4", "subfolder": "v", "type": "output"}
+    assert cli.output_items({"outputs": {"6": {"images": [item], "animated": [True]}}}, "6") == [item]
+    assert cli.output_items({"outputs": {"6": {"videos": [item]}}}, "6") == [item]
+    assert cli.output_items({"outputs": {"5": {"images": [item]}}}, "6") == []
+
+
+FAKE_HOST = textwrap.dedent("""
+    import http.server, subprocess, sys
+    port = int(sys.argv[sys.argv.index("--port") + 1])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    open(sys.argv[1], "w").write(str(child.pid))
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200); self.send_header("Content-Type", "application/json"); self.end_headers()
+            self.wfile.write(b"{}")
+        def log_message(self, *a): pass
+    http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie still answers kill(0); treat it as gone
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_local_host_starts_and_stops_process_group(tmp_path):
+    script = tmp_path / "fake_launch.py"
+    script.write_text(FAKE_HOST)
+    pidfile = tmp_path / "child.pid"
+    port = _free_port()
+    host = cli.LocalHost([sys.executable, str(script), str(pidfile), "--port", str(port)], port=port, start_timeout=30,
+                         log_dir=tmp_path)
+    with host:
+        with urllib.request.urlopen(host.url + "/system_stats", timeout=5) as r:
+            assert r.status == 200
+        child = int(pidfile.read_text())
+        assert _alive(child)
+    assert host.proc.poll() is not None
+    for _ in range(50):
+        if not _alive(child):
+            break
+        time.sleep(0.1)
+    assert not _alive(child), "the launcher's child (ComfyUI) was left running"
+
+
+def test_local_host_that_exits_early_is_reported(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text("import sys; print('ComfyUI could not start: no space left'); sys.exit(3)")
+    host = cli.LocalHost([sys.executable, str(script)], start_timeout=30, log_dir=tmp_path)
+    with pytest.raises(cli.CliError, match=r"(?s)exited with code 3.*no space left"):
+        with host:
+            pass
+
+
+def test_module_entry_point_imports_no_comfy_or_torch(tmp_path):
+    (tmp_path / "wan_animate_kit").symlink_to(ROOT, target_is_directory=True)
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    code = ("import sys, wan_animate_kit.cli as c; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'comfy', 'numpy', 'cv2', 'websocket')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "wan_animate_kit.cli", "check", "--models-dir", str(tmp_path),
+                        "--for", "animate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "vitpose-l-wholebody.onnx: put it in ComfyUI/models/detection/" in r.stderr
+    assert "sam2.1_hiera_large.pt" not in r.stderr  # not used by the animate workflow
+
+
+def test_refusal_of_a_missing_model_adds_folder_and_url():
+    """The host's answer when a loader's file is not in its list (shape recorded from ComfyUI 0.3.75)."""
+    body = {"error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation",
+                      "details": "", "extra_info": {}},
+            "node_errors": {"1": {"class_type": "UNETLoader", "dependent_outputs": ["2"], "errors": [{
+                "type": "value_not_in_list", "message": "Value not in list",
+                "details": "unet_name: 'wan2.2_animate_14B_bf16.safetensors' not in ['tiny.safetensors']",
+                "extra_info": {"input_name": "unet_name", "received_value": "wan2.2_animate_14B_bf16.safetensors"}}]}}}
+    prompt = {"1": {"class_type": "UNETLoader", "inputs": {}, "_meta": {"title": "DiT"}}}
+    msg = cli.node_errors_message(body, prompt)
+    entry = mf.find_entry("wan2.2_animate_14B_bf16.safetensors")
+    assert msg.startswith("The ComfyUI server refused the workflow: Prompt outputs failed validation")
+    assert 'node "DiT" (UNETLoader, id 1), input "unet_name": Value not in list' in msg
+    assert "ComfyUI/models/diffusion_models/" in msg and entry.url in msg
+
+
+def test_progress_lines_name_nodes_by_title():
+    import io
+
+    stream = io.StringIO()
+    show = cli.Progress({"7": {"class_type": "WAK_AnimateSampler", "_meta": {"title": "Sampler"}},
+                         "8": {"class_type": "VAEDecode", "inputs": {}}}, stream=stream)
+    show.node("7")
+    show.progress("7", 1, 12)
+    show.progress("7", 12, 12)
+    show.progress("8", 3, 3)  # untitled: its class
+    show.progress("7.0.0.2", 2, 2)  # a node the sampler expanded into at run time: the sampler's title
+    show.progress("99", 1, 1)
+    show.done()
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "running: Sampler"
+    assert lines[1:] == ["  Sampler: 1/12", "  Sampler: 12/12", "  VAEDecode: 3/3", "  Sampler: 2/2", "  99: 1/1"]
+
+
+def test_check_and_download_commands_without_network(tmp_path, capsys):
+    for e in mf.models_for("animate"):
+        (tmp_path / e.folder).mkdir(exist_ok=True)
+        (tmp_path / e.folder / e.name).write_bytes(b"x")
+    code, out, _ = run_cli(capsys, "check", "--models-dir", tmp_path, "--for", "animate")
+    assert code == 0 and "has every model file for animate" in out
+    code, _, err = run_cli(capsys, "check", "--models-dir", tmp_path, "--for", "replace")
+    assert code == 2 and "sam2.1_hiera_large.pt: put it in ComfyUI/models/sam2/" in err
+    assert "yolov10m.onnx" not in err
+    code, _, err = run_cli(capsys, "download", "--models-dir", tmp_path, "no_such.onnx")
+    assert code == 2 and "'no_such.onnx' is not in the model manifest" in err
+    # files already there are kept without touching the network (the manifest has no checksum to compare)
+    code, _, err = run_cli(capsys, "download", "--models-dir", tmp_path, "yolov10m.onnx")
+    assert code == 0 and "already in" in err and (tmp_path / "detection" / "yolov10m.onnx").read_bytes() == b"x"
