@@ -28,7 +28,8 @@ CLI finds its nodes by ``_meta.title``:
   carries the source fps and audio; the CLI just downloads).
 * optional ``"Positive prompt"``: a CLIPTextEncode; ``--prompt`` sets ``inputs.text``.
 * optional ``"Seed"``: the WAK_AnimateSampler (or any node with a ``seed``/``noise_seed`` input);
-  ``--seed`` sets it.
+  ``--seed`` sets it. Without such a title, ``--seed`` goes to the workflow's only
+  WAK_AnimateSampler, else its only node with a seed input.
 
 The first three must appear exactly once. Errors the user can fix (unreachable server, missing
 models, a workflow the server refuses or that fails, missing input files) end with exit code 2 and
@@ -298,6 +299,23 @@ def find_titled(prompt: dict, title: str, path: pathlib.Path | str = "the workfl
     return ids[0]
 
 
+def seed_node(prompt: dict, source: pathlib.Path | str = "the workflow") -> str:
+    """The node ``--seed`` sets: the one titled "Seed", else the only WAK_AnimateSampler, else the only
+    node with a ``seed``/``noise_seed`` input."""
+    nid = find_titled(prompt, TITLE_SEED, source, required=False)
+    if nid is not None:
+        return nid
+    for pick in (lambda n: n.get("class_type") == "WAK_AnimateSampler",
+                 lambda n: any(k in (n.get("inputs") or {}) for k in ("seed", "noise_seed"))):
+        ids = [i for i, n in prompt.items() if pick(n)]
+        if len(ids) == 1:
+            return ids[0]
+        if len(ids) > 1:
+            break
+    raise CliError(f"--seed was given but {source} has no node titled \"{TITLE_SEED}\" (nor a single sampler "
+                   "with a seed input).")
+
+
 def fill_workflow(prompt: dict, character: str, driving: str, text: str | None = None, seed: int | None = None,
                   source: pathlib.Path | str = "the workflow") -> dict:
     """A copy of ``prompt`` with the uploaded inputs, prompt text and seed set on the titled nodes."""
@@ -310,9 +328,7 @@ def fill_workflow(prompt: dict, character: str, driving: str, text: str | None =
             raise CliError(f"--prompt was given but {source} has no node titled \"{TITLE_PROMPT}\".")
         prompt[nid].setdefault("inputs", {})["text"] = text
     if seed is not None:
-        nid = find_titled(prompt, TITLE_SEED, source, required=False)
-        if nid is None:
-            raise CliError(f"--seed was given but {source} has no node titled \"{TITLE_SEED}\".")
+        nid = seed_node(prompt, source)
         inputs = prompt[nid].setdefault("inputs", {})
         inputs["noise_seed" if "noise_seed" in inputs and "seed" not in inputs else "seed"] = seed
     return prompt

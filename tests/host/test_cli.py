@@ -220,6 +220,14 @@ def test_fill_workflow_sets_titled_inputs():
     assert wf["9"]["inputs"]["seed"] == 1 and wf["3"]["inputs"]["image"] == "placeholder.png"  # input untouched
     unchanged = cli.fill_workflow(wf, "a.png", "b.mp4")
     assert unchanged["8"]["inputs"]["text"] == "old" and unchanged["9"]["inputs"]["seed"] == 1
+    # no "Seed" title: the only sampler gets it
+    wf["9"]["_meta"]["title"] = "Wan-Animate sampler"
+    assert cli.fill_workflow(wf, "a.png", "b.mp4", seed=77)["9"]["inputs"]["seed"] == 77
+    wf["10"] = {"class_type": "KSampler", "inputs": {"seed": 5}}
+    assert cli.fill_workflow(wf, "a.png", "b.mp4", seed=78)["9"]["inputs"]["seed"] == 78
+    wf["11"] = {"class_type": "WAK_AnimateSampler", "inputs": {"seed": 5}}
+    with pytest.raises(cli.CliError, match="no node titled \"Seed\""):
+        cli.fill_workflow(wf, "a.png", "b.mp4", seed=79)
     two = api_workflow(**{"7": {"class_type": "LoadImage", "inputs": {}, "_meta": {"title": "Character image"}}})
     with pytest.raises(cli.CliError, match="2 nodes titled"):
         cli.fill_workflow(two, "a.png", "b.mp4")
