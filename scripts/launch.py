@@ -46,7 +46,8 @@ def install_workflows(user_dir: pathlib.Path) -> None:
     target = user_dir / "default" / "workflows" / "wan_animate_kit"
     target.mkdir(parents=True, exist_ok=True)
     for wf in (ROOT / "workflows").glob("*.json"):
-        shutil.copy2(wf, target / wf.name)
+        if wf.name != "models.json":  # the model manifest is not a workflow
+            shutil.copy2(wf, target / wf.name)
 
 
 def main(argv=None) -> int:
