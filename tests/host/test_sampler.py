@@ -1,0 +1,404 @@
+"""The long-video sampler: stitching, resume, determinism, modes, preflight, face-CFG wiring.
+
+Host tests run the real ComfyUI host in-process on the CPU with the tiny Wan-Animate DiT and a
+tiny Wan 2.1 VAE, at 32x32, 9-frame segments and 1 step (the VAE dominates the cost here).
+"""
+from __future__ import annotations
+
+import math
+import os
+import types
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+W = H = 32
+
+
+# -- pure stitching (no host) -----------------------------------------------------------------
+
+def _seg_frames(k: int, n: int, value_base: int = 0) -> np.ndarray:
+    """Segment k's frames: frame j has value 20 * k + j (+ base) everywhere."""
+    v = (value_base + 20 * k + np.arange(n)).astype(np.uint8)
+    return np.broadcast_to(v[:, None, None, None], (n, 4, 4, 3)).copy()
+
+
+def test_stitcher_hard_cut_drops_guidance_frames_and_trims():
+    from wan_animate_kit.preprocess.segments import plan_segments
+    from wan_animate_kit.preprocess.stitching import Stitcher, seam_positions
+
+    plan = plan_segments(20, 9, 1)  # starts 0, 8, 16; padded to 25
+    st = Stitcher(plan, 4, 4)
+    tails = [st.add(k, _seg_frames(k, 9)) for k in range(plan.num_segments)]
+    out = st.frames[:, 0, 0, 0].astype(int).tolist()
+    assert len(out) == 20 and st.done
+    # segment 0 keeps 0..8, segment 1 its frames 1..8, segment 2 its frames 1..3
+    assert out == list(range(9)) + [20 + j for j in range(1, 9)] + [40 + j for j in range(1, 4)]
+    assert tails[0][:, 0, 0, 0].tolist() == [8] and tails[1][:, 0, 0, 0].tolist() == [28]
+    assert seam_positions(plan) == [9, 17]
+
+
+def test_stitcher_crossfade_blends_overlap():
+    from wan_animate_kit.preprocess.segments import plan_segments
+    from wan_animate_kit.preprocess.stitching import Stitcher
+
+    plan = plan_segments(13, 9, 5)  # starts 0, 4
+    st = Stitcher(plan, 4, 4, crossfade=True)
+    st.add(0, np.full((9, 4, 4, 3), 60, np.uint8))
+    st.add(1, np.full((9, 4, 4, 3), 120, np.uint8))
+    got = st.frames[:, 0, 0, 0].astype(int).tolist()
+    w = [(k + 1) / 6 for k in range(5)]  # new-frame weights over the 5 overlapping frames
+    assert got[:4] == [60] * 4
+    assert got[4:9] == [round(60 * (1 - x) + 120 * x) for x in w]
+    assert got[9:] == [120] * 4
+
+
+def test_stitcher_colour_correction_matches_shared_frames():
+    from wan_animate_kit.preprocess.segments import plan_segments
+    from wan_animate_kit.preprocess.stitching import Stitcher
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 200, size=(17, 8, 8, 3)).astype(np.float32)
+    plan = plan_segments(17, 9, 1)
+    seg0 = base[:9].astype(np.uint8)
+    cast = np.array([25.0, -10.0, 5.0], np.float32)
+    seg1 = np.clip(base[8:17] + cast, 0, 255).astype(np.uint8)  # same content, drifted colours
+    plain = Stitcher(plan, 8, 8)
+    plain.add(0, seg0)
+    plain.add(1, seg1)
+    fixed = Stitcher(plan, 8, 8, colour_strength=1.0)
+    fixed.add(0, seg0)
+    tail = fixed.add(1, seg1)
+    err_plain = np.abs(plain.frames[9:].astype(float) - base[9:17]).mean()
+    err_fixed = np.abs(fixed.frames[9:].astype(float) - base[9:17]).mean()
+    assert err_plain > 8 and err_fixed < err_plain / 2
+    assert np.array_equal(tail, fixed.frames[16:17])  # the corrected tail conditions the next segment
+    assert np.array_equal(fixed.frames[:9], seg0)  # the first segment is never touched
+
+
+def test_stitcher_rejects_wrong_shapes_and_order():
+    from wan_animate_kit.preprocess.segments import plan_segments
+    from wan_animate_kit.preprocess.stitching import Stitcher
+
+    plan = plan_segments(20, 9, 1)
+    st = Stitcher(plan, 4, 4)
+    with pytest.raises(ValueError, match="in order"):
+        st.add(1, _seg_frames(1, 9))
+    with pytest.raises(ValueError, match="frames must be"):
+        st.add(0, _seg_frames(0, 5))
+    st.add(0, _seg_frames(0, 9))
+    st.add(1, _seg_frames(1, 9))
+    assert st.add(2, _seg_frames(2, 4)) is None  # a shortened last segment is fine (needs 1 + 3 frames)
+    assert st.frames.shape[0] == 20
+
+
+# -- host fixtures ----------------------------------------------------------------------------
+
+def finite_vae(path):
+    """The tiny Wan 2.1 VAE with its weights re-drawn deterministically (same workaround as in
+    test_conditioning.py: the shared tiny VAE file holds uninitialised weights, NaN/1e38)."""
+    import comfy.sd
+    import comfy.utils
+
+    g = torch.Generator().manual_seed(2)
+    sd = {}
+    for k, v in sorted(comfy.utils.load_torch_file(str(path)).items()):
+        name = k.rsplit(".", 1)[-1]
+        if name == "gamma":
+            sd[k] = torch.ones(v.shape)
+        elif name == "bias":
+            sd[k] = torch.zeros(v.shape)
+        else:
+            sd[k] = torch.randn(v.shape, generator=g) / math.sqrt(max(1, math.prod(v.shape[1:])))
+    return comfy.sd.VAE(sd=sd)
+
+
+@pytest.fixture(scope="module")
+def rig(tiny_models):
+    import comfy.sd
+
+    g = torch.Generator().manual_seed(11)
+
+    def img(n, h=H, w=W):
+        return torch.randint(0, 256, (n, h, w, 3), generator=g).float() / 255
+
+    mask = torch.zeros(24, H, W)
+    for t in range(24):
+        mask[t, 6 + t % 5:26, 8:22 + t % 4] = 1.0
+    return types.SimpleNamespace(
+        model=comfy.sd.load_diffusion_model(str(tiny_models["dit"])), vae=finite_vae(tiny_models["vae"]),
+        pose=img(24), env=img(24), mask=mask, ref=img(1), face=img(5, 40, 40),
+        pos=[[torch.randn(1, 6, 4096, generator=g), {}]], neg=[[torch.randn(1, 5, 4096, generator=g), {}]],
+        clip=types.SimpleNamespace(penultimate_hidden_states=torch.randn(1, 257, 1280, generator=g)))
+
+
+@pytest.fixture
+def spy(monkeypatch, host):
+    """Records every comfy.sample.sample call (noise, conditioning, seed) and passes it on."""
+    import comfy.sample
+
+    calls = []
+    real = comfy.sample.sample
+
+    def recording(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, **kw):
+        calls.append(types.SimpleNamespace(noise=noise.clone(), positive=positive, negative=negative,
+                                           latent=latent_image, seed=kw.get("seed"), cfg=cfg))
+        return real(model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, **kw)
+
+    monkeypatch.setattr(comfy.sample, "sample", recording)
+    return calls
+
+
+def settings(**kw):
+    from wan_animate_kit.models.animate_sampler import AnimateSettings
+
+    base = dict(seed=5, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple", clip_len=9, guidance=1,
+                width=W, height=H, cache=False)
+    base.update(kw)
+    return AnimateSettings(**base)
+
+
+def run(rig, n, s, replace=False, **kw):
+    from wan_animate_kit.models.animate_sampler import run_animate
+
+    return run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, rig.pose[:n], s,
+                       environment=rig.env[:n] if replace else None, mask=rig.mask[:n] if replace else None,
+                       clip_vision_output=rig.clip, step_callback=lambda steps: None, **kw)
+
+
+# -- host tests -------------------------------------------------------------------------------
+
+@pytest.mark.host
+def test_partial_decode_is_exact(rig):
+    """The last segment decodes only the latent frames it needs: the Wan VAE decoder is causal,
+    so a prefix decodes to exactly the same frames."""
+    lat = torch.randn(1, 16, 3, H // 8, W // 8, generator=torch.Generator().manual_seed(0))
+    full = rig.vae.decode(lat)
+    part = rig.vae.decode(lat[:, :, :2])
+    assert torch.isfinite(full).all() and full.shape[1] == 9 and part.shape[1] == 5
+    assert torch.equal(part, full[:, :5])
+
+
+@pytest.mark.host
+def test_resume_after_interrupt_is_bit_identical(rig, spy, tmp_path):
+    import comfy.model_management
+    import comfy.sample
+
+    def interrupt_after_segment_1(index, total, newest, from_cache):
+        if index == 1:  # what POST /interrupt does; the loop's next check raises
+            comfy.model_management.interrupt_current_processing(True)
+
+    s = settings(cache=True)
+    with pytest.raises(comfy.model_management.InterruptProcessingException):
+        run(rig, 20, s, cache_root=str(tmp_path), on_segment=interrupt_after_segment_1)
+    jobs = list(tmp_path.iterdir())
+    assert len(jobs) == 1 and len(list(jobs[0].glob("seg*.npy"))) == 2
+    assert len(spy) == 2
+
+    seen = []
+    resumed = run(rig, 20, s, cache_root=str(tmp_path), on_segment=lambda *a: seen.append((a[0], a[3])))
+    assert resumed.loaded == [0, 1] and resumed.sampled == [2]
+    assert len(spy) == 3  # only segment 2 was sampled again
+    assert seen == [(0, True), (1, True), (2, False)]
+    assert not any(tmp_path.iterdir())  # a finished job leaves no cache behind
+
+    fresh = run(rig, 20, settings(cache=False))
+    assert fresh.sampled == [0, 1, 2] and fresh.frames.shape == (20, H, W, 3)
+    assert np.array_equal(resumed.frames, fresh.frames)
+    assert fresh.frames.std() > 1  # real, varied frames (not a constant fill)
+
+    # RNG: one generator seeded once; segment 0 gets exactly prepare_noise(latent, seed)
+    noises = [c.noise for c in spy[3:]]
+    assert torch.equal(noises[0], comfy.sample.prepare_noise(torch.zeros_like(noises[0]), s.seed))
+    assert not torch.equal(noises[0], noises[1]) and not torch.equal(noises[1], noises[2])
+    assert torch.equal(noises[2], spy[2].noise)  # the resumed run drew the same noise for segment 2
+
+
+@pytest.mark.host
+def test_same_seed_same_frames_other_seed_differs(rig):
+    a = run(rig, 9, settings(seed=5))
+    b = run(rig, 9, settings(seed=5))
+    c = run(rig, 9, settings(seed=6))
+    assert a.plan.num_segments == 1 and a.frames.shape[0] == 9
+    assert np.array_equal(a.frames, b.frames)
+    assert not np.array_equal(a.frames, c.frames)
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("mode,g,n,segments", [
+    ("animate", 5, 13, 2),  # 9 + 4: fills the last segment exactly
+    ("replace", 1, 9, 1),
+    ("replace", 5, 11, 2),  # padded to 13, trimmed back to 11
+])
+def test_modes_frame_counts_and_guidance_wiring(rig, spy, monkeypatch, mode, g, n, segments):
+    from wan_animate_kit.models import animate_conditioning as ac
+    from wan_animate_kit.models import animate_sampler
+
+    guid = []
+    real = ac.build_segment
+
+    def capture(*a, **kw):
+        guid.append(kw.get("guidance"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(animate_sampler.ac, "build_segment", capture)
+    res = run(rig, n, settings(guidance=g), replace=(mode == "replace"))
+    assert res.frames.shape == (n, H, W, 3)
+    assert res.plan.num_segments == segments == len(spy)
+    assert guid[0] is None
+    for k in range(1, segments):
+        start = res.plan.segments[k].start
+        # the guidance is the previous segment's last g frames, which are in the output unchanged
+        assert torch.equal(torch.round(guid[k] * 255).to(torch.uint8), torch.from_numpy(res.frames[start:start + g]))
+        mask = spy[k].positive[0][1]["concat_mask"]
+        assert torch.all(mask[:, :, : 1 + (1 if g == 1 else 2)] == 0)  # ref + guidance latents known
+    if mode == "replace":
+        c0 = spy[0].positive[0][1]["concat_mask"][:, :, 1:]
+        assert 0 < float(c0.mean()) < 1  # the character region is generated, the environment kept
+
+
+@pytest.mark.host
+def test_face_cfg_uncond_gets_black_faces(rig, monkeypatch):
+    """cfg > 1: the negative pass carries all -1 face frames, the positive the crops; cfg 1: one pass.
+
+    The wrapper sees exactly what the model gets; it runs the model without the face pixels, since
+    the host's motion encoder costs seconds per 512x512 crop on this CPU."""
+    from wan_animate_kit.models.animate_conditioning import face_pixels
+    from wan_animate_kit.nodes.sample import AnimateSampler
+
+    seen = []
+
+    def wrapper(apply_model, args):
+        c = dict(args["c"])
+        seen.append((list(args["cond_or_uncond"]), c.pop("face_pixel_values", None)))
+        return apply_model(args["input"], args["timestep"], **c)
+
+    model = rig.model.clone()
+    model.set_model_unet_function_wrapper(wrapper)
+    common = dict(model=model, positive=rig.pos, negative=rig.neg, vae=rig.vae, reference=rig.ref,
+                  pose_video=rig.pose[:5], seed=1, steps=1, sampler_name="euler", scheduler="simple",
+                  segment_length=5, guidance_frames=1, width=0, height=0, fps=30.0, crossfade=False,
+                  colour_correction=False, colour_strength=1.0, cache=False, face_video=rig.face,
+                  clip_vision_output=rig.clip)
+    out = AnimateSampler.execute(cfg=2.0, **common)
+    assert out.result[0].shape == (5, H, W, 3)
+    expected = face_pixels(rig.face)[0]
+    passes = []
+    for order, faces in seen:  # the host may batch cond and uncond together or run them apart
+        assert faces.shape == (len(order), 3, 5, 512, 512)
+        for i, which in enumerate(order):
+            passes.append(which)
+            if which == 1:  # uncond
+                assert torch.all(faces[i] == -1)
+            else:
+                assert torch.equal(faces[i], expected)
+    assert sorted(passes) == [0, 1]  # one step: one cond and one uncond pass
+    seen.clear()
+    AnimateSampler.execute(cfg=1.0, **common)
+    assert [o for o, _ in seen] == [[0]]
+
+
+def _write_mp4(path, frames: np.ndarray, fps: int) -> None:
+    import av
+
+    with av.open(str(path), mode="w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"crf": "0"}
+        for f in frames:
+            for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(pkt)
+        for pkt in stream.encode():
+            out.mux(pkt)
+
+
+@pytest.mark.host
+def test_video_input_is_read_per_segment(rig, tmp_path, host):
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.models.animate_sampler import StreamFrames
+    from wan_animate_kit.nodes.common import VideoSource
+
+    frames = (rig.pose[:23].numpy() * 255).round().astype(np.uint8)
+    path = tmp_path / "pose.mp4"
+    _write_mp4(path, frames, 24)
+    src = VideoSource(InputImpl.VideoFromFile(str(path)), "pose_video")
+    everything = src.read(0, 23)
+    reader = StreamFrames(src, chunk=4)
+    for idx in ([0, 1, 2, 3, 4, 5, 6, 7, 8], [8, 9, 10, 11, 12, 13, 14, 15, 16], [16, 17, 18, 19, 20, 21, 22, 21, 20],
+                [2, 3]):  # forward, then mirrored padding at the end, then a restart
+        got = reader.get(idx)
+        assert torch.equal(got, torch.from_numpy(everything[idx]).float() / 255)
+        assert len(reader._buf) <= 9 + 4  # only a window of frames is held
+    assert reader._base <= 2
+
+
+@pytest.mark.host
+def test_node_with_video_input_keeps_fps_and_count(rig, tmp_path):
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.nodes.sample import AnimateSampler
+
+    frames = (rig.pose[:7].numpy() * 255).round().astype(np.uint8)
+    path = tmp_path / "pose.mp4"
+    _write_mp4(path, frames, 24)
+    os.environ.pop("WAN_ANIMATE_KIT_CACHE_DIR", None)
+    out = AnimateSampler.execute(model=rig.model, positive=rig.pos, negative=rig.neg, vae=rig.vae, reference=rig.ref,
+                                 pose_video=InputImpl.VideoFromFile(str(path)), seed=0, steps=1, cfg=1.0,
+                                 sampler_name="euler", scheduler="simple", segment_length=5, guidance_frames=1,
+                                 width=0, height=0, fps=30.0, crossfade=True, colour_correction=True,
+                                 colour_strength=0.5, cache=False)
+    images, video = out.result
+    assert images.shape == (7, H, W, 3) and images.dtype == torch.float32
+    comp = video.get_components()
+    assert comp.frame_rate == Fraction(24) and comp.images.shape[0] == 7
+
+
+# -- preflight --------------------------------------------------------------------------------
+
+def _pre(rig, **over):
+    from wan_animate_kit.nodes.sample import preflight
+
+    args = dict(model=rig.model, vae=rig.vae, reference=rig.ref, pose_video=rig.pose[:9], face_video=None,
+                environment_video=None, character_mask=None, pose=None, segment_length=9, guidance_frames=1,
+                width=0, height=0, colour_strength=1.0, steps=1)
+    args.update(over)
+    return preflight(**args)
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("over,name,text", [
+    (dict(model="linear"), "model", "Linear"),
+    (dict(vae=types.SimpleNamespace(latent_channels=48, latent_dim=3)), "vae", "48"),
+    (dict(segment_length=10), "segment_length", "4n\\+1"),
+    (dict(guidance_frames=3), "guidance_frames", "1 or 5"),
+    (dict(guidance_frames=5, segment_length=5), "guidance_frames", "no new frames"),
+    (dict(pose_video="pose40"), "width", "multiple of 16"),
+    (dict(height=40), "height", "multiple of 16"),
+    (dict(face_video="face4"), "face_video", "4 frames"),
+    (dict(environment_video="env"), "character_mask", "missing"),
+    (dict(character_mask="mask"), "environment_video", "missing"),
+    (dict(environment_video="env", character_mask="mask3"), "character_mask", "3 frames"),
+    (dict(environment_video="env", character_mask="empty"), "character_mask", "empty"),
+    (dict(environment_video="env", character_mask="mask", pose="retargeted"), "pose", "retargeted"),
+])
+def test_preflight_names_the_bad_input(rig, over, name, text):
+    from wan_animate_kit.nodes.common import InputError
+
+    values = {"linear": types.SimpleNamespace(model=torch.nn.Linear(1, 1)), "pose40": torch.rand(9, 40, 40, 3),
+              "face4": rig.face[:4], "env": rig.env[:9], "mask": rig.mask[:9], "mask3": rig.mask[:3],
+              "empty": torch.zeros(9, H, W), "retargeted": types.SimpleNamespace(retargeted=True)}
+    over = {k: values.get(v, v) if isinstance(v, str) else v for k, v in over.items()}
+    with pytest.raises(InputError, match=text) as err:
+        _pre(rig, **over)
+    assert err.value.input_name == name
+
+
+@pytest.mark.host
+def test_preflight_accepts_single_mask_and_warns_on_full_mask(rig):
+    ok = _pre(rig, environment_video=rig.env[:9], character_mask=rig.mask[:1], pose=types.SimpleNamespace(retargeted=False))
+    assert ok["frames"] == 9 and (ok["width"], ok["height"]) == (W, H) and not ok["warnings"]
+    full = _pre(rig, environment_video=rig.env[:9], character_mask=torch.ones(9, H, W))
+    assert "covers the whole frame" in full["warnings"][0]
+    sized = _pre(rig, width=64, height=48)
+    assert (sized["width"], sized["height"]) == (64, 48)
