@@ -113,6 +113,7 @@ class _FrameSource:
             frame = self._uint8(self._array[self.count])
         else:
             while self._batch is None or self._batch_pos >= self._batch.shape[0]:
+                self._batch = None  # let the spent batch go before the next one arrives
                 try:
                     item = next(self._iter)  # type: ignore[arg-type]
                 except StopIteration:

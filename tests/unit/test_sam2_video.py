@@ -202,8 +202,10 @@ def test_wrong_files_give_clear_errors(files, tmp_path):
     text.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="weights_only"):
         load_sam2(text, device="cpu")
+    wrong_ext = tmp_path / "sam2.1_hiera_tiny.txt"
+    wrong_ext.write_text("x")
     with pytest.raises(ValueError, match="extension"):
-        load_sam2(tmp_path / "x.txt" if (tmp_path / "x.txt").write_text("x") else None, device="cpu")
+        load_sam2(wrong_ext, device="cpu")
     with pytest.raises(FileNotFoundError):
         load_sam2(tmp_path / "missing.pt", device="cpu")
     other = tmp_path / "some_model.safetensors"
