@@ -50,6 +50,7 @@ def tiny_models(host):
     folder = comfy_host.cache_dir() / "tiny-models"
     paths = factory.write_all(folder)
     paths.update(factory.write_pose_models(folder))
+    paths.update(factory.write_sam2(folder))
     paths["root"] = folder
     return paths
 

@@ -162,3 +162,20 @@ def write_pose_models(folder: pathlib.Path) -> dict[str, pathlib.Path]:
     if not paths["vitpose"].is_file():
         make_vitpose(paths["vitpose"], peaks=person_peaks())
     return paths
+
+
+def write_sam2(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+    """The tiny random SAM 2.1 (hiera tiny layout) in ``folder/sam2`` (needs the sam2 package)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("sam2") is None:
+        return {}
+    from tiny_sam2 import tiny_sam2_files
+
+    built = tiny_sam2_files(pathlib.Path(folder) / ".build")
+    dst = pathlib.Path(folder) / "sam2" / "tiny_sam2.1_hiera_t.pt"
+    if not dst.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built["pt"], dst)
+    return {"sam2": dst}

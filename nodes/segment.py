@@ -1,0 +1,184 @@
+"""SAM2 nodes (Replacement mode): checkpoint loader and character segmentation over a whole video."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+from comfy_api.latest import io, ui
+
+from .common import CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, VideoSource, check_interrupt, to_image
+
+REQUIRES = ("sam2", "cv2")
+CAT = CATEGORY + "/mask"
+
+
+class Sam2Loader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        import folder_paths
+
+        return io.Schema(
+            node_id=PREFIX + "Sam2Loader",
+            display_name="SAM2 Loader",
+            category=CAT,
+            description="Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2 with its matching "
+                        "config from the installed sam2 package (size and version read from the checkpoint).",
+            inputs=[
+                io.Combo.Input("checkpoint", options=folder_paths.get_filename_list("sam2"),
+                               tooltip="A SAM 2 / 2.1 checkpoint in models/sam2 (tiny, small, base+ or large). "
+                                       ".pt files are loaded with weights_only=True."),
+                io.Combo.Input("device", options=["auto", "cuda", "cpu"], default="auto",
+                               tooltip="Where SAM2 runs; auto = CUDA when available."),
+                io.Combo.Input("dtype", options=["fp32", "bf16", "fp16"], default="bf16",
+                               tooltip="Compute precision (autocast). On the CPU fp16 falls back to fp32."),
+                io.Int.Input("image_size", default=0, min=0, max=2048, step=16,
+                             tooltip="Model input size; 0 = the checkpoint's own (1024). Smaller is faster and "
+                                     "coarser."),
+            ],
+            outputs=[Sam2Model.Output(display_name="sam2_model")],
+        )
+
+    @classmethod
+    def execute(cls, checkpoint, device, dtype, image_size):
+        import folder_paths
+
+        from ..models.sam2_loader import load_sam2
+
+        path = folder_paths.get_full_path("sam2", checkpoint)
+        if path is None:
+            raise InputError("SAM2 Loader", "checkpoint", f"'{checkpoint}' is not in models/sam2",
+                             "put a SAM 2 / 2.1 checkpoint there")
+        overrides = [f"++model.image_size={image_size}"] if image_size else []
+        try:
+            model = load_sam2(path, device=device, dtype=dtype, overrides=overrides)
+        except (ValueError, RuntimeError, KeyError) as e:
+            raise InputError("SAM2 Loader", "checkpoint", str(e)) from e
+        return io.NodeOutput(model)
+
+
+class CharacterSegmentation(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "CharacterSegmentation",
+            display_name="SAM2 Character Segmentation",
+            category=CAT,
+            description="Mask the tracked person in every frame with SAM2. The video goes through in chunks (official "
+                        "400 frames), each restarted from fresh prompts: the subject's confident body keypoints on the "
+                        "chunk's first frame and on keyframes. Memory stays flat in video length. Optional user points "
+                        "add to or replace them, and points on an object the person holds keep that object from the "
+                        "source video.",
+            inputs=[
+                Sam2Model.Input("sam2_model", tooltip="From SAM2 Loader."),
+                Pose.Input("pose", tooltip="Tracked poses of the same video (Pose Extraction): the subject is "
+                                           "segmented."),
+                io.Image.Input("images", optional=True, tooltip="The video frames. Connect this or video."),
+                io.Video.Input("video", optional=True, tooltip="The video (decoded chunk by chunk). Connect this or "
+                                                               "images."),
+                io.Int.Input("chunk_size", default=400, min=8, max=4096,
+                             tooltip="Frames per SAM2 chunk (official 400); each chunk starts from fresh prompts."),
+                io.Int.Input("keyframes", default=4, min=1, max=32,
+                             tooltip="Prompted frames per chunk (official 4, evenly spaced)."),
+                io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.05,
+                               tooltip="Only keypoints at least this confident (and inside the frame) become "
+                                       "prompts."),
+                io.String.Input("positive_points", default="", multiline=False,
+                                tooltip='Optional extra positive points as JSON, e.g. [{"x":256,"y":256}] '
+                                        "(the KJNodes Points Editor format), on frame 'points_frame'."),
+                io.String.Input("negative_points", default="",
+                                tooltip='Optional negative points as JSON [{"x":..,"y":..}].'),
+                io.Combo.Input("points_mode", options=["add", "replace"], default="add",
+                               tooltip="add: user points join the keypoint prompts. replace: only user points in "
+                                       "their chunk."),
+                io.Int.Input("points_frame", default=0, min=0, max=1_000_000,
+                             tooltip="Frame the user points were placed on."),
+                io.String.Input("object_points", default="",
+                                tooltip="Optional points on an object the person interacts with (guitar, ball): "
+                                        "it is segmented too and removed from the mask, so it stays from the "
+                                        "source video."),
+            ],
+            outputs=[
+                io.Mask.Output(display_name="mask", tooltip="Character mask per frame (1 = character)."),
+                io.Image.Output(display_name="preview", tooltip="Mask tinted over the frames, shrunk."),
+                io.String.Output(display_name="report"),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, sam2_model, pose, chunk_size, keyframes, threshold, positive_points, negative_points,
+                points_mode, points_frame, object_points, images=None, video=None):
+        import cv2
+
+        from ..models.sam2_video import iter_segment_frames
+        from ..preprocess.masks import overlay
+        from ..preprocess.sam_prompts import parse_points_json, plan_prompts
+
+        node = "SAM2 Character Segmentation"
+        if (images is None) == (video is None):
+            raise InputError(node, "images", "connect exactly one of 'images' or 'video'")
+        src = VideoSource(images if images is not None else video, "images" if images is not None else "video")
+        n = src.num_frames
+        w, h = src.size
+        if n == 0:
+            raise InputError(node, src.name, "has no frames")
+        if pose.num_frames != n:
+            raise InputError(node, "pose", f"has {pose.num_frames} frames, the video has {n}",
+                             "use the pose extracted from this video")
+        seq = pose
+        if (pose.width, pose.height) != (w, h):
+            kps = pose.keypoints.copy()
+            kps[..., 0] *= w / pose.width
+            kps[..., 1] *= h / pose.height
+            seq = replace(pose, keypoints=kps, width=w, height=h)
+        for name, text in (("positive_points", positive_points), ("negative_points", negative_points),
+                           ("object_points", object_points)):
+            if text and text.strip():
+                try:
+                    parse_points_json(text)
+                except ValueError as e:
+                    raise InputError(node, name, str(e)) from e
+        try:
+            prompts = plan_prompts(seq, n, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
+                                   user_positive=positive_points or None, user_negative=negative_points or None,
+                                   mode=points_mode, object_points=object_points or None,
+                                   user_frame=min(points_frame, n - 1), width=w, height=h)
+        except ValueError as e:
+            msg = str(e)
+            name = next((n for key, n in (("negative", "negative_points"), ("object", "object_points"),
+                                          ("positive", "positive_points"), ("replace", "points_mode"),
+                                          ("user_frame", "points_frame")) if key in msg), "pose")
+            raise InputError(node, name, msg) from e
+        mask = torch.zeros((n, h, w), dtype=torch.float32)
+        s = min(1.0, 384 / max(h, w))
+        pw, ph = max(2, int(round(w * s))), max(2, int(round(h * s)))
+        preview = np.zeros((n, ph, pw, 3), np.uint8)
+        progress = Progress(n)
+        unprompted = []
+        buffered = {}
+
+        def tee():
+            """Frames one by one; a small copy of each is kept until its mask comes back (preview)."""
+            i = 0
+            for chunk in src.iter_chunks(16):
+                for f in chunk:
+                    buffered[i] = cv2.resize(f, (pw, ph), interpolation=cv2.INTER_AREA) if s < 1 else f
+                    i += 1
+                    yield f
+
+        for item in iter_segment_frames(sam2_model, tee(), prompts, n, progress=lambda d, t: progress.set(d),
+                                        should_stop=lambda: check_interrupt() or False):
+            m = item.mask
+            mask[item.index] = torch.from_numpy(m.astype(np.float32))
+            small = cv2.resize(m.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
+            preview[item.index] = overlay(buffered.pop(item.index), small)
+            if not item.prompted:
+                unprompted.append(item.index)
+        covered = (mask.flatten(1).amax(1) > 0).sum().item()
+        report = f"{n} frame(s), {len(prompts)} chunk(s); character found in {covered} frame(s)"
+        if unprompted:
+            report += f"; {len(unprompted)} frame(s) in chunks without any prompt (empty masks)"
+        return io.NodeOutput(mask, to_image(preview), report, ui=ui.PreviewText(report))
+
+
+NODES = [Sam2Loader, CharacterSegmentation]
