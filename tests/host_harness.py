@@ -71,6 +71,15 @@ class HostServer:
             link.symlink_to(ROOT, target_is_directory=True)
         for sub in ("input", "output", "temp", "user"):
             (base / sub).mkdir(exist_ok=True)
+        # The frontend's first-run dialogs would cover screenshots.
+        settings = base / "user" / "default" / "comfy.settings.json"
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        if not settings.exists():
+            settings.write_text(json.dumps({"Comfy.TutorialCompleted": True,
+                                            "Comfy.Workflow.ShowMissingModelsWarning": False,
+                                            "Comfy.Minimap.Visible": False}))
+        # Empty files named like the real models let the host validate the shipped workflows.
+        self.placeholders = base / "placeholder_models"
         self.yaml = base / "extra_model_paths.yaml"
         self.yaml.write_text(
             "wan_animate_kit_tests:\n"
@@ -82,7 +91,12 @@ class HostServer:
             "  detection: detection\n"
             "  sam2: sam2\n"
             "  clip_vision: clip_vision\n"
-            "  text_encoders: text_encoders\n" + extra_yaml)
+            "  text_encoders: text_encoders\n"
+            "  prompt_embeds: prompt_embeds\n"
+            "wan_animate_kit_placeholders:\n"
+            f"  base_path: {self.placeholders}\n"
+            "  diffusion_models: diffusion_models\n  vae: vae\n  loras: loras\n  detection: detection\n"
+            "  sam2: sam2\n  clip_vision: clip_vision\n  text_encoders: text_encoders\n" + extra_yaml)
 
     def start(self, timeout: float = 240.0) -> "HostServer":
         cmd = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),

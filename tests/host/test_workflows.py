@@ -1,0 +1,135 @@
+"""The shipped workflows: API twins, the real frontend, and end-to-end runs on the real server."""
+import copy
+import json
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.host
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+WF = ROOT / "workflows"
+NAMES = ["animate", "animate_fast", "replace", "replace_fast"]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+@pytest.fixture(scope="module")
+def object_info(server):
+    return server.get_json("/object_info")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_api_twin_equals_the_converted_ui_graph(name, object_info):
+    from ui_to_api import convert
+
+    ui = json.loads((WF / f"{name}.json").read_text())
+    api = json.loads((WF / "api" / f"{name}.json").read_text())
+    assert convert(ui, object_info) == api
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_workflows_use_only_core_and_pack_nodes(name, object_info):
+    ui = json.loads((WF / f"{name}.json").read_text())
+    for node in ui["nodes"]:
+        t = node["type"]
+        if t in ("MarkdownNote", "Note"):
+            continue
+        assert t in object_info, t
+        module = object_info[t]["python_module"]
+        assert module in ("nodes",) or module.startswith("comfy_extras") or module.startswith("comfy_api") \
+            or "wan_animate_kit" in module, f"{t} comes from {module}"
+    loaders = [n for n in ui["nodes"] if n["type"] in ("UNETLoader", "VAELoader", "CLIPLoader", "CLIPVisionLoader",
+                                                      "LoraLoaderModelOnly", "WAK_RelightLoRA",
+                                                      "WAK_PoseModelLoader", "WAK_Sam2Loader")]
+    for node in loaders:
+        models = node["properties"].get("models")
+        assert models and all(m["name"] and m["directory"] for m in models), node["type"]
+
+
+# --- the real frontend ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser(server):
+    from frontend_driver import Browser, chromium_path
+
+    binary = chromium_path()
+    if binary is None:
+        pytest.skip("Chromium is not installed (scripts/test.sh installs it with apt)")
+    b = Browser(binary)
+    try:
+        b.open(server.url)
+        yield b
+    finally:
+        b.close()
+
+
+def _placeholder_models(server, prompt):
+    """Empty files with the real model names, and real input media, so the host validates the prompt."""
+    from models_for_prompt import write_inputs
+
+    write_inputs(server.base / "input")
+    for node in prompt.values():
+        for key, value in node["inputs"].items():
+            if isinstance(value, str) and value.endswith((".safetensors", ".onnx", ".pt", ".ckpt")):
+                folder = {"unet_name": "diffusion_models", "vae_name": "vae", "clip_name": "text_encoders",
+                          "lora_name": "loras", "detector": "detection", "pose_model": "detection",
+                          "checkpoint": "sam2"}.get(key)
+                if node["class_type"] == "CLIPVisionLoader":
+                    folder = "clip_vision"
+                if folder:
+                    p = server.placeholders / folder / value
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    if not p.exists():
+                        p.write_bytes(b"")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ui_workflow_loads_in_the_frontend_and_queues(name, server, browser, tmp_path):
+    from frontend_driver import load_workflow
+
+    ui = json.loads((WF / f"{name}.json").read_text())
+    api = json.loads((WF / "api" / f"{name}.json").read_text())
+    _placeholder_models(server, api)
+    browser.evaluate("window.app.refreshComboInNodes ? window.app.refreshComboInNodes() : null; true")
+    result = load_workflow(browser, ui)
+    assert result["missing"] == [] and result["bad"] == []
+    assert result["count"] == len(ui["nodes"])
+    assert result["prompt"] == api  # the frontend's own conversion equals the shipped API twin
+    shots = pathlib.Path(os.environ.get("WAK_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    browser.evaluate("(() => { const c = window.app.canvas; c.ds.scale = 0.62; c.ds.offset = [30, 40];"
+                     " c.setDirty(true, true); return true; })()")
+    browser.screenshot(shots / f"{name}.png")
+    assert (shots / f"{name}.png").stat().st_size > 10_000
+    status, body = server.post_json("/prompt", {"prompt": result["prompt"], "client_id": "frontend-test"})
+    try:
+        assert status == 200 and not body.get("node_errors"), body
+    finally:
+        server.post_json("/queue", {"clear": True})
+        server.post_json("/interrupt", {})
+
+
+# --- end to end on the server with the tiny models ---------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_api_workflow_runs_end_to_end(name, server, tiny_models):
+    import av
+    from models_for_prompt import FPS, FRAMES, tiny_prompt
+
+    prompt = tiny_prompt(json.loads((WF / "api" / f"{name}.json").read_text()), server, tiny_models)
+    history = server.run_prompt(prompt, timeout=1200)
+    save_id = next(k for k, v in prompt.items() if v["_meta"]["title"] == "Save video")
+    out = history["outputs"][save_id]
+    files = out.get("images") or out.get("videos") or []
+    assert files, out
+    f = files[0]
+    path = server.base / "output" / f.get("subfolder", "") / f["filename"]
+    assert path.is_file() and path.stat().st_size > 0
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(stream))
+        assert frames == FRAMES
+        assert float(stream.average_rate) == pytest.approx(FPS, rel=1e-3)
+        assert any(s.type == "audio" for s in c.streams)

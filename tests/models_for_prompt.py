@@ -1,0 +1,91 @@
+"""Make a shipped API workflow runnable on the test server: tiny models, a saved prompt embedding in
+place of the text encoder, no CLIP vision (the ViT-H encoder cannot be faked), short segments, one
+step, and media the test writes."""
+from __future__ import annotations
+
+import copy
+import pathlib
+
+import numpy as np
+
+FRAMES, FPS, WIDTH, HEIGHT = 9, 10, 96, 64
+
+
+def write_inputs(input_dir: pathlib.Path) -> None:
+    """character.png and driving.mp4 (12 frames, 10 fps, with an audio track) in the input folder."""
+    import av
+    from PIL import Image
+
+    input_dir.mkdir(parents=True, exist_ok=True)
+    png = input_dir / "character.png"
+    if not png.exists():
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)).save(png)
+    mp4 = input_dir / "driving.mp4"
+    if mp4.exists():
+        return
+    with av.open(str(mp4), "w") as out:
+        vs = out.add_stream("libx264", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        aus = out.add_stream("aac", rate=16000)
+        aus.layout = "mono"
+        for i in range(FRAMES):
+            img = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+            img[:, :, 0] = 40 + 10 * i
+            img[10:60, 20 + i:40 + i] = 220
+            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        t = np.arange(int(16000 * FRAMES / FPS)) / 16000
+        frame = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None],
+                                           format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for p in aus.encode(frame):
+            out.mux(p)
+        for p in aus.encode(None):
+            out.mux(p)
+        for p in vs.encode(None):
+            out.mux(p)
+
+
+def _embedding(models: pathlib.Path) -> str:
+    """A tiny saved prompt embedding (umT5 width 4096) in models/prompt_embeds."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = models / "prompt_embeds" / "tiny_prompt.safetensors"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        g = torch.Generator().manual_seed(5)
+        save_file({"0.cross_attn": torch.randn(1, 6, 4096, generator=g)}, str(path),
+                  metadata={"format": "wan_animate_kit.conditioning.v1", "entries": "1", "0.extra": "{}"})
+    return path.name
+
+
+def tiny_prompt(prompt: dict, server, tiny: dict) -> dict:
+    p = copy.deepcopy(prompt)
+    write_inputs(server.base / "input")
+    emb = _embedding(tiny["root"])
+    for nid, node in list(p.items()):
+        ct, inp = node["class_type"], node["inputs"]
+        if ct == "UNETLoader":
+            inp["unet_name"] = tiny["dit"].name
+        elif ct == "VAELoader":
+            inp["vae_name"] = tiny["vae"].name
+        elif ct in ("LoraLoaderModelOnly", "WAK_RelightLoRA"):
+            inp["lora_name"] = tiny["lora_comfy"].name
+        elif ct == "WAK_PoseModelLoader":
+            inp.update(detector=tiny["detector"].name, pose_model=tiny["vitpose"].name, device="cpu")
+        elif ct == "WAK_Sam2Loader":
+            inp.update(checkpoint=tiny["sam2"].name, device="cpu", dtype="fp32", image_size=256)
+        elif ct == "WAK_OutputSize":
+            inp["area"] = 64 * 64
+        elif ct == "WAK_CharacterSegmentation":
+            inp["chunk_size"] = 8
+        elif ct == "CLIPTextEncode":
+            p[nid] = {"class_type": "WAK_LoadPromptEmbedding", "inputs": {"embedding": emb}, "_meta": node["_meta"]}
+        elif ct == "WAK_AnimateSampler":
+            inp.update(steps=1, segment_length=9, cache=False)
+            inp.pop("clip_vision_output", None)
+    for nid in [k for k, v in p.items() if v["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode")]:
+        del p[nid]
+    return p
