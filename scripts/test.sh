@@ -13,4 +13,10 @@ host = comfy_host.find_host()
 comfy_host.ensure_host_requirements(host)
 print(f"[wan-animate-kit] host: {host}", file=sys.stderr)
 PY
+# The workflow tests load the shipped graphs in the real ComfyUI frontend with headless Chromium.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[wan-animate-kit] installing chromium (apt) for the frontend tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "[wan-animate-kit] chromium could not be installed: the frontend tests will be skipped" >&2
+fi
 exec python3 -m pytest -q "$@"

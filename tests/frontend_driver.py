@@ -17,7 +17,7 @@ import urllib.request
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-                  "--disable-dev-shm-usage", "--window-size=1600,1000"]
+                  "--disable-dev-shm-usage", "--window-size=2400,1500"]
 
 
 def chromium_path() -> str | None:
