@@ -180,6 +180,13 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
     cached). step_callback(steps) returns the per-step sampler callback (default: the host's
     latent preview + progress bar, which also checks for interruption).
     """
+    with torch.inference_mode():  # as the host's executor runs nodes; also when called from scripts
+        return _run(model, vae, positive, negative, reference, pose, settings, face, environment, mask,
+                    clip_vision_output, num_frames, on_segment, step_callback, cache_root)
+
+
+def _run(model, vae, positive, negative, reference, pose, settings, face, environment, mask, clip_vision_output,
+         num_frames, on_segment, step_callback, cache_root) -> AnimateResult:
     import comfy.model_management
     import comfy.sample
     import comfy.utils
@@ -241,7 +248,7 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
                                           settings.scheduler, cond.positive, cond.negative, latent, denoise=1.0,
                                           callback=step_callback(settings.steps),
                                           disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
-                                          seed=int(settings.seed) + seg.index)
+                                          seed=(int(settings.seed) + seg.index) % 2 ** 64)
             del cond, latent
             decoded = vae.decode(samples[:, :, 1:1 + dec_lat])  # drop the reference slot
             raw = to_uint8(decoded.reshape(-1, *decoded.shape[-3:])[:dec_frames])

@@ -234,8 +234,13 @@ class SegmentCache:
         self.loaded: list[int] = []
         self.saved: list[int] = []
         if self.enabled:
-            os.makedirs(self.dir, exist_ok=True)
-            os.utime(self.dir)
+            try:
+                os.makedirs(self.dir, exist_ok=True)
+                os.utime(self.dir)
+            except OSError as e:  # a read-only or missing drive must not stop the job
+                log.warning("Wan-Animate Kit: segment cache disabled, cannot use %s (%s)", self.dir, e)
+                self.enabled = False
+                return
             self.prune()
 
     def segment_key(self, index: int, inputs: Iterable[Any]) -> str:
@@ -267,15 +272,26 @@ class SegmentCache:
             return
         path = self._path(index, key)
         tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(frames, np.uint8), allow_pickle=False)
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(frames, np.uint8), allow_pickle=False)
+            os.replace(tmp, path)  # atomic: a crash never leaves a half-written segment under its name
+        except OSError as e:  # e.g. disk full: keep going without this segment on disk
+            log.warning("Wan-Animate Kit: could not cache segment %d in %s (%s)", index, self.dir, e)
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            return
         self.saved.append(index)
 
     def write_info(self, info: dict) -> None:
         if self.enabled:
-            with open(os.path.join(self.dir, "job.json"), "w") as f:
-                json.dump(info, f, indent=1, default=str)
+            try:
+                with open(os.path.join(self.dir, "job.json"), "w") as f:
+                    json.dump(info, f, indent=1, default=str)
+            except OSError:
+                pass
 
     def finish(self) -> None:
         """The job is complete: drop its segments."""

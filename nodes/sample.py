@@ -109,8 +109,10 @@ class AnimateSampler(io.ComfyNode):
                                  "resumes after an interruption or crash; removed when the job completes."),
             ],
             outputs=[
-                io.Image.Output(display_name="frames", tooltip="All frames, exactly as many as the pose video."),
-                io.Video.Output(display_name="video", tooltip="The same frames as a VIDEO at the driving fps."),
+                io.Image.Output("frames", display_name="frames",
+                                tooltip="All frames, exactly as many as the pose video."),
+                io.Video.Output("video", display_name="video",
+                                tooltip="The same frames as a VIDEO at the driving fps."),
             ],
         )
 

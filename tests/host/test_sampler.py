@@ -402,3 +402,24 @@ def test_preflight_accepts_single_mask_and_warns_on_full_mask(rig):
     assert "covers the whole frame" in full["warnings"][0]
     sized = _pre(rig, width=64, height=48)
     assert (sized["width"], sized["height"]) == (64, 48)
+
+
+@pytest.mark.host
+def test_schema_has_tooltips_and_official_defaults(host):
+    from wan_animate_kit.nodes import sample
+
+    schema = sample.AnimateSampler.define_schema()
+    schema.validate()
+    assert schema.node_id == "WAK_AnimateSampler"
+    assert schema.display_name == "Wan-Animate Sampler (long video)"
+    assert sample.NODES == [sample.AnimateSampler]
+    for inp in schema.inputs:
+        assert inp.tooltip and len(inp.tooltip) > 10, inp.id
+    by_id = {i.id: i for i in schema.inputs}
+    assert by_id["steps"].default == 20 and by_id["cfg"].default == 1.0
+    assert by_id["segment_length"].default == 77 and by_id["guidance_frames"].default == 1
+    assert by_id["sampler_name"].default == "uni_pc" and by_id["scheduler"].default == "simple"
+    assert by_id["fps"].default == 30.0
+    assert {"IMAGE", "VIDEO"} <= set(by_id["pose_video"].get_io_type().split(","))
+    info = sample.AnimateSampler.INPUT_TYPES()  # the V1 view the frontend reads
+    assert "pose_video" in info["required"] and "face_video" in info["optional"]

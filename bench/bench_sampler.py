@@ -1,0 +1,234 @@
+"""Wall time of the long-video sampler against core's hand-chained extend graph, same models and inputs.
+
+    python bench/bench_sampler.py [--size 64] [--segment 33] [--guidance 5] [--segments 3] [--steps 2]
+                                  [--repeats 3] [--replace] [--drift] [--save DIR]
+
+Runs the real ComfyUI host in-process on the CPU with the tiny Wan-Animate DiT and a tiny Wan 2.1
+VAE (the shared tiny VAE file's weights are re-drawn, as in the tests: it holds uninitialised
+values). The video has exactly ``segments`` full segments, so both sides do the same denoising
+work.
+
+core: per chunk ``WanAnimateToVideo`` (continue_motion = all frames so far, video_frame_offset
+chained, continue_motion_max_frames = guidance) -> ``common_ksampler`` (KSampler) ->
+``TrimVideoLatent`` -> ``VAEDecode`` -> ``ImageFromBatch(trim_image, 4096)`` -> ``ImageBatch``
+(comfy-host.md §2.4), all called in-process.
+ours: ``models.animate_sampler.run_animate`` (cache off, and cache on as a second row).
+
+Runs alternate (core, ours, ours+cache) ``repeats`` times; medians are reported. ``--drift``
+adds a colour-drift hook: per-segment Lab drift of each output against the environment video
+(Replacement mode) or against the first output frame, using ``preprocess.colour.colour_drift``
+(as ``bench/colour_drift.py`` does for real videos), and the seam jump (mean frame-to-frame change
+at the seams vs elsewhere).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def setup_host():
+    """Import the pack as ``wan_animate_kit`` and the real host in-process (CPU)."""
+    for p in (ROOT / "tests", ROOT / "scripts"):
+        if str(p) not in sys.path:
+            sys.path.insert(0, str(p))
+    if "wan_animate_kit" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("wan_animate_kit", ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(ROOT)])
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["wan_animate_kit"] = mod
+        spec.loader.exec_module(mod)
+    from host_harness import host_dir, import_in_process
+
+    import_in_process(host_dir())
+    # the host's nodes.py puts comfy/ first on sys.path (so ``utils`` would be comfy/utils.py);
+    # load the host's ``utils`` package first, as its main.py does, so server-side modules import
+    import utils.install_util  # noqa: F401
+
+
+def tiny_models():
+    """(model, vae) on the CPU: the tiny DiT and a finite tiny Wan 2.1 VAE."""
+    import comfy.sd
+    import comfy.utils
+    import comfy_host
+    import tiny_models as factory
+    import torch
+
+    paths = factory.write_all(comfy_host.cache_dir() / "tiny-models")
+    model = comfy.sd.load_diffusion_model(str(paths["dit"]))
+    g = torch.Generator().manual_seed(2)
+    sd = {}
+    for k, v in sorted(comfy.utils.load_torch_file(str(paths["vae"])).items()):
+        name = k.rsplit(".", 1)[-1]
+        if name == "gamma":
+            sd[k] = torch.ones(v.shape)
+        elif name == "bias":
+            sd[k] = torch.zeros(v.shape)
+        else:
+            sd[k] = torch.randn(v.shape, generator=g) / math.sqrt(max(1, math.prod(v.shape[1:])))
+    return model, comfy.sd.VAE(sd=sd)
+
+
+def make_inputs(n: int, size: int, seed: int = 0):
+    import types
+
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    img = lambda k: torch.randint(0, 256, (k, size, size, 3), generator=g).float() / 255  # noqa: E731
+    mask = torch.zeros(n, size, size)
+    for t in range(n):
+        c = size // 4 + (t % 8)
+        mask[t, size // 6:size - size // 6, c:c + size // 3] = 1.0
+    return types.SimpleNamespace(pose=img(n), env=img(n), mask=mask, ref=img(1),
+                                 pos=[[torch.randn(1, 8, 4096, generator=g), {}]],
+                                 neg=[[torch.randn(1, 8, 4096, generator=g), {}]],
+                                 clip=types.SimpleNamespace(penultimate_hidden_states=torch.randn(1, 257, 1280, generator=g)))
+
+
+def run_core(model, vae, d, n, size, segment, guidance, steps, sampler, scheduler, seed, replace):
+    """The extend chain of comfy-host.md §2.4, node by node."""
+    import nodes
+    from comfy_extras.nodes_images import ImageFromBatch
+    from comfy_extras.nodes_wan import TrimVideoLatent, WanAnimateToVideo
+
+    video, offset = None, 0
+    while video is None or video.shape[0] < n:
+        out = WanAnimateToVideo.execute(d.pos, d.neg, vae, size, size, segment, 1, guidance, offset,
+                                        reference_image=d.ref, clip_vision_output=d.clip, pose_video=d.pose,
+                                        continue_motion=video, background_video=d.env if replace else None,
+                                        character_mask=d.mask if replace else None)
+        pos, neg, latent, trim_latent, trim_image, offset = out.result
+        latent = nodes.common_ksampler(model, seed, steps, 1.0, sampler, scheduler, pos, neg, latent)[0]
+        latent = TrimVideoLatent.execute(latent, trim_latent).result[0]
+        images = nodes.VAEDecode().decode(vae, latent)[0]
+        images = ImageFromBatch().frombatch(images, trim_image, 4096)[0]
+        video = images if video is None else nodes.ImageBatch().batch(video, images)[0]
+    return video
+
+
+def run_ours(model, vae, d, n, size, segment, guidance, steps, sampler, scheduler, seed, replace, cache,
+             colour=0.0, cache_root=None):
+    from wan_animate_kit.models.animate_sampler import AnimateSettings, run_animate
+
+    s = AnimateSettings(seed=seed, steps=steps, cfg=1.0, sampler_name=sampler, scheduler=scheduler, clip_len=segment,
+                        guidance=guidance, width=size, height=size, cache=cache, colour_strength=colour)
+    return run_animate(model, vae, d.pos, d.neg, d.ref, d.pose[:n], s, environment=d.env[:n] if replace else None,
+                       mask=d.mask[:n] if replace else None, clip_vision_output=d.clip, cache_root=cache_root).frames
+
+
+def drift_report(name, frames, d, plan, replace):
+    from wan_animate_kit.preprocess import colour
+    from wan_animate_kit.preprocess.stitching import seam_jump
+
+    f = np.asarray(frames)
+    if f.dtype != np.uint8:
+        f = (np.clip(f, 0, 1) * 255).round().astype(np.uint8)
+    f = f[:plan.num_frames]
+    if replace:
+        src = (d.env[:len(f)].numpy() * 255).round().astype(np.uint8)
+        region = d.mask[:len(f)].numpy() < 0.5
+    else:
+        src, region = np.repeat(f[:1], len(f), axis=0), None
+    cast = colour.colour_drift(f, src, region, per_pixel=False)
+    per = [float(np.nanmean(cast[s.out_start:s.out_stop])) for s in plan.segments]
+    at, rest = seam_jump(f, plan)
+    print(f"  {name:14s} mean-colour dE per segment {' '.join(f'{x:6.2f}' for x in per)}   "
+          f"seam jump {at:6.2f} vs {rest:6.2f} elsewhere")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--segment", type=int, default=17)
+    ap.add_argument("--guidance", type=int, default=5, choices=(1, 5))
+    ap.add_argument("--segments", type=int, default=3)
+    ap.add_argument("--length", type=int, default=0,
+                    help="frames of the video (default: exactly --segments full segments); a length that does "
+                         "not fill the last segment shows the shortened last decode")
+    ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--sampler", default="euler")
+    ap.add_argument("--scheduler", default="simple")
+    ap.add_argument("--replace", action="store_true", help="Replacement mode (environment video + mask)")
+    ap.add_argument("--drift", action="store_true", help="print the colour-drift / seam hook")
+    ap.add_argument("--save", default="", help="folder to save the outputs as .npy (for bench/colour_drift.py)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (1 keeps timings steadier on a shared machine)")
+    args = ap.parse_args()
+
+    setup_host()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with torch.inference_mode():  # the host's executor runs every node under inference mode
+        bench(args)
+
+
+def bench(args) -> None:
+    import comfy.utils
+    import torch
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    from wan_animate_kit.preprocess.segments import plan_segments
+
+    n = args.length or args.segment + (args.segments - 1) * (args.segment - args.guidance)
+    plan = plan_segments(n, args.segment, args.guidance)
+    model, vae = tiny_models()
+    d = make_inputs(n, args.size)
+    common = (model, vae, d, n, args.size, args.segment, args.guidance, args.steps, args.sampler, args.scheduler, 0,
+              args.replace)
+    print(f"{n} frames {args.size}x{args.size}, {plan.num_segments} segments of {args.segment} (guidance {args.guidance}), "
+          f"{args.steps} steps {args.sampler}/{args.scheduler}, {'Replacement' if args.replace else 'Animation'}, "
+          f"torch threads {torch.get_num_threads()}")
+    run_core(*common)  # warm-up (first-call allocations, lazy imports)
+    names = ("core", "ours", "ours+cache")
+    wall = {k: [] for k in names}
+    cpu = {k: [] for k in names}
+    outs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {"core": lambda: run_core(*common), "ours": lambda: run_ours(*common, cache=False),
+                "ours+cache": lambda: run_ours(*common, cache=True, cache_root=tmp)}
+        for r in range(args.repeats):
+            for name in names:
+                t, c = time.perf_counter(), time.process_time()
+                outs[name] = runs[name]()
+                wall[name].append(time.perf_counter() - t)
+                cpu[name].append(time.process_time() - c)
+            print(f"  run {r + 1}: " + "  ".join(f"{k} {wall[k][-1]:.2f}s wall {cpu[k][-1]:.2f}s cpu" for k in names),
+                  flush=True)
+    print(f"frames out: core {outs['core'].shape[0]}, ours {outs['ours'].shape[0]} (asked {n})")
+    for label, table in (("cpu time", cpu), ("wall time", wall)):
+        best = {k: min(v) for k, v in table.items()}
+        med = {k: statistics.median(v) for k, v in table.items()}
+        print(f"{label}: best " + "  ".join(f"{k} {v:.2f}s" for k, v in best.items()) + "   median " +
+              "  ".join(f"{k} {v:.2f}s" for k, v in med.items()))
+        print(f"  ratio ours/core: best {best['ours'] / best['core']:.3f}, median {med['ours'] / med['core']:.3f}   "
+              f"(with cache: {best['ours+cache'] / best['core']:.3f}, {med['ours+cache'] / med['core']:.3f}; "
+              f"goal <= 0.90)")
+    if args.drift:
+        outs["ours+colour"] = run_ours(*common, cache=False, colour=1.0)
+        print("colour-drift hook (" + ("environment vs environment video" if args.replace else "vs first frame") + "):")
+        for name in ("core", "ours", "ours+colour"):
+            drift_report(name, outs[name].numpy() if hasattr(outs[name], "numpy") else outs[name], d, plan, args.replace)
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+        for name, v in outs.items():
+            arr = v.numpy() if hasattr(v, "numpy") else v
+            np.save(os.path.join(args.save, f"{name}.npy"), arr)
+        np.save(os.path.join(args.save, "environment.npy"), d.env.numpy())
+        np.save(os.path.join(args.save, "mask.npy"), d.mask.numpy())
+
+
+if __name__ == "__main__":
+    main()
