@@ -142,6 +142,7 @@ class _FrameSource:
                 raise ValueError(f"frame {self.count - 1} is {frame.shape[1]}x{frame.shape[0]} but the clip "
                                  f"is {size[1]}x{size[0]}; all frames must have one size.")
             out[i] = resize_for_model(frame[None], image_size)[0]
+            del frame  # a view may keep its whole incoming batch alive while the next one loads
         assert size is not None
         return out, size
 
