@@ -136,6 +136,23 @@ class VideoSource:
         return np.concatenate(out) if out else np.zeros((0, *self.size[::-1], 3), np.uint8)
 
 
+def one_source(node: str, images, video) -> VideoSource:
+    """The frames of a node that takes either an IMAGE batch ('images') or a VIDEO ('video')."""
+    if (images is None) == (video is None):
+        raise InputError(node, "images" if images is None else "video",
+                         "connect exactly one of 'images' (IMAGE) or 'video' (VIDEO)")
+    src = VideoSource(images if images is not None else video, "images" if images is not None else "video")
+    if src.num_frames == 0:
+        raise InputError(node, src.name, "has no frames", "check the video file")
+    return src
+
+
+def preview_size(width: int, height: int, max_side: int = 384) -> tuple[float, int, int]:
+    """(scale, width, height) of a preview no larger than ``max_side``."""
+    s = min(1.0, max_side / max(width, height))
+    return s, max(2, int(round(width * s))), max(2, int(round(height * s)))
+
+
 class Progress:
     """The host's progress bar; every update is also an interruption point."""
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, PREFIX, InputError, Pose, PoseModel, Progress, VideoSource, check_interrupt,
-                     to_image)
+from .common import (CATEGORY, PREFIX, InputError, Pose, PoseModel, Progress, check_interrupt, one_source,
+                     preview_size, to_image)
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
@@ -32,16 +32,6 @@ def _detection_models() -> list[str]:
     from ..models.onnx_pose import list_pose_models
 
     return list_pose_models(folder_paths.get_folder_paths("detection"))
-
-
-def _source(node: str, images, video) -> VideoSource:
-    if (images is None) == (video is None):
-        raise InputError(node, "images" if images is None else "video",
-                         "connect exactly one of 'images' (IMAGE) or 'video' (VIDEO)")
-    src = VideoSource(images if images is not None else video, "images" if images is not None else "video")
-    if src.num_frames == 0:
-        raise InputError(node, src.name, "has no frames", "check the video file")
-    return src
 
 
 class PoseModelLoader(io.ComfyNode):
@@ -103,8 +93,7 @@ def _preview(frames: np.ndarray, kps: np.ndarray, max_side: int = 384) -> np.nda
     from ..preprocess.render import draw_person
 
     t, h, w = frames.shape[:3]
-    s = min(1.0, max_side / max(h, w))
-    nh, nw = max(2, int(round(h * s))), max(2, int(round(w * s)))
+    s, nw, nh = preview_size(w, h, max_side)
     out = np.empty((t, nh, nw, 3), np.uint8)
     for i in range(t):
         canvas = frames[i].copy()
@@ -157,7 +146,7 @@ class PoseExtract(io.ComfyNode):
         from ..preprocess.smoothing import fill_missing_frames, smooth_sequence
         from ..preprocess.tracking import select_subject, track_people
 
-        src = _source("Pose Extraction", images, video)
+        src = one_source("Pose Extraction", images, video)
         total = src.num_frames
         width, height = src.size
         progress = Progress(total)
@@ -271,7 +260,7 @@ class FaceCrops(io.ComfyNode):
     def execute(cls, pose, mode, size, images=None, video=None):
         from ..preprocess.face import crop_faces, face_boxes
 
-        src = _source("Face Crops", images, video)
+        src = one_source("Face Crops", images, video)
         if pose.num_people == 0:
             raise InputError("Face Crops", "pose", "has no tracked person")
         if pose.retargeted:

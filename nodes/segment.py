@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, VideoSource, check_interrupt, to_image
+from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, one_source,
+                     preview_size, to_image)
 
 REQUIRES = ("sam2", "cv2")
 CAT = CATEGORY + "/mask"
@@ -115,13 +116,9 @@ class CharacterSegmentation(io.ComfyNode):
         from ..preprocess.sam_prompts import parse_points_json, plan_prompts
 
         node = "SAM2 Character Segmentation"
-        if (images is None) == (video is None):
-            raise InputError(node, "images", "connect exactly one of 'images' or 'video'")
-        src = VideoSource(images if images is not None else video, "images" if images is not None else "video")
+        src = one_source(node, images, video)
         n = src.num_frames
         w, h = src.size
-        if n == 0:
-            raise InputError(node, src.name, "has no frames")
         if pose.num_frames != n:
             raise InputError(node, "pose", f"has {pose.num_frames} frames, the video has {n}",
                              "use the pose extracted from this video")
@@ -150,8 +147,7 @@ class CharacterSegmentation(io.ComfyNode):
                                           ("user_frame", "points_frame")) if key in msg), "pose")
             raise InputError(node, name, msg) from e
         mask = torch.zeros((n, h, w), dtype=torch.float32)
-        s = min(1.0, 384 / max(h, w))
-        pw, ph = max(2, int(round(w * s))), max(2, int(round(h * s)))
+        s, pw, ph = preview_size(w, h)
         preview = np.zeros((n, ph, pw, 3), np.uint8)
         progress = Progress(n)
         unprompted = []
