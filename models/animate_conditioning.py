@@ -20,13 +20,13 @@ segments. Where core and the official formulation differ, this follows the offic
 1. The 4-channel mask packing (Replacement mode). Officially latent frame 0 holds pixel frame 0
    in all four channels and latent frame k >= 1 holds pixel frames 4k-3..4k, the same grouping as
    the VAE's causal temporal compression (``get_i2v_mask``, §1.6). Core folds pixel frames
-   4k..4k+3 into latent frame k, one frame late, so its character mask is misaligned with the
-   encoded environment by one pixel frame; and for a continued segment core writes the character
-   mask over pixel frames ``ref_images_num..`` after zeroing ``4 * ceil(g / 4)`` frames, which
-   leaves part of the guidance latent frames marked "generate" (g = 1: channels 1-3 of latent
-   frame 0; g = 5: channels 1-3 of latent frame 1). Officially the guidance latent frames are
-   fully known. In Animation mode the two packings give the same tensor, since the mask is
-   constant after the guidance frames.
+   4k..4k+3 into latent frame k, so its character mask is shifted by three pixel frames against
+   the encoded environment (latent frame 0 gets frames 0-3). And for a continued segment core
+   writes the character mask over pixel frames ``ref_images_num..`` after zeroing
+   ``4 * ceil(g / 4)`` frames, which leaves part of the guidance latent frames marked "generate"
+   (g = 1: channels 1-3 of latent frame 0; g = 5: channels 1-3 of latent frame 1). Officially
+   the guidance latent frames are fully known. In Animation mode the two packings give the same
+   tensor, since the mask is constant after the guidance frames.
 2. The reference image is fitted to the video size like the official ``padding_resize``
    (aspect kept, centred, black bars) instead of core's centre crop. A reference already at the
    video size passes through untouched in both, so the results are identical then.
