@@ -435,3 +435,17 @@ def test_legacy_predictor_layout_also_works(files, video):
     assert type(legacy.predictor).__module__ == "sam2.sam2_video_predictor_legacy"
     masks = segment_video(legacy, video[:5], [ChunkPrompts(0, 5, {1: P(30, 32)}, object_points={0: P(20, 30)})], 5)
     assert masks.shape == (5, 64, 64) and masks.dtype == bool
+
+
+def test_box_prompts_go_with_their_frame(model, video, monkeypatch):
+    spy = Spy(monkeypatch, model.predictor)
+    fake_propagation(monkeypatch, model.predictor)
+    prompts = [ChunkPrompts(0, 3, {0: P(30, 32)}, box=(10, 12, 50, 60), box_frame=0),
+               ChunkPrompts(3, 6, box=(5, 6, 40, 41), box_frame=1)]
+    masks = segment_video(model, video, prompts, 6)
+    assert [(a["chunk"], a["frame"], a["points"] is None) for a in spy.adds] == [(0, 0, False), (1, 1, True)]
+    np.testing.assert_array_equal(spy.adds[0]["box"], [10, 12, 50, 60])
+    np.testing.assert_array_equal(spy.adds[1]["box"], [5, 6, 40, 41])
+    assert masks[:, :, :32].all() and not masks[:, :, 32:].any()  # chunk 1 covered back to its frame 0
+    with pytest.raises(ValueError, match="box_frame"):
+        segment_video(model, video, [ChunkPrompts(0, 3, box=(1, 1, 9, 9), box_frame=3)], 3)
