@@ -152,6 +152,17 @@ class AnimateResult:
     loaded: list[int] = field(default_factory=list)
 
 
+def environment_region(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
+    """bool [T, height, width]: where the character mask [T, H, W] is off (the environment),
+    resized the way the conditioning resizes the mask (nearest-exact, centre crop)."""
+    import comfy.utils
+
+    m = mask.float().unsqueeze(1)
+    if m.shape[-2:] != (height, width):
+        m = comfy.utils.common_upscale(m, width, height, "nearest-exact", "center")
+    return (m[:, 0] < 0.5).cpu().numpy()
+
+
 def job_key(model, vae, positive, negative, reference: torch.Tensor, settings: AnimateSettings,
             num_frames: int, clip_vision_output=None, modes: Sequence[str] = ()) -> str:
     """Hash of everything all segments of a job share."""
@@ -230,6 +241,8 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
         seg_env = environment.get(src) if environment is not None else None
         seg_mask = mask.get(src) if mask is not None else None
         guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
+        region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \
+            else None
         key = cache.segment_key(seg.index, [seg_pose, seg_face, seg_env, seg_mask, guidance_frames, dec_frames]) \
             if cache.enabled else ""
         raw = cache.load(seg.index, key, (dec_frames, height, width, 3))
@@ -257,7 +270,7 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             result.sampled.append(seg.index)
         else:
             result.loaded.append(seg.index)
-        guidance_frames = stitcher.add(seg.index, raw)
+        guidance_frames = stitcher.add(seg.index, raw, region)
         if on_segment is not None:
             newest = stitcher.frames[min(seg.out_stop, n) - 1]
             on_segment(seg.index, plan.num_segments, newest, from_cache)

@@ -7,7 +7,8 @@ which conditioned it), hard cut, result cut to the pose video's length.
 Two opt-in fixes for the seams (field-notes.md §7 rows 2-4):
 
 * colour correction: a new segment is matched, in Lab, to the previous segment's versions of the
-  frames they share (the guidance frames), never to the reference image. The corrected tail is
+  frames they share (the guidance frames), never to the reference image; in Replacement mode the
+  cast is measured on the environment only. The corrected tail is
   also what conditions the next segment, so the cast does not build up from segment to segment.
 * crossfade: the output frames where two segments overlap become a linear blend of the previous
   segment's frames and the new segment's regenerated ones (weights (k+1)/(g+1) for the new one).
@@ -61,11 +62,13 @@ class Stitcher:
         self.tail: np.ndarray | None = None  # guidance frames for the next segment
         self.added = 0
 
-    def add(self, index: int, raw: np.ndarray) -> np.ndarray | None:
+    def add(self, index: int, raw: np.ndarray, region: np.ndarray | None = None) -> np.ndarray | None:
         """Place segment ``index``'s decoded frames (uint8 [clip_len, H, W, 3]; the last segment
         may stop at the video's end); return the (possibly colour-corrected) frames the next segment
         is conditioned on, uint8 [g, H, W, 3] (None after a shortened last segment).
-        Segments must come in order."""
+        region: optional bool [clip_len, H, W], where to measure the colour cast (Replacement
+        mode: the environment, which should keep its colours); the whole frame when None or
+        when it is empty on the shared frames. Segments must come in order."""
         if index != self.added:
             raise ValueError(f"segments must be added in order: expected {self.added}, got {index}")
         seg = self.plan.segments[index]
@@ -78,7 +81,8 @@ class Stitcher:
             raise ValueError(f"segment {index} frames must be [{need}..{self.plan.clip_len}, "
                              f"{', '.join(map(str, self.frames.shape[1:]))}], got {frames.shape}")
         if index > 0 and self.colour_strength > 0:
-            frames = to_uint8(match_colour(frames, self.tail, self.colour_strength, shared=slice(0, g)))
+            mask = None if region is None else np.asarray(region, bool)[:len(frames)]
+            frames = to_uint8(match_colour(frames, self.tail, self.colour_strength, mask=mask, shared=slice(0, g)))
         self.frames[seg.out_start:seg.out_stop] = frames[seg.keep]
         if index > 0 and self.crossfade:
             lo, hi = seg.start, min(seg.start + g, self.plan.num_frames)

@@ -78,6 +78,28 @@ def test_stitcher_colour_correction_matches_shared_frames():
     assert np.array_equal(fixed.frames[:9], seg0)  # the first segment is never touched
 
 
+def test_stitcher_colour_correction_measures_environment_only_when_given():
+    from wan_animate_kit.preprocess.segments import plan_segments
+    from wan_animate_kit.preprocess.stitching import Stitcher
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(60, 180, size=(17, 16, 16, 3)).astype(np.float32)
+    plan = plan_segments(17, 9, 1)
+    seg1 = np.clip(base[8:17] + np.array([20.0, 0.0, -15.0], np.float32), 0, 255)
+    seg1[:, 2:14, 4:12] = (250, 10, 10)  # the replaced character: new content, not a colour cast
+    seg1 = seg1.astype(np.uint8)
+    env = np.ones((9, 16, 16), bool)
+    env[:, 2:14, 4:12] = False
+
+    def env_error(region):
+        st = Stitcher(plan, 16, 16, colour_strength=1.0)
+        st.add(0, base[:9].astype(np.uint8))
+        st.add(1, seg1, region)
+        return np.abs(st.frames[9:].astype(float) - base[9:17])[:, env[0]].mean()
+
+    assert env_error(env) < env_error(None) / 2
+
+
 def test_stitcher_rejects_wrong_shapes_and_order():
     from wan_animate_kit.preprocess.segments import plan_segments
     from wan_animate_kit.preprocess.stitching import Stitcher
@@ -227,12 +249,12 @@ def test_same_seed_same_frames_other_seed_differs(rig):
 
 
 @pytest.mark.host
-@pytest.mark.parametrize("mode,g,n,segments", [
-    ("animate", 5, 13, 2),  # 9 + 4: fills the last segment exactly
-    ("replace", 1, 9, 1),
-    ("replace", 5, 11, 2),  # padded to 13, trimmed back to 11
+@pytest.mark.parametrize("mode,g,n,segments,colour", [
+    ("animate", 5, 13, 2, 0.0),  # 9 + 4: fills the last segment exactly
+    ("replace", 1, 9, 1, 0.0),
+    ("replace", 5, 11, 2, 1.0),  # padded to 13, trimmed back to 11; colour-corrected on the environment
 ])
-def test_modes_frame_counts_and_guidance_wiring(rig, spy, monkeypatch, mode, g, n, segments):
+def test_modes_frame_counts_and_guidance_wiring(rig, spy, monkeypatch, mode, g, n, segments, colour):
     from wan_animate_kit.models import animate_conditioning as ac
     from wan_animate_kit.models import animate_sampler
 
@@ -244,13 +266,13 @@ def test_modes_frame_counts_and_guidance_wiring(rig, spy, monkeypatch, mode, g, 
         return real(*a, **kw)
 
     monkeypatch.setattr(animate_sampler.ac, "build_segment", capture)
-    res = run(rig, n, settings(guidance=g), replace=(mode == "replace"))
+    res = run(rig, n, settings(guidance=g, colour_strength=colour), replace=(mode == "replace"))
     assert res.frames.shape == (n, H, W, 3)
     assert res.plan.num_segments == segments == len(spy)
     assert guid[0] is None
     for k in range(1, segments):
         start = res.plan.segments[k].start
-        # the guidance is the previous segment's last g frames, which are in the output unchanged
+        # the guidance is the previous segment's (colour-corrected) last g frames, as in the output
         assert torch.equal(torch.round(guid[k] * 255).to(torch.uint8), torch.from_numpy(res.frames[start:start + g]))
         mask = spy[k].positive[0][1]["concat_mask"]
         assert torch.all(mask[:, :, : 1 + (1 if g == 1 else 2)] == 0)  # ref + guidance latents known
