@@ -58,7 +58,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parent
 API_DIR = ROOT / "workflows" / "api"

@@ -24,7 +24,7 @@ FULL_DIM, FULL_FFN, FULL_LAYERS = 5120, 13824, 40
 LORA_TARGETS = ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o",
                 "cross_attn.q", "cross_attn.k", "cross_attn.v", "cross_attn.o",
                 "cross_attn.k_img", "cross_attn.v_img", "ffn.0", "ffn.2")
-VERSION = "v1"
+VERSION = "v2"
 
 
 def official_keys() -> list[tuple[str, list[int]]]:
@@ -88,13 +88,30 @@ def tiny_lora_state_dicts(layers: int = 5, dim: int = 128, ffn: int = 256, rank:
 
 
 def tiny_vae_state_dict(dim: int = 16, seed: int = 2) -> dict[str, torch.Tensor]:
-    """State dict of the host's Wan 2.1 VAE class at a small dim (needs the host importable)."""
+    """State dict of the host's Wan 2.1 VAE class at a small dim (needs the host importable).
+
+    The host builds its layers without weight init (``disable_weight_init`` ops), so the module's
+    own tensors are uninitialised memory: every weight is drawn here instead, deterministically
+    (N(0, 1/fan_in), biases 0, RMS-norm gains 1), keeping the real keys and shapes.
+    """
+    import math
+
     import comfy.ldm.wan.vae as wan_vae
 
-    torch.manual_seed(seed)
     model = wan_vae.WanVAE(dim=dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
                            temperal_downsample=[False, True, True], dropout=0.0)
-    return {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()}
+    gen = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, value in sorted(model.state_dict().items()):
+        name = key.rsplit(".", 1)[-1]
+        if name == "gamma":
+            t = torch.ones(value.shape)
+        elif name == "bias":
+            t = torch.zeros(value.shape)
+        else:
+            t = torch.randn(value.shape, generator=gen) / math.sqrt(max(1, math.prod(value.shape[1:])))
+        sd[key] = t.to(torch.bfloat16).contiguous()
+    return sd
 
 
 def write_all(folder: pathlib.Path) -> dict[str, pathlib.Path]:

@@ -55,3 +55,16 @@ def test_load_prompt_embedding_rejects_foreign_file(host, tmp_path, monkeypatch)
     folder_paths.filename_list_cache.pop("prompt_embeds", None)
     with pytest.raises(ValueError, match="embedding"):
         LoadPromptEmbedding.execute(embedding="foreign.safetensors")
+
+
+def test_tiny_models_load_in_the_host_and_give_finite_outputs(tiny_models):
+    import comfy.sd
+    import comfy.utils
+
+    vae = comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(tiny_models["vae"])))
+    latent = vae.encode(torch.rand(5, 32, 32, 3))
+    assert latent.shape == (1, 16, 2, 4, 4) and torch.isfinite(latent).all()
+    frames = vae.decode(latent)
+    assert torch.isfinite(frames).all() and frames.shape[-1] == 3
+    model = comfy.sd.load_diffusion_model(str(tiny_models["dit_prefixed"]))
+    assert type(model.model).__name__ == "WAN22_Animate"

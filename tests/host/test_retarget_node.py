@@ -1,5 +1,4 @@
 """The retarget node in the real host (in-process), on synthetic skeletons."""
-import numpy as np
 import pytest
 import torch
 

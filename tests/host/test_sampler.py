@@ -5,7 +5,6 @@ tiny Wan 2.1 VAE, at 32x32, 9-frame segments and 1 step (the VAE dominates the c
 """
 from __future__ import annotations
 
-import math
 import os
 import types
 from fractions import Fraction
@@ -119,22 +118,11 @@ def test_stitcher_rejects_wrong_shapes_and_order():
 # -- host fixtures ----------------------------------------------------------------------------
 
 def finite_vae(path):
-    """The tiny Wan 2.1 VAE with its weights re-drawn deterministically (same workaround as in
-    test_conditioning.py: the shared tiny VAE file holds uninitialised weights, NaN/1e38)."""
+    """The tiny Wan 2.1 VAE through the host's own loader."""
     import comfy.sd
     import comfy.utils
 
-    g = torch.Generator().manual_seed(2)
-    sd = {}
-    for k, v in sorted(comfy.utils.load_torch_file(str(path)).items()):
-        name = k.rsplit(".", 1)[-1]
-        if name == "gamma":
-            sd[k] = torch.ones(v.shape)
-        elif name == "bias":
-            sd[k] = torch.zeros(v.shape)
-        else:
-            sd[k] = torch.randn(v.shape, generator=g) / math.sqrt(max(1, math.prod(v.shape[1:])))
-    return comfy.sd.VAE(sd=sd)
+    return comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(path)))
 
 
 @pytest.fixture(scope="module")

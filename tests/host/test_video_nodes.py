@@ -1,5 +1,4 @@
 """Video info node on a real file written by the test (with an audio track)."""
-import fractions
 
 import numpy as np
 import pytest

@@ -1,11 +1,9 @@
 """The shipped workflows: API twins, the real frontend, and end-to-end runs on the real server."""
-import copy
 import json
 import os
 import pathlib
 import sys
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.host
