@@ -263,6 +263,11 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
                                           disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
                                           seed=(int(settings.seed) + seg.index) % 2 ** 64)
             del cond, latent
+            if not torch.isfinite(samples).all():
+                raise FloatingPointError(
+                    f"segment {seg.index} sampled to NaN/inf values: the model overflowed (fp16 weights or "
+                    "dtype, or a broken model file). Load the model with weight_dtype 'default' or bf16; "
+                    "nothing was cached for this segment, finished segments stay cached.")
             decoded = vae.decode(samples[:, :, 1:1 + dec_lat])  # drop the reference slot
             raw = to_uint8(decoded.reshape(-1, *decoded.shape[-3:])[:dec_frames])
             del decoded, samples

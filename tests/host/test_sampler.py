@@ -433,3 +433,18 @@ def test_schema_has_tooltips_and_official_defaults(host):
     assert {"IMAGE", "VIDEO"} <= set(by_id["pose_video"].get_io_type().split(","))
     info = sample.AnimateSampler.INPUT_TYPES()  # the V1 view the frontend reads
     assert "pose_video" in info["required"] and "face_video" in info["optional"]
+
+
+@pytest.mark.host
+def test_nan_from_the_model_is_a_clear_error_and_nothing_is_cached(rig, monkeypatch, tmp_path):
+    import comfy.sample
+
+    real = comfy.sample.sample
+
+    def overflowing(*a, **kw):
+        return real(*a, **kw) * float("nan")
+
+    monkeypatch.setattr(comfy.sample, "sample", overflowing)
+    with pytest.raises(FloatingPointError, match="segment 0"):
+        run(rig, 9, settings(cache=True), cache_root=tmp_path)
+    assert not list(tmp_path.rglob("seg*.npy"))
