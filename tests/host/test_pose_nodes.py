@@ -106,3 +106,19 @@ def test_keypoint_round_trip_through_nodes(pose_models):
     assert len(kp) == 3 and len(kp[0]["people"]) == 2
     back = PoseFromKeypoint.execute(pose_keypoint=kp, fps=10.0, person="largest").result[0]
     np.testing.assert_allclose(back.keypoints[..., :17, :], pose.keypoints[..., :17, :], atol=1e-3)
+
+
+def test_no_person_anywhere_is_a_clear_error(tiny_models, tmp_path):
+    import folder_paths
+    from tiny_onnx import make_detector
+    from wan_animate_kit.nodes.pose import PoseExtract, PoseModelLoader
+
+    empty = tiny_models["root"] / "detection" / "tiny_yolov10_nobody.onnx"
+    if not empty.exists():
+        make_detector(empty, boxes=np.zeros((0, 6), np.float32))
+    folder_paths.filename_list_cache.pop("detection", None)
+    models = PoseModelLoader.execute(detector=empty.name, pose_model="tiny_vitpose_wholebody.onnx", device="cpu",
+                                     batch_size=4, bgr_like_official=False).result[0]
+    with pytest.raises(ValueError, match="no person was found in any of the 3 frame"):
+        PoseExtract.execute(pose_models=models, person="largest", smoothing=0.5, missing_frames="hold",
+                            chunk_frames=2, images=frames(t=3))
