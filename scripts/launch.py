@@ -45,6 +45,7 @@ def install_workflows(user_dir: pathlib.Path) -> None:
     """Copy the shipped UI workflows where the frontend's workflow browser lists them."""
     target = user_dir / "default" / "workflows" / "wan_animate_kit"
     target.mkdir(parents=True, exist_ok=True)
+    (target / "models.json").unlink(missing_ok=True)  # left by older versions: not a workflow
     for wf in (ROOT / "workflows").glob("*.json"):
         if wf.name != "models.json":  # the model manifest is not a workflow
             shutil.copy2(wf, target / wf.name)
