@@ -83,7 +83,8 @@ def read_frames(video: str, count: int) -> list[np.ndarray]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--video", default="/work/shared/media/vtest.avi")
+    ap.add_argument("--video", default=str(ROOT.parent / "shared" / "media" / "vtest.avi"),
+                    help="video to run on (default: ../shared/media/vtest.avi beside the checkout)")
     ap.add_argument("--frames", type=int, default=100, help="frames to process (default 100)")
     ap.add_argument("--batch", type=int, default=16, help="crops per ViTPose run in the batched mode")
     ap.add_argument("--vit-depth", type=int, default=12, help="transformer layers (12 = ViTPose-B)")

@@ -1,7 +1,7 @@
 """Peak RSS of chunked SAM2 segmentation for a short and a long clip (goal: long/short <= 1.25).
 
     python bench/bench_sam2_memory.py [--frames 100 800] [--chunk 400] [--image-size 256]
-        [--decode-chunk 100] [--video /work/shared/media/vtest.avi] [--collect] [--threads 2]
+        [--decode-chunk 100] [--video ../shared/media/vtest.avi] [--collect] [--threads 2]
 
 Uses the tiny random SAM 2.1 of tests/tiny_sam2.py at a 256^2 model size (masks are noise; the
 memory behaviour is the real code path). Frames are decoded with OpenCV in batches of
@@ -25,7 +25,7 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = "/work/shared/media/vtest.avi"
+DEFAULT_VIDEO = str(ROOT.parent / "shared" / "media" / "vtest.avi")  # ../shared/media beside the checkout
 
 
 def _import_pack():
