@@ -16,6 +16,9 @@ REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
 log = logging.getLogger("wan_animate_kit")
 CAT = CATEGORY + "/pose"
+# ViTPose crops per call when batch_size is 0. bench/bench_pose_extract.py on a 2-core CPU with a
+# ViT-B-sized model: batch 4 ran 1.11x faster than one crop per call, batch 16 0.85x.
+AUTO_BATCH_CPU, AUTO_BATCH_CUDA = 4, 16
 
 
 @dataclass
@@ -58,8 +61,10 @@ class PoseModelLoader(io.ComfyNode):
                 io.Combo.Input("device", options=["auto", "cuda", "cpu"], default="auto",
                                tooltip="auto: CUDA when onnxruntime-gpu really runs on it, else the CPU (logged). "
                                        "cuda: fail with the reason instead of silently falling back."),
-                io.Int.Input("batch_size", default=16, min=1, max=256,
-                             tooltip="Person crops per ViTPose call (crops of many frames go together)."),
+                io.Int.Input("batch_size", default=0, min=0, max=256,
+                             tooltip="Person crops per ViTPose call (crops of many frames go together). 0 = auto: "
+                                     "16 on CUDA, 4 on the CPU (measured fastest there; large CPU batches are "
+                                     "slower)."),
                 io.Boolean.Input("bgr_like_official", default=False,
                                  tooltip="Feed ViTPose BGR pixels with RGB statistics, as the official code does "
                                          "(to match its keypoints exactly). Off = correct RGB."),
@@ -79,10 +84,16 @@ class PoseModelLoader(io.ComfyNode):
         except (ValueError, RuntimeError, FileNotFoundError) as e:
             raise InputError("Pose Models", "detector", str(e)) from e
         try:
-            pose = WholeBodyPose.load(resolve_model_path(pose_model, roots), device, batch_size=batch_size,
+            pose = WholeBodyPose.load(resolve_model_path(pose_model, roots), device, batch_size=batch_size or 1,
                                       bgr_like_official=bgr_like_official)
         except (ValueError, RuntimeError, FileNotFoundError) as e:
             raise InputError("Pose Models", "pose_model", str(e)) from e
+        if batch_size == 0:
+            on_cuda = pose.session.get_providers()[0] == "CUDAExecutionProvider"
+            batch_size = AUTO_BATCH_CUDA if on_cuda else AUTO_BATCH_CPU
+            pose.batch_size = batch_size
+        log.info("Wan-Animate Kit pose models: %s + %s on %s, batch %d", detector, pose_model,
+                 pose.session.get_providers()[0], batch_size)
         return io.NodeOutput(PoseModels(det, pose, batch_size, (detector, pose_model)))
 
 

@@ -122,3 +122,11 @@ def test_no_person_anywhere_is_a_clear_error(tiny_models, tmp_path):
     with pytest.raises(ValueError, match="no person was found in any of the 3 frame"):
         PoseExtract.execute(pose_models=models, person="largest", smoothing=0.5, missing_frames="hold",
                             chunk_frames=2, images=frames(t=3))
+
+
+def test_auto_batch_size_picks_the_cpu_batch(tiny_models):
+    from wan_animate_kit.nodes.pose import AUTO_BATCH_CPU, PoseModelLoader
+
+    models = PoseModelLoader.execute(detector="tiny_yolov10.onnx", pose_model="tiny_vitpose_wholebody.onnx",
+                                     device="cpu", batch_size=0, bgr_like_official=False).result[0]
+    assert models.batch_size == AUTO_BATCH_CPU and models.pose.batch_size == AUTO_BATCH_CPU
