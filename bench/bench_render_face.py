@@ -8,7 +8,6 @@ random-noise frames. Goal: <= 5 ms a frame for render + face crop.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
 import sys
 import time
@@ -18,13 +17,10 @@ import numpy as np
 
 
 def _import_pack():
-    root = pathlib.Path(__file__).resolve().parents[1]
-    if "wan_animate_kit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("wan_animate_kit", root / "__init__.py",
-                                                      submodule_search_locations=[str(root)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["wan_animate_kit"] = mod
-        spec.loader.exec_module(mod)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    from pack_import import register_pack
+
+    register_pack()
     from wan_animate_kit.preprocess import face, pose_types, render
 
     return face, pose_types, render

@@ -24,15 +24,10 @@ import numpy as np  # noqa: E402
 
 
 def _import_pack():
-    import importlib.util
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    from pack_import import register_pack
 
-    root = pathlib.Path(__file__).resolve().parents[1]
-    if "wan_animate_kit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("wan_animate_kit", root / "__init__.py",
-                                                      submodule_search_locations=[str(root)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["wan_animate_kit"] = mod
-        spec.loader.exec_module(mod)
+    register_pack()
     from wan_animate_kit.preprocess import pose_types, retarget
 
     return pose_types, retarget

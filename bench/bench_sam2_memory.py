@@ -15,7 +15,6 @@ is loaded and has segmented one warm-up frame. ``--collect`` keeps the full [T, 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import pathlib
 import resource
@@ -29,12 +28,10 @@ DEFAULT_VIDEO = str(ROOT.parent / "shared" / "media" / "vtest.avi")  # ../shared
 
 
 def _import_pack():
-    if "wan_animate_kit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("wan_animate_kit", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["wan_animate_kit"] = mod
-        spec.loader.exec_module(mod)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    from pack_import import register_pack
+
+    register_pack()
 
 
 def _rss_mib() -> float:

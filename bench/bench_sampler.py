@@ -23,7 +23,6 @@ at the seams vs elsewhere).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import statistics
@@ -41,12 +40,10 @@ def setup_host():
     for p in (ROOT / "tests", ROOT / "scripts"):
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))
-    if "wan_animate_kit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("wan_animate_kit", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["wan_animate_kit"] = mod
-        spec.loader.exec_module(mod)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    from pack_import import register_pack
+
+    register_pack()
     from host_harness import host_dir, import_in_process
 
     import_in_process(host_dir())

@@ -16,7 +16,6 @@ overlap frames, and matching every frame to a reference image (a peer pack's ``c
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
 import sys
 
@@ -27,12 +26,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _pack():
-    if "wan_animate_kit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("wan_animate_kit", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["wan_animate_kit"] = mod
-        spec.loader.exec_module(mod)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    from pack_import import register_pack
+
+    register_pack()
     from wan_animate_kit.preprocess import colour, segments
 
     return colour, segments

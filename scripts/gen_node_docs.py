@@ -8,7 +8,6 @@ Needs the host importable (it imports the node schemas); finds it like the tests
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pathlib
 import sys
 
@@ -29,12 +28,10 @@ def _load_pack():
         comfy.options.enable_args_parsing()
         import comfy.cli_args  # noqa: F401
         sys.argv = saved
-    if "wan_animate_kit" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("wan_animate_kit", ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["wan_animate_kit"] = mod
-        spec.loader.exec_module(mod)
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+    from pack_import import register_pack
+
+    register_pack()
     from wan_animate_kit.nodes import node_classes
 
     return node_classes()
