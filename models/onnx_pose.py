@@ -349,7 +349,27 @@ def _run_in_batches(session: Any, spec: TensorSpec, x: np.ndarray, batch_size: i
     return np.concatenate(outs, axis=0)
 
 
-class PersonDetector:
+class _OnnxModel:
+    """What the detector and the pose model share: loading from a file and session facts."""
+
+    session: Any
+    input: Any
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "auto", **kwargs: Any):
+        p = check_onnx_file(path)
+        return cls(load_session(p, device), name=p.name, **kwargs)
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.input.fixed_batch is None
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+
+class PersonDetector(_OnnxModel):
     """YOLOv10 end-to-end person detector over an onnxruntime session.
 
     ``run(frames)`` returns, per frame, float32 boxes [k, 5] (x1, y1, x2, y2, score) in image
@@ -364,19 +384,6 @@ class PersonDetector:
         self.conf_threshold = float(conf_threshold)
         self.iou_threshold = float(iou_threshold)
         self.batch_size = max(1, int(batch_size))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "auto", **kwargs: Any) -> "PersonDetector":
-        p = check_onnx_file(path)
-        return cls(load_session(p, device), name=p.name, **kwargs)
-
-    @property
-    def dynamic_batch(self) -> bool:
-        return self.input.fixed_batch is None
-
-    @property
-    def providers(self) -> list[str]:
-        return list(self.session.get_providers())
 
     def run(self, frames: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
         """Detect people in RGB uint8 frames ([N, H, W, 3], one [H, W, 3], or a list of frames)."""
@@ -394,7 +401,7 @@ class PersonDetector:
         return results
 
 
-class WholeBodyPose:
+class WholeBodyPose(_OnnxModel):
     """ViTPose COCO-WholeBody heatmap model over an onnxruntime session, run in batches of crops."""
 
     def __init__(self, session: Any, *, name: str = "pose model", batch_size: int = 16,
@@ -405,19 +412,6 @@ class WholeBodyPose:
         self.batch_size = max(1, int(batch_size))
         self.bgr_like_official = bool(bgr_like_official)
         self.padding = float(padding)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "auto", **kwargs: Any) -> "WholeBodyPose":
-        p = check_onnx_file(path)
-        return cls(load_session(p, device), name=p.name, **kwargs)
-
-    @property
-    def dynamic_batch(self) -> bool:
-        return self.input.fixed_batch is None
-
-    @property
-    def providers(self) -> list[str]:
-        return list(self.session.get_providers())
 
     def heatmaps(self, crops: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Heatmaps float32 [n, 133, 64, 48] of crops [n, 3, 256, 192], ``batch_size`` crops per run."""
