@@ -13,7 +13,7 @@ FRAMES, FPS, WIDTH, HEIGHT = 9, 10, 96, 64
 
 def write_inputs(input_dir: pathlib.Path) -> None:
     """character.png and driving.mp4 (12 frames, 10 fps, with an audio track) in the input folder."""
-    import av
+    from media import write_mp4
     from PIL import Image
 
     input_dir.mkdir(parents=True, exist_ok=True)
@@ -24,27 +24,11 @@ def write_inputs(input_dir: pathlib.Path) -> None:
     mp4 = input_dir / "driving.mp4"
     if mp4.exists():
         return
-    with av.open(str(mp4), "w") as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        aus = out.add_stream("aac", rate=16000)
-        aus.layout = "mono"
-        for i in range(FRAMES):
-            img = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-            img[:, :, 0] = 40 + 10 * i
-            img[10:60, 20 + i:40 + i] = 220
-            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(p)
-        t = np.arange(int(16000 * FRAMES / FPS)) / 16000
-        frame = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None],
-                                           format="fltp", layout="mono")
-        frame.sample_rate = 16000
-        for p in aus.encode(frame):
-            out.mux(p)
-        for p in aus.encode(None):
-            out.mux(p)
-        for p in vs.encode(None):
-            out.mux(p)
+    img = np.zeros((FRAMES, HEIGHT, WIDTH, 3), np.uint8)
+    for i in range(FRAMES):
+        img[i, :, :, 0] = 40 + 10 * i
+        img[i, 10:60, 20 + i:40 + i] = 220
+    write_mp4(mp4, img, FPS, audio_hz=330, amplitude=0.2)
 
 
 def _embedding(models: pathlib.Path) -> str:

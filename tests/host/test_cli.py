@@ -20,6 +20,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from media import ramp, write_mp4
 
 from wan_animate_kit import cli
 from wan_animate_kit.models import manifest as mf
@@ -37,27 +38,7 @@ def _free_port() -> int:
 
 def write_video(path: pathlib.Path, frames: int = FRAMES, fps: int = FPS, audio: bool = True) -> pathlib.Path:
     """A short grey-ramp h264 mp4 (with a 440 Hz AAC track when ``audio``)."""
-    with av.open(str(path), "w") as c:
-        v = c.add_stream("h264", rate=fps)
-        v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-        a = c.add_stream("aac", rate=16000) if audio else None
-        for i in range(frames):
-            img = np.full((H, W, 3), 40 + 15 * i, np.uint8)
-            for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        if a is not None:
-            n = 16000 * frames // fps
-            t = np.arange(n, dtype=np.float32) / 16000
-            wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
-            frame = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
-            frame.sample_rate = 16000
-            for p in a.encode(frame):
-                c.mux(p)
-            for p in a.encode():
-                c.mux(p)
-    return path
+    return write_mp4(path, ramp(frames, W, H, start=40, step=15), fps, audio_hz=440 if audio else None)
 
 
 def write_image(path: pathlib.Path) -> pathlib.Path:

@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from media import write_mp4
 
 W = H = 32
 
@@ -310,20 +311,6 @@ def test_face_cfg_uncond_gets_black_faces(rig, monkeypatch):
     assert [o for o, _ in seen] == [[0]]
 
 
-def _write_mp4(path, frames: np.ndarray, fps: int) -> None:
-    import av
-
-    with av.open(str(path), mode="w") as out:
-        stream = out.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "0"}
-        for f in frames:
-            for pkt in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                out.mux(pkt)
-        for pkt in stream.encode():
-            out.mux(pkt)
-
-
 @pytest.mark.host
 def test_video_input_is_read_per_segment(rig, tmp_path, host):
     from comfy_api.latest import InputImpl
@@ -332,7 +319,7 @@ def test_video_input_is_read_per_segment(rig, tmp_path, host):
 
     frames = (rig.pose[:23].numpy() * 255).round().astype(np.uint8)
     path = tmp_path / "pose.mp4"
-    _write_mp4(path, frames, 24)
+    write_mp4(path, frames, 24, crf=0)  # lossless: decoded frames compare exactly
     src = VideoSource(InputImpl.VideoFromFile(str(path)), "pose_video")
     everything = src.read(0, 23)
     reader = StreamFrames(src, chunk=4)
@@ -351,7 +338,7 @@ def test_node_with_video_input_keeps_fps_and_count(rig, tmp_path):
 
     frames = (rig.pose[:7].numpy() * 255).round().astype(np.uint8)
     path = tmp_path / "pose.mp4"
-    _write_mp4(path, frames, 24)
+    write_mp4(path, frames, 24, crf=0)  # lossless: decoded frames compare exactly
     os.environ.pop("WAN_ANIMATE_KIT_CACHE_DIR", None)
     out = AnimateSampler.execute(model=rig.model, positive=rig.pos, negative=rig.neg, vae=rig.vae, reference=rig.ref,
                                  pose_video=InputImpl.VideoFromFile(str(path)), seed=0, steps=1, cfg=1.0,
