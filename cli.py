@@ -24,8 +24,8 @@ CLI finds its nodes by ``_meta.title``:
 
 * ``"Character image"``: a LoadImage; the CLI sets ``inputs.image`` to the uploaded file name.
 * ``"Driving video"``: a LoadVideo; the CLI sets ``inputs.file`` to the uploaded file name.
-* ``"Save video"``: a SaveVideo whose output file the CLI downloads (the workflow's CreateVideo
-  carries the source fps and audio; the CLI just downloads).
+* ``"Save video"``: a SaveVideo whose output file the CLI downloads (the shipped workflows give
+  the sampler the source fps and audio; the CLI just downloads).
 * optional ``"Positive prompt"``: a CLIPTextEncode; ``--prompt`` sets ``inputs.text``.
 * optional ``"Seed"``: the WAK_AnimateSampler (or any node with a ``seed``/``noise_seed`` input);
   ``--seed`` sets it. Without such a title, ``--seed`` goes to the workflow's only

@@ -1,13 +1,14 @@
 """Peak RSS of the long-video sampler node for a long and a short video (flat memory check).
 
     python bench/bench_sampler_memory.py [--frames 100 1000] [--size 32] [--segment 77] [--guidance 1]
-                                         [--input video|image] [--no-cache]
+                                         [--input video|image] [--output frames|video] [--no-cache]
 
 Each length runs in its own subprocess (so peaks do not mix): the real host in-process on the
 CPU, the tiny Wan-Animate DiT and a tiny Wan 2.1 VAE, 1 step, no face video, Animation mode,
 through ``AnimateSampler.execute`` (segment cache on unless --no-cache). With ``--input video``
 the pose video is an H.264 file written frame by frame and given as the host's VIDEO, so the
-sampler decodes it per segment. The child reports its peak RSS (``ru_maxrss``) and the RSS after
+sampler decodes it per segment. ``--output video`` sets the node's frames_output off: the frames
+go to an H.264 file as segments finish and no IMAGE batch is built. The child reports its peak RSS (``ru_maxrss``) and the RSS after
 loading the models; the parent prints the ratio of the peaks (goal: long/short <= 1.25).
 """
 from __future__ import annotations
@@ -88,9 +89,15 @@ def child(args) -> None:
                                      seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
                                      segment_length=args.segment, guidance_frames=args.guidance, width=0, height=0,
                                      fps=30.0, crossfade=False, colour_correction=False, colour_strength=1.0,
-                                     cache=not args.no_cache)
+                                     cache=not args.no_cache, frames_output=args.output == "frames")
     wall = time.perf_counter() - t
-    frames = out.result[0].shape[0]
+    if args.output == "frames":
+        frames = out.result[0].shape[0]
+    else:
+        import av
+
+        with av.open(out.result[1].get_stream_source()) as c:
+            frames = sum(1 for _ in c.decode(video=0))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"frames": args.n, "out_frames": frames, "baseline_mib": base, "peak_mib": peak, "wall_s": wall}))
 
@@ -103,6 +110,8 @@ def main() -> None:
     ap.add_argument("--guidance", type=int, default=1, choices=(1, 5))
     ap.add_argument("--input", choices=("video", "image"), default="video")
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--output", choices=("frames", "video"), default="frames",
+                    help="frames: frames_output on (IMAGE batch); video: off (streamed H.264 file)")
     ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -112,7 +121,8 @@ def main() -> None:
     results = []
     for n in args.frames:
         cmd = [sys.executable, __file__, "--child", str(n), "--size", str(args.size), "--segment", str(args.segment),
-               "--guidance", str(args.guidance), "--input", args.input] + (["--no-cache"] if args.no_cache else [])
+               "--guidance", str(args.guidance), "--input", args.input, "--output", args.output] + \
+            (["--no-cache"] if args.no_cache else [])
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
         if proc.returncode or not line:
@@ -120,7 +130,7 @@ def main() -> None:
             raise SystemExit(f"child for {n} frames failed")
         r = json.loads(line[-1])
         results.append(r)
-        print(f"{n:6d} frames ({args.input}, {args.size}x{args.size}, segment {args.segment}): out {r['out_frames']} "
+        print(f"{n:6d} frames ({args.input} in, {args.output} out, {args.size}x{args.size}, segment {args.segment}): out {r['out_frames']} "
               f"frames, peak RSS {r['peak_mib']:.0f} MiB (after model load {r['baseline_mib']:.0f} MiB), "
               f"{r['wall_s']:.1f} s", flush=True)
     if len(results) >= 2:

@@ -146,7 +146,7 @@ class AnimateSettings:
 
 @dataclass
 class AnimateResult:
-    frames: np.ndarray  # uint8 [num_frames, H, W, 3]
+    frames: np.ndarray | None  # uint8 [num_frames, H, W, 3]; None when the frames went to a sink only
     plan: SegmentPlan
     sampled: list[int] = field(default_factory=list)
     loaded: list[int] = field(default_factory=list)
@@ -182,7 +182,8 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
                 num_frames: int | None = None,
                 on_segment: Callable[[int, int, np.ndarray, bool], None] | None = None,
                 step_callback: Callable[[int], Callable] | None = None,
-                cache_root: str | None = None) -> AnimateResult:
+                cache_root: str | None = None,
+                sink: Callable[[np.ndarray], None] | None = None, keep_frames: bool = True) -> AnimateResult:
     """Generate the whole video. ``pose``/``face``/``environment``/``mask`` are frame providers
     (see :func:`frames_of`) or tensors; ``num_frames`` defaults to the pose video's length.
 
@@ -190,14 +191,17 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
     node updates its progress bar there; raising from it stops the job, finished segments stay
     cached). step_callback(steps) returns the per-step sampler callback (default: the host's
     latent preview + progress bar, which also checks for interruption).
+    sink(frames_uint8) receives the output frames in order as soon as no later segment can change
+    them (e.g. a video file writer); with keep_frames=False only the sink gets them and the
+    memory held does not grow with the video's length (result.frames is None).
     """
     with torch.inference_mode():  # as the host's executor runs nodes; also when called from scripts
         return _run(model, vae, positive, negative, reference, pose, settings, face, environment, mask,
-                    clip_vision_output, num_frames, on_segment, step_callback, cache_root)
+                    clip_vision_output, num_frames, on_segment, step_callback, cache_root, sink, keep_frames)
 
 
 def _run(model, vae, positive, negative, reference, pose, settings, face, environment, mask, clip_vision_output,
-         num_frames, on_segment, step_callback, cache_root) -> AnimateResult:
+         num_frames, on_segment, step_callback, cache_root, sink, keep_frames) -> AnimateResult:
     import comfy.model_management
     import comfy.sample
     import comfy.utils
@@ -215,7 +219,10 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
                          if settings.cache else "off", root=cache_root, enabled=settings.cache)
     cache.write_info({"frames": n, "segments": plan.num_segments, "width": width, "height": height,
                       "clip_len": settings.clip_len, "guidance": settings.guidance, "seed": settings.seed})
-    stitcher = Stitcher(plan, height, width, crossfade=settings.crossfade, colour_strength=settings.colour_strength)
+    if sink is None and not keep_frames:
+        raise ValueError("keep_frames=False needs a sink for the frames")
+    stitcher = Stitcher(plan, height, width, crossfade=settings.crossfade, colour_strength=settings.colour_strength,
+                        keep_all=keep_frames)
     generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))
     if step_callback is None:
         import latent_preview
@@ -276,8 +283,10 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
         else:
             result.loaded.append(seg.index)
         guidance_frames = stitcher.add(seg.index, raw, region)
+        del raw
+        if sink is not None:
+            sink(stitcher.take_final())
         if on_segment is not None:
-            newest = stitcher.frames[min(seg.out_stop, n) - 1]
-            on_segment(seg.index, plan.num_segments, newest, from_cache)
+            on_segment(seg.index, plan.num_segments, stitcher.latest, from_cache)
     cache.finish()
     return result

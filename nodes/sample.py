@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from fractions import Fraction
 
 from comfy_api.latest import io, ui
@@ -15,6 +17,8 @@ DEFAULT_SAMPLER = "uni_pc"  # the official CLI solver is UniPC (wan-animate-refe
 DEFAULT_SCHEDULER = "simple"  # linear sigmas in t, shifted by the model's shift (official: shift 5)
 DEFAULT_FPS = 30.0  # the official output rate (config sample_fps = 30)
 FULL_MASK = 0.995  # coverage above which a character mask "covers everything"
+FRAMES_OFF = ("Wan-Animate Sampler: its frames output is off (frames_output = false: the video went straight "
+              "to a file to keep memory flat). Turn frames_output on, or use its video output.")
 
 
 def _sampler_names() -> tuple[list[str], list[str]]:
@@ -107,26 +111,36 @@ class AnimateSampler(io.ComfyNode):
                                tooltip="Strength of the colour correction (0..1)."),
                 io.Boolean.Input("cache", default=True, tooltip="Save finished segments to disk so a re-queued job "
                                  "resumes after an interruption or crash; removed when the job completes."),
+                io.Boolean.Input("frames_output", default=True,
+                                 tooltip="On: also return every frame as an IMAGE batch (for upscaling, "
+                                 "interpolation, ...; float, 12 bytes a pixel). Off: only the video output, "
+                                 "written to an H.264 file as segments finish, so memory stays flat for videos "
+                                 "of any length; a node connected to frames is then stopped with a message."),
+                io.Audio.Input("audio", optional=True, tooltip="Optional sound for the video output (e.g. the "
+                               "driving video's, from Get Video Components or Video Info); cut to the video's "
+                               "length."),
             ],
             outputs=[
                 io.Image.Output("frames", display_name="frames",
-                                tooltip="All frames, exactly as many as the pose video."),
+                                tooltip="All frames, exactly as many as the pose video (needs frames_output on)."),
                 io.Video.Output("video", display_name="video",
-                                tooltip="The same frames as a VIDEO at the driving fps."),
+                                tooltip="The same frames as a VIDEO at the driving fps, with the audio input's "
+                                "sound. With frames_output off it is a file that Save Video copies as it is."),
             ],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, vae, reference, pose_video, seed, steps, cfg, sampler_name,
                 scheduler, segment_length, guidance_frames, width, height, fps, crossfade, colour_correction,
-                colour_strength, cache, face_video=None, environment_video=None, character_mask=None,
-                clip_vision_output=None, pose=None) -> io.NodeOutput:
+                colour_strength, cache, frames_output=True, face_video=None, environment_video=None,
+                character_mask=None, clip_vision_output=None, pose=None, audio=None) -> io.NodeOutput:
         from comfy_api.latest import InputImpl, Types
+        from comfy_execution.graph_utils import ExecutionBlocker
 
         from ..models.animate_sampler import AnimateSettings, run_animate
 
         job = preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
-                        segment_length, guidance_frames, width, height, colour_strength, steps)
+                        segment_length, guidance_frames, width, height, colour_strength, steps, audio)
         settings = AnimateSettings(seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name,
                                    scheduler=scheduler, clip_len=int(segment_length), guidance=int(guidance_frames),
                                    width=job["width"], height=job["height"], crossfade=bool(crossfade),
@@ -139,14 +153,34 @@ class AnimateSampler(io.ComfyNode):
                 bar.append(Progress(total))
             bar[0].update(1, preview_tuple(newest))
 
-        result = run_animate(model, vae, positive, negative, reference, job["pose"], settings,
-                             face=job["face"], environment=job["environment"], mask=character_mask,
-                             clip_vision_output=clip_vision_output, num_frames=job["frames"], on_segment=on_segment)
-        images = to_image(result.frames)
-        del result
         rate = job["pose"].fps if job["pose"].video is not None and job["pose"].fps > 0 else float(fps)
-        video = InputImpl.VideoFromComponents(
-            Types.VideoComponents(images=images, frame_rate=Fraction(rate).limit_denominator(100000)))
+        writer = None
+        if not frames_output:
+            import folder_paths
+
+            from .video_file import VideoFileWriter
+
+            path = os.path.join(folder_paths.get_temp_directory(), "wan_animate_kit",
+                                f"animate_{uuid.uuid4().hex[:12]}.mp4")
+            writer = VideoFileWriter(path, rate, job["width"], job["height"], audio=audio)
+        try:
+            result = run_animate(model, vae, positive, negative, reference, job["pose"], settings,
+                                 face=job["face"], environment=job["environment"], mask=character_mask,
+                                 clip_vision_output=clip_vision_output, num_frames=job["frames"],
+                                 on_segment=on_segment, sink=writer.write if writer else None,
+                                 keep_frames=writer is None)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            images, video = ExecutionBlocker(FRAMES_OFF), InputImpl.VideoFromFile(writer.close())
+        else:
+            images = to_image(result.frames)
+            video = InputImpl.VideoFromComponents(
+                Types.VideoComponents(images=images, frame_rate=Fraction(rate).limit_denominator(100000),
+                                      audio=audio))
+        del result
         text = job["warnings"]
         return io.NodeOutput(images, video, ui=ui.PreviewText("\n".join(text)) if text else None)
 
@@ -159,7 +193,7 @@ def _source(value, name: str) -> VideoSource:
 
 
 def preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
-              segment_length, guidance_frames, width, height, colour_strength, steps) -> dict:
+              segment_length, guidance_frames, width, height, colour_strength, steps, audio=None) -> dict:
     """Check every input before any sampling; raise InputError naming the input at fault.
 
     Rules: face/environment videos need at least the pose video's frame count (extra frames are
@@ -192,6 +226,13 @@ def preflight(model, vae, reference, pose_video, face_video, environment_video, 
         raise InputError(NODE, "colour_strength", f"{colour_strength} is outside 0..1")
     if reference is None or reference.ndim != 4 or reference.shape[0] < 1:
         raise InputError(NODE, "reference", "needs an IMAGE with at least one image")
+    if audio is not None:
+        from .video_file import audio_array
+
+        try:
+            audio_array(audio)
+        except ValueError as e:
+            raise InputError(NODE, "audio", str(e), "connect the AUDIO of Load Audio or Get Video Components") from None
 
     src = _source(pose_video, "pose_video")
     n = src.num_frames

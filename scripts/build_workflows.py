@@ -237,20 +237,22 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     vae = g.node("VAELoader", (740, 1420), size=(300, 80), vae_name=MODEL_FILES["vae"])
     g.models(vae, "vae")
     # -- sampling -----------------------------------------------------------------------------------
-    g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 620, color="#8a3f3f")
+    g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 720, color="#8a3f3f")
     extra = {}
     if replace:
         extra = dict(environment_video=g.out(env, 0), character_mask=g.out(env, 1))
-    sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 560),
+    sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 640),
                      model=g.out(shift, 0), positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
                      reference=g.out(refimg, 0), pose_video=g.out(render, 0), face_video=g.out(faces, 0),
                      clip_vision_output=g.out(cve, 0), pose=g.out(pose_for_render, 0),
                      steps=6 if fast else 20, cfg=1.0, sampler_name="euler" if fast else "uni_pc",
-                     scheduler="simple", fps=g.out(vinfo, 0), **extra)
-    create = g.node("CreateVideo", (1580, 1300), size=(300, 120), images=g.out(sampler, 0), fps=g.out(vinfo, 0),
-                    audio=g.out(vinfo, 1))
-    g.node("SaveVideo", (1580, 1460), title="Save video", size=(340, 380), video=g.out(create, 0),
+                     scheduler="simple", fps=g.out(vinfo, 0), audio=g.out(vinfo, 1), frames_output=False,
+                     **extra)
+    g.node("SaveVideo", (1580, 1300), title="Save video", size=(340, 380), video=g.out(sampler, 1),
            filename_prefix=f"wan_animate/{mode}{'_fast' if fast else ''}")
+    g.note((1580, 1700), "**Output.** The sampler writes the video to a file segment by segment (frames_output "
+           "off), with the driving video's fps and sound, so memory stays flat for any length; Save Video copies "
+           "it. To upscale or interpolate, turn frames_output on and take its frames output.", size=(340, 160))
     return g.to_json()
 
 

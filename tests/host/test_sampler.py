@@ -6,6 +6,7 @@ tiny Wan 2.1 VAE, at 32x32, 9-frame segments and 1 step (the VAE dominates the c
 from __future__ import annotations
 
 import os
+import pathlib
 import types
 from fractions import Fraction
 
@@ -349,6 +350,84 @@ def test_node_with_video_input_keeps_fps_and_count(rig, tmp_path):
     assert images.shape == (7, H, W, 3) and images.dtype == torch.float32
     comp = video.get_components()
     assert comp.frame_rate == Fraction(24) and comp.images.shape[0] == 7
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("crossfade", [False, True])
+def test_sink_gets_every_frame_once_in_order_and_memory_stays_bounded(rig, crossfade):
+    """keep_frames=False: the frames only go to the sink, as soon as they are final, and equal the
+    whole-video result bit for bit; the stitcher never holds more than clip_len + guidance frames."""
+    s = settings(clip_len=9, guidance=5, crossfade=crossfade, colour_strength=0.5)
+    whole = run(rig, 19, s)
+    chunks = []
+    streamed = run(rig, 19, s, sink=chunks.append, keep_frames=False)
+    assert streamed.frames is None and len(chunks) == streamed.plan.num_segments
+    assert np.array_equal(np.concatenate(chunks), whole.frames)
+    both = []
+    run(rig, 19, s, sink=both.append)  # keep_frames=True: the sink sees views of the same frames
+    assert np.array_equal(np.concatenate(both), whole.frames)
+    with pytest.raises(ValueError, match="needs a sink"):
+        run(rig, 19, s, keep_frames=False)
+
+
+def _node_args(rig, n, **kw):
+    args = dict(model=rig.model, positive=rig.pos, negative=rig.neg, vae=rig.vae, reference=rig.ref,
+                pose_video=rig.pose[:n], seed=3, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
+                segment_length=9, guidance_frames=1, width=0, height=0, fps=24.0, crossfade=True,
+                colour_correction=False, colour_strength=1.0, cache=False)
+    args.update(kw)
+    return args
+
+
+@pytest.mark.host
+def test_frames_output_off_streams_the_video_to_a_file_with_audio(rig):
+    import folder_paths
+    from comfy_execution.graph_utils import ExecutionBlocker
+    from wan_animate_kit.nodes.sample import AnimateSampler
+
+    sr = 8000
+    audio = {"waveform": torch.sin(torch.arange(sr * 2) / 5.0).reshape(1, 1, -1) * 0.2, "sample_rate": sr}
+    on = AnimateSampler.execute(**_node_args(rig, 13, frames_output=True, audio=audio))
+    images, video_on = on.result
+    assert images.shape == (13, H, W, 3) and video_on.get_components().audio is audio
+    off = AnimateSampler.execute(**_node_args(rig, 13, frames_output=False, audio=audio))
+    blocked, video = off.result
+    assert isinstance(blocked, ExecutionBlocker) and "frames_output" in blocked.message
+    path = video.get_stream_source()
+    assert isinstance(path, str) and path.startswith(folder_paths.get_temp_directory()) and path.endswith(".mp4")
+    comp = video.get_components()
+    assert comp.images.shape == images.shape and comp.frame_rate == Fraction(24)
+    # the same frames through H.264 (yuv420p halves the chroma of this random-model noise, so compare luma),
+    # much closer than to the neighbouring frames
+    luma = torch.tensor([0.299, 0.587, 0.114])
+    err = float(((comp.images - images) @ luma).abs().mean())
+    shifted = float(((comp.images - images.roll(1, 0)) @ luma).abs().mean())
+    print(f"luma error {err:.4f}, against the neighbouring frames {shifted:.4f}")
+    assert err < 0.03 and err < shifted / 3
+    assert comp.audio["sample_rate"] == sr
+    assert abs(comp.audio["waveform"].shape[-1] - sr * 13 / 24) <= 1100  # cut to the video, AAC padding aside
+
+
+@pytest.mark.host
+def test_failed_job_leaves_no_partial_file_and_bad_audio_is_refused_first(rig, monkeypatch):
+    import comfy.sample
+    import folder_paths
+    from wan_animate_kit.nodes.common import InputError
+    from wan_animate_kit.nodes.sample import AnimateSampler
+
+    folder = pathlib.Path(folder_paths.get_temp_directory()) / "wan_animate_kit"
+    before = set(folder.glob("*.mp4")) if folder.exists() else set()
+    with pytest.raises(InputError, match="audio"):
+        AnimateSampler.execute(**_node_args(rig, 9, frames_output=False, audio={"sample_rate": 8000}))
+
+    def boom(*a, **kw):
+        raise RuntimeError("sampler exploded")
+
+    monkeypatch.setattr(comfy.sample, "sample", boom)
+    with pytest.raises(RuntimeError, match="exploded"):
+        AnimateSampler.execute(**_node_args(rig, 9, frames_output=False))
+    after = set(folder.glob("*.mp4")) if folder.exists() else set()
+    assert after == before
 
 
 # -- preflight --------------------------------------------------------------------------------

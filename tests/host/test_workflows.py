@@ -64,7 +64,17 @@ def browser(server):
         b.close()
 
 
-def _placeholder_models(server, prompt):
+@pytest.fixture
+def placeholders(server):
+    """Empty model files a test creates (see _placeholder_models), removed afterwards so other tests
+    on the same server still see those models as missing."""
+    made: list[pathlib.Path] = []
+    yield made
+    for p in made:
+        p.unlink(missing_ok=True)
+
+
+def _placeholder_models(server, prompt, made: list):
     """Empty files with the real model names, and real input media, so the host validates the prompt."""
     from models_for_prompt import write_inputs
 
@@ -82,15 +92,16 @@ def _placeholder_models(server, prompt):
                     p.parent.mkdir(parents=True, exist_ok=True)
                     if not p.exists():
                         p.write_bytes(b"")
+                        made.append(p)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_ui_workflow_loads_in_the_frontend_and_queues(name, server, browser, object_info, tmp_path):
+def test_ui_workflow_loads_in_the_frontend_and_queues(name, server, browser, object_info, tmp_path, placeholders):
     from frontend_driver import load_workflow
 
     ui = json.loads((WF / f"{name}.json").read_text())
     api = json.loads((WF / "api" / f"{name}.json").read_text())
-    _placeholder_models(server, api)
+    _placeholder_models(server, api, placeholders)
     browser.evaluate("window.app.refreshComboInNodes ? window.app.refreshComboInNodes() : null; true")
     result = load_workflow(browser, ui)
     assert result["missing"] == [] and result["bad"] == []
@@ -139,3 +150,22 @@ def test_api_workflow_runs_end_to_end(name, server, tiny_models):
         assert np.std(np.stack(decoded).astype(np.float32)) > 1.0  # real (random-model) pixels, not a flat fill
         assert float(stream.average_rate) == pytest.approx(FPS, rel=1e-3)
         assert any(s.type == "audio" for s in c.streams)
+
+
+@pytest.mark.slow
+def test_frames_output_off_stops_a_node_on_the_frames_output_with_a_message(server, tiny_models):
+    """The shipped graphs stream the video to a file (frames_output off); a node wired to the
+    sampler's frames output then stops with a message saying what to switch, also when the
+    sampler's result comes from the host's cache."""
+    from host_harness import PromptError
+    from models_for_prompt import tiny_prompt
+
+    prompt = tiny_prompt(json.loads((WF / "api" / "animate.json").read_text()), server, tiny_models)
+    sampler = next(k for k, v in prompt.items() if v["class_type"] == "WAK_AnimateSampler")
+    assert prompt[sampler]["inputs"]["frames_output"] is False
+    prompt["900"] = {"class_type": "PreviewImage", "inputs": {"images": [sampler, 0]}, "_meta": {"title": "Preview"}}
+    with pytest.raises(PromptError) as err:
+        server.run_prompt(prompt, timeout=1200)
+    body = err.value.body
+    assert body["node_id"] == "900" and body["exception_type"] == "ExecutionBlocked"
+    assert "frames_output" in body["exception_message"] and "Turn frames_output on" in body["exception_message"]
