@@ -106,7 +106,8 @@ def test_animate_writes_video_with_source_fps_and_character(server, media, capsy
 
 
 @pytest.mark.host
-def test_missing_model_names_folder_and_url(server, media, capsys):
+def test_missing_model_names_folder_and_url(server, media, capsys, monkeypatch):
+    monkeypatch.chdir(media["dir"])  # a wrongly finished run would write its video to the cwd
     wf = media["dir"] / "wf_vae.json"
     wf.write_text(json.dumps(api_workflow(**{"7": {"class_type": "VAELoader",
                                                    "inputs": {"vae_name": "wan_2.1_vae.safetensors"},
