@@ -10,6 +10,7 @@ from comfy_api.latest import io
 
 PREFIX = "WAK_"
 CATEGORY = "Wan-Animate Kit"
+DEFAULT_FPS = 30.0  # the official output rate (config sample_fps = 30)
 
 # One typed pose structure flows between nodes (preprocess.pose_types.PoseSequence).
 Pose = io.Custom("WAK_POSE")
@@ -96,12 +97,16 @@ class VideoSource:
             for s in range(0, self.images.shape[0], chunk):
                 yield to_uint8(self.images[s:s + chunk])
             return
+        if hasattr(self.video, "iter_chunks"):  # the pack's on-demand VIDEO (nodes.lazy_video)
+            yield from self.video.iter_chunks(chunk)
+            return
         source = None
-        try:
-            source = self.video.get_stream_source()
-        except Exception:
-            source = None
-        if source is None:  # VideoFromComponents: frames are already in memory
+        if _streams_from_a_file(self.video):
+            try:
+                source = self.video.get_stream_source()
+            except Exception:
+                source = None
+        if source is None:  # e.g. VideoFromComponents: the frames are already in memory
             imgs = self.video.get_components().images
             for s in range(0, imgs.shape[0], chunk):
                 yield to_uint8(imgs[s:s + chunk])
@@ -134,6 +139,45 @@ class VideoSource:
             if pos >= stop:
                 break
         return np.concatenate(out) if out else np.zeros((0, *self.size[::-1], 3), np.uint8)
+
+
+def frames_output_input(what: str):
+    """The ``frames_output`` switch of nodes that make a whole video (IMAGE batch and/or VIDEO)."""
+    return io.Boolean.Input("frames_output", default=True,
+                            tooltip=f"On: also return the {what} as an IMAGE batch (float, 12 bytes a pixel: a long "
+                            "video needs a lot of RAM). Off: only the video output, whose frames are made when "
+                            "they are read, so memory stays flat for any length; a node connected to the IMAGE "
+                            "output is then stopped with a message.")
+
+
+def frames_blocked(node: str):
+    """What the IMAGE output carries when frames_output is off: any node reading it stops with this message."""
+    from comfy_execution.graph_utils import ExecutionBlocker
+
+    return ExecutionBlocker(f"{node}: its IMAGE output is off (frames_output = false, to keep memory flat). "
+                            "Turn frames_output on, or use its video output.")
+
+
+def frames_of(video, node: str) -> torch.Tensor:
+    """All frames of a pack VIDEO (nodes.lazy_video.ChunkVideo) as an IMAGE batch, with a progress bar."""
+    out = torch.empty((video.num_frames, video.height, video.width, 3), dtype=torch.float32)
+    progress = Progress(video.num_frames)
+    pos = 0
+    for part in video.iter_chunks():
+        check_interrupt()
+        out[pos:pos + len(part)] = torch.from_numpy(part).float().div_(255.0)
+        pos += len(part)
+        progress.set(pos)
+    return out
+
+
+def _streams_from_a_file(video) -> bool:
+    """Whether the VIDEO's class has a stream source of its own (a file). The host's base class
+    would instead encode in-memory frames to an H.264 buffer first: slow and lossy."""
+    for cls in type(video).__mro__:
+        if "get_stream_source" in cls.__dict__:
+            return cls.__name__ != "VideoInput"
+    return False
 
 
 def one_source(node: str, images, video) -> VideoSource:

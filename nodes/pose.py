@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, PREFIX, InputError, Pose, PoseModel, Progress, check_interrupt, one_source,
-                     preview_size, to_image)
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_interrupt,
+                     frames_blocked, frames_of, frames_output_input, one_source, preview_size, to_image)
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
@@ -222,26 +222,33 @@ class RenderPose(io.ComfyNode):
                                          "(aspect kept, centred); off stretches them."),
                 io.Boolean.Input("draw_hands", default=True, tooltip="Draw the hands (official: on)."),
                 io.Boolean.Input("draw_head", default=True, tooltip="Draw nose, eyes and ears (official: on)."),
+                frames_output_input("skeleton frames"),
             ],
-            outputs=[io.Image.Output(display_name="pose_video")],
+            outputs=[io.Image.Output(display_name="pose_video",
+                                     tooltip="The skeleton frames as an IMAGE batch (needs frames_output on)."),
+                     io.Video.Output(display_name="video",
+                                     tooltip="The same skeleton video, drawn on demand when read (no memory held), "
+                                             "at the pose's fps. Connect it to the sampler's pose_video.")],
         )
 
     @classmethod
-    def execute(cls, pose, width, height, letterbox, draw_hands, draw_head):
-        from ..preprocess.render import iter_pose_frames
+    def execute(cls, pose, width, height, letterbox, draw_hands, draw_head, frames_output=True):
+        from ..preprocess.render import render_pose_frame, sequence_keypoints_for_canvas
+        from .lazy_video import ChunkVideo
 
         if pose.num_people == 0:
             raise InputError("Render Pose", "pose", "has no tracked person")
         w, h = width or pose.width, height or pose.height
-        out = torch.empty((pose.num_frames, h, w, 3), dtype=torch.float32)
-        progress = Progress(pose.num_frames)
-        for i, frame in enumerate(iter_pose_frames(pose, w, h, letterbox=letterbox, draw_hands=draw_hands,
-                                                   draw_head=draw_head)):
-            out[i] = torch.from_numpy(frame).float().div_(255)
-            if i % 16 == 15:
-                progress.set(i + 1)
-        progress.set(pose.num_frames)
-        return io.NodeOutput(out)
+        kps = sequence_keypoints_for_canvas(pose, w, h, letterbox, "subject")
+
+        def draw(chunk: int = 16):
+            for s in range(0, pose.num_frames, chunk):
+                yield np.stack([render_pose_frame(kps[t], w, h, draw_hands=draw_hands, draw_head=draw_head)
+                                for t in range(s, min(s + chunk, pose.num_frames))])
+
+        video = ChunkVideo(draw, pose.num_frames, w, h, pose.fps or DEFAULT_FPS)
+        return io.NodeOutput(frames_of(video, "Render Pose") if frames_output else frames_blocked("Render Pose"),
+                             video)
 
 
 class FaceCrops(io.ComfyNode):
@@ -263,13 +270,20 @@ class FaceCrops(io.ComfyNode):
                                tooltip="square: smoothed square box, never stretched. official: the reference rule."),
                 io.Int.Input("size", default=512, min=64, max=1024, step=64,
                              tooltip="Crop size in pixels (the model expects 512)."),
+                frames_output_input("face crops"),
             ],
-            outputs=[io.Image.Output(display_name="face_video"), io.String.Output(display_name="report")],
+            outputs=[io.Image.Output(display_name="face_video",
+                                     tooltip="The face crops as an IMAGE batch (needs frames_output on)."),
+                     io.String.Output(display_name="report"),
+                     io.Video.Output(display_name="video",
+                                     tooltip="The same face crops, cut from the driving video on demand when read "
+                                             "(no memory held). Connect it to the sampler's face_video.")],
         )
 
     @classmethod
-    def execute(cls, pose, mode, size, images=None, video=None):
+    def execute(cls, pose, mode, size, images=None, video=None, frames_output=True):
         from ..preprocess.face import crop_faces, face_boxes
+        from .lazy_video import ChunkVideo
 
         src = one_source("Face Crops", images, video)
         if pose.num_people == 0:
@@ -286,16 +300,18 @@ class FaceCrops(io.ComfyNode):
             kps[..., 0] *= w / pose.width
             kps[..., 1] *= h / pose.height
         boxes, low = face_boxes(kps, w, h, mode=mode, fps=pose.fps or 30.0)
-        out = torch.empty((src.num_frames, size, size, 3), dtype=torch.uint8)
-        progress = Progress(src.num_frames)
-        pos = 0
-        for chunk in src.iter_chunks(32):
-            n = len(chunk)
-            crop_faces(chunk, boxes[pos:pos + n], size=size, out=out[pos:pos + n].numpy())
-            pos += n
-            progress.set(pos)
+        fps = src.fps or pose.fps or DEFAULT_FPS
+
+        def crop():  # one pass over the driving frames
+            pos = 0
+            for chunk in src.iter_chunks(32):
+                yield crop_faces(chunk, boxes[pos:pos + len(chunk)], size=size)
+                pos += len(chunk)
+
+        faces = ChunkVideo(crop, src.num_frames, size, size, fps)
         report = f"{len(low)} frame(s) with a missing or unsure face" + (f": {low[:20]}" if low else "")
-        return io.NodeOutput(out.float().div_(255), report, ui=ui.PreviewText(report))
+        frames = frames_of(faces, "Face Crops") if frames_output else frames_blocked("Face Crops")
+        return io.NodeOutput(frames, report, faces, ui=ui.PreviewText(report))
 
 
 class OutputSize(io.ComfyNode):

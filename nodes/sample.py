@@ -8,17 +8,15 @@ from fractions import Fraction
 
 from comfy_api.latest import io, ui
 
-from .common import CATEGORY, PREFIX, InputError, Pose, Progress, VideoSource, preview_tuple, to_image
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, VideoSource, frames_blocked,
+                     preview_tuple, to_image)
 
 log = logging.getLogger("wan_animate_kit")
 
 NODE = "Wan-Animate Sampler"
 DEFAULT_SAMPLER = "uni_pc"  # the official CLI solver is UniPC (wan-animate-reference.md §1.3)
 DEFAULT_SCHEDULER = "simple"  # linear sigmas in t, shifted by the model's shift (official: shift 5)
-DEFAULT_FPS = 30.0  # the official output rate (config sample_fps = 30)
 FULL_MASK = 0.995  # coverage above which a character mask "covers everything"
-FRAMES_OFF = ("Wan-Animate Sampler: its frames output is off (frames_output = false: the video went straight "
-              "to a file to keep memory flat). Turn frames_output on, or use its video output.")
 
 
 def _sampler_names() -> tuple[list[str], list[str]]:
@@ -135,8 +133,6 @@ class AnimateSampler(io.ComfyNode):
                 colour_strength, cache, frames_output=True, face_video=None, environment_video=None,
                 character_mask=None, clip_vision_output=None, pose=None, audio=None) -> io.NodeOutput:
         from comfy_api.latest import InputImpl, Types
-        from comfy_execution.graph_utils import ExecutionBlocker
-
         from ..models.animate_sampler import AnimateSettings, run_animate
 
         job = preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
@@ -174,7 +170,7 @@ class AnimateSampler(io.ComfyNode):
                 writer.abort()
             raise
         if writer is not None:
-            images, video = ExecutionBlocker(FRAMES_OFF), InputImpl.VideoFromFile(writer.close())
+            images, video = frames_blocked("Wan-Animate Sampler"), InputImpl.VideoFromFile(writer.close())
         else:
             images = to_image(result.frames)
             video = InputImpl.VideoFromComponents(

@@ -8,6 +8,7 @@ AAC when the file is closed.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from fractions import Fraction
@@ -32,22 +33,29 @@ def frame_rate(fps: float) -> Fraction:
 class VideoFileWriter:
     """``write(uint8 [k, H, W, 3])`` as often as needed, then ``close(audio)``.
 
-    width and height must be even (yuv420p); a failed job calls ``abort()``, which removes the
-    partial file.
+    ``path`` is a file name or a writable binary stream (e.g. ``io.BytesIO``); ``metadata`` (the
+    host's prompt and workflow, from SaveVideo) goes into the mp4's tags. width and height must be
+    even (yuv420p); a failed job calls ``abort()``, which removes a partial file.
     """
 
-    def __init__(self, path: str, fps: float, width: int, height: int, audio: dict | None = None,
-                 crf: int = CRF):
+    def __init__(self, path, fps: float, width: int, height: int, audio: dict | None = None,
+                 crf: int = CRF, metadata: dict | None = None):
         import av
 
         if width % 2 or height % 2:
             raise ValueError(f"an H.264 video needs an even width and height, got {width}x{height}")
-        self.path = str(path)
+        self.path = path if not isinstance(path, (str, os.PathLike)) else str(path)
         self.rate = frame_rate(fps)
         self.size = (int(width), int(height))
         self.frames = 0
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._out = av.open(self.path, mode="w")
+        options = {"movflags": "use_metadata_tags"}  # keeps custom tags (prompt, workflow) in an mp4
+        if isinstance(self.path, str):
+            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            self._out = av.open(self.path, mode="w", options=options)
+        else:
+            self._out = av.open(self.path, mode="w", format="mp4", options=options)
+        for key, value in (metadata or {}).items():
+            self._out.metadata[key] = value if isinstance(value, str) else json.dumps(value)
         self._video = self._out.add_stream("libx264", rate=self.rate)
         self._video.width, self._video.height = self.size
         self._video.pix_fmt = "yuv420p"
@@ -97,10 +105,11 @@ class VideoFileWriter:
             self._out.close()
         except Exception:
             pass
-        try:
-            os.remove(self.path)
-        except OSError:
-            pass
+        if isinstance(self.path, str):
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
 
 
 def audio_array(audio: Any) -> tuple[np.ndarray, int]:

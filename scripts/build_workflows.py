@@ -185,9 +185,10 @@ def build(info: dict, mode: str, fast: bool) -> dict:
         pose_for_render = retarget
     # -- conditioning videos --------------------------------------------------------------------------
     g.group("3 · Skeleton, face" + (", masks" if replace else ""), 0, 660, 1940, 560, color="#3f8a5e")
-    render = g.node(PREFIX + "RenderPose", (20, 700), size=(320, 200), pose=g.out(pose_for_render, 0),
-                    width=g.out(size, 0), height=g.out(size, 1))
-    faces = g.node(PREFIX + "FaceCrops", (360, 700), size=(320, 160), pose=g.out(dpose, 0), video=g.out(video, 0))
+    render = g.node(PREFIX + "RenderPose", (20, 700), size=(320, 220), pose=g.out(pose_for_render, 0),
+                    width=g.out(size, 0), height=g.out(size, 1), frames_output=False)
+    faces = g.node(PREFIX + "FaceCrops", (360, 700), size=(320, 180), pose=g.out(dpose, 0), video=g.out(video, 0),
+                   frames_output=False)
     refimg = g.node(PREFIX + "PaddingResize", (20, 940), title="Reference at output size", size=(320, 130),
                     images=g.out(char, 0), width=g.out(size, 0), height=g.out(size, 1))
     env = None
@@ -207,7 +208,8 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     else:
         g.note((720, 700), "**Skeleton and face.** The retargeted poses are drawn exactly as the official "
                "pipeline draws them; face crops come from the original video (square, smoothed, never "
-               "stretched).", size=(360, 150))
+               "stretched). Both are VIDEO outputs made on demand while the sampler reads them (frames_output "
+               "off), so no whole video sits in memory.", size=(360, 170))
     # -- model --------------------------------------------------------------------------------------
     g.group("4 · Models", 0, 1260, 1140, 620, color="#6e3f8a")
     unet = g.node("UNETLoader", (20, 1300), size=(340, 110), unet_name=MODEL_FILES["dit"])
@@ -243,7 +245,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
         extra = dict(environment_video=g.out(env, 0), character_mask=g.out(env, 1))
     sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 640),
                      model=g.out(shift, 0), positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
-                     reference=g.out(refimg, 0), pose_video=g.out(render, 0), face_video=g.out(faces, 0),
+                     reference=g.out(refimg, 0), pose_video=g.out(render, 1), face_video=g.out(faces, 2),
                      clip_vision_output=g.out(cve, 0), pose=g.out(pose_for_render, 0),
                      steps=6 if fast else 20, cfg=1.0, sampler_name="euler" if fast else "uni_pc",
                      scheduler="simple", fps=g.out(vinfo, 0), audio=g.out(vinfo, 1), frames_output=False,

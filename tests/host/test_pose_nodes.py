@@ -62,11 +62,52 @@ def test_video_to_pose_render_and_face_crops(pose_models):
     wide = RenderPose.execute(pose=pose, width=320, height=120, letterbox=True, draw_hands=True,
                               draw_head=True).result[0]
     assert tuple(wide.shape) == (6, 120, 320, 3) and wide[:, :, :80].max() == 0  # letterbox bars stay black
-    faces, face_report = FaceCrops.execute(pose=pose, mode="square", size=512, images=imgs).result
+    faces, face_report, _ = FaceCrops.execute(pose=pose, mode="square", size=512, images=imgs).result
     assert tuple(faces.shape) == (6, 512, 512, 3)
     official = FaceCrops.execute(pose=pose, mode="official", size=512, images=imgs).result[0]
     assert tuple(official.shape) == (6, 512, 512, 3)
     assert box_w > 0
+
+
+def test_video_outputs_are_made_on_demand_and_equal_the_frames(pose_models, monkeypatch, tmp_path):
+    import av
+    from comfy_execution.graph_utils import ExecutionBlocker
+    from wan_animate_kit.nodes import pose as pose_nodes
+    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.preprocess import render
+
+    imgs = frames()
+    pose = extract(pose_models, images=imgs)[0]
+    drawn = []
+    real = render.render_pose_frame
+    monkeypatch.setattr(render, "render_pose_frame", lambda *a, **k: drawn.append(1) or real(*a, **k))
+    args = dict(pose=pose, width=0, height=0, letterbox=True, draw_hands=True, draw_head=True)
+    image, video = pose_nodes.RenderPose.execute(**args).result
+    assert len(drawn) == 6  # the IMAGE output drew every frame once
+    blocked, lazy = pose_nodes.RenderPose.execute(**args, frames_output=False).result
+    assert isinstance(blocked, ExecutionBlocker) and "frames_output" in blocked.message
+    assert len(drawn) == 6  # frames_output off: nothing drawn yet
+    assert lazy.get_frame_count() == 6 and lazy.get_dimensions() == (160, 120)
+    assert float(lazy.get_frame_rate()) == (pose.fps or 30.0)
+    assert torch.equal(lazy.get_components().images, image) and torch.equal(video.get_components().images, image)
+    src = VideoSource(lazy, "pose_video")
+    chunks = list(src.iter_chunks(4))
+    assert src.num_frames == 6 and src.size == (160, 120)
+    assert np.array_equal(np.concatenate(chunks), (image.numpy() * 255).round().astype(np.uint8))
+
+    faces, report, face_video = pose_nodes.FaceCrops.execute(pose=pose, mode="square", size=128, images=imgs).result
+    off = pose_nodes.FaceCrops.execute(pose=pose, mode="square", size=128, images=imgs, frames_output=False).result
+    assert isinstance(off[0], ExecutionBlocker) and off[1] == report
+    assert torch.equal(off[2].get_components().images, faces) and off[2].get_dimensions() == (128, 128)
+
+    # the host's SaveVideo path: streamed into an mp4 with the prompt in its tags
+    out = tmp_path / "pose.mp4"
+    lazy.save_to(str(out), metadata={"prompt": {"1": {"class_type": "WAK_RenderPose"}}})
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 6
+        assert "WAK_RenderPose" in c.metadata.get("prompt", "")
+    with pytest.raises(ValueError, match="MP4"):
+        lazy.save_to(str(tmp_path / "x.webm"), format="webm")
 
 
 def test_person_choice_by_index_and_point(pose_models):

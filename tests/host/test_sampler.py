@@ -353,6 +353,48 @@ def test_node_with_video_input_keeps_fps_and_count(rig, tmp_path):
 
 
 @pytest.mark.host
+def test_on_demand_pose_and_face_videos_give_the_same_frames_as_image_batches(rig):
+    """The pack's on-demand VIDEO (RenderPose/FaceCrops video outputs) is read per segment and
+    samples exactly like the same frames given as IMAGE batches."""
+    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+
+    pose_u8 = (rig.pose[:17].numpy() * 255).round().astype(np.uint8)
+    face_u8 = np.repeat((rig.face.numpy() * 255).round().astype(np.uint8), 4, axis=0)[:17]
+    passes = []
+
+    def chunks_of(arr):
+        def gen():
+            passes.append(1)
+            for s in range(0, len(arr), 5):
+                yield arr[s:s + 5]
+        return gen
+
+    from wan_animate_kit.models.animate_sampler import run_animate
+
+    faces_seen = []
+
+    def wrapper(apply_model, args):  # records the face pixels, runs without them (the motion encoder is slow here)
+        c = dict(args["c"])
+        faces_seen.append(c.pop("face_pixel_values", None))
+        return apply_model(args["input"], args["timestep"], **c)
+
+    model = rig.model.clone()
+    model.set_model_unet_function_wrapper(wrapper)
+    s = settings(clip_len=9, guidance=1)
+    common = dict(clip_vision_output=rig.clip, step_callback=lambda steps: None)
+    as_images = run_animate(model, rig.vae, rig.pos, rig.neg, rig.ref, torch.from_numpy(pose_u8).float() / 255, s,
+                            face=torch.from_numpy(face_u8).float() / 255, **common)
+    lazy_pose = VideoSource(ChunkVideo(chunks_of(pose_u8), 17, W, H, 24), "pose_video")
+    lazy_face = VideoSource(ChunkVideo(chunks_of(face_u8), 17, 40, 40, 24), "face_video")
+    as_videos = run_animate(model, rig.vae, rig.pos, rig.neg, rig.ref, lazy_pose, s, face=lazy_face, **common)
+    assert np.array_equal(as_videos.frames, as_images.frames)
+    half = len(faces_seen) // 2
+    assert half == 2 and all(torch.equal(a, b) for a, b in zip(faces_seen[:half], faces_seen[half:]))
+    assert len(passes) == 2  # one pass over each video for the whole job
+
+
+@pytest.mark.host
 @pytest.mark.parametrize("crossfade", [False, True])
 def test_sink_gets_every_frame_once_in_order_and_memory_stays_bounded(rig, crossfade):
     """keep_frames=False: the frames only go to the sink, as soon as they are final, and equal the
