@@ -5,7 +5,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import CATEGORY, PREFIX, InputError, Pose, Progress, to_image, to_uint8
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, frames_blocked, frames_of,
+                     frames_output_input, one_source, to_image, to_uint8)
 
 HEAD = slice(0, 5)  # COCO nose, eyes, ears
 
@@ -107,38 +108,86 @@ class EnvironmentVideo(io.ComfyNode):
             display_name="Environment Video (Replacement)",
             category=CATEGORY + "/mask",
             description="The driving video with the character region set to black (official frame x (1 - mask)), the "
-                        "matching MASK for the sampler, and a tinted overlay to check the mask before sampling.",
+                        "matching MASK for the sampler, and a tinted overlay to check the mask before sampling. "
+                        "With width/height the frames are letterboxed to the output size first (official "
+                        "padding_resize) and the mask with them.",
             inputs=[
-                io.Image.Input("images", tooltip="Frames of the driving video, at the output resolution."),
-                io.Mask.Input("mask", tooltip="Shaped character mask (from Character Mask Shaping); resized to the "
-                                              "frames with nearest-neighbour if its size differs."),
+                io.Image.Input("images", optional=True, tooltip="Frames of the driving video. Connect this or video."),
+                io.Video.Input("video", optional=True, tooltip="The driving video, read a chunk at a time. Connect "
+                               "this or images."),
+                io.Mask.Input("mask", tooltip="Shaped character mask (from Character Mask Shaping), one per frame "
+                                              "or one for all; at the frames' size, or resized to it (nearest)."),
+                io.Int.Input("width", default=0, min=0, max=8192, step=16, optional=True,
+                             tooltip="Output width (from Wan-Animate Output Size); 0 = the frames' own."),
+                io.Int.Input("height", default=0, min=0, max=8192, step=16, optional=True,
+                             tooltip="Output height (from Wan-Animate Output Size); 0 = the frames' own."),
+                frames_output_input("environment frames and overlay"),
             ],
             outputs=[
-                io.Image.Output(display_name="environment", tooltip="Frames with the character region black."),
-                io.Mask.Output(display_name="mask", tooltip="The mask at the frames' size."),
-                io.Image.Output(display_name="overlay", tooltip="Mask tinted red over the frames."),
+                io.Image.Output(display_name="environment", tooltip="Frames with the character region black "
+                                "(needs frames_output on)."),
+                io.Mask.Output(display_name="mask", tooltip="The mask at the output size."),
+                io.Image.Output(display_name="overlay", tooltip="Mask tinted red over the frames (needs "
+                                "frames_output on)."),
+                io.Video.Output(display_name="environment_video", tooltip="The environment frames as a VIDEO made "
+                                "on demand (no memory held). Connect it to the sampler's environment_video."),
+                io.Video.Output(display_name="overlay_video", tooltip="The overlay as a VIDEO made on demand, to "
+                                "save or preview."),
             ],
         )
 
     @classmethod
-    def execute(cls, images, mask):
-        from ..preprocess.masks import environment_frames, overlay, resize_masks
+    def execute(cls, mask, images=None, video=None, width=0, height=0, frames_output=True):
+        from ..preprocess.masks import environment_frames, letterbox_masks, overlay, resize_masks
+        from ..preprocess.resolution import padding_resize
+        from .lazy_video import ChunkVideo
 
+        node = "Environment Video"
+        src = one_source(node, images, video)
         if mask.ndim == 2:
             mask = mask[None]
-        t, h, w = images.shape[0], images.shape[1], images.shape[2]
-        if mask.shape[0] == 1 and t > 1:
-            mask = mask.expand(t, -1, -1)
-        if mask.shape[0] != t:
-            raise InputError("Environment Video", "mask", f"has {mask.shape[0]} frames, images have {t}",
-                             "use the mask of the same video")
+        t, (sw, sh) = src.num_frames, src.size
+        w, h = int(width) or sw, int(height) or sh
+        if w % 2 or h % 2:
+            raise InputError(node, "width" if w % 2 else "height", f"{w}x{h} is not even", "use multiples of 16")
+        if mask.ndim != 3 or mask.shape[0] not in (1, t):
+            raise InputError(node, "mask", f"has {mask.shape[0] if mask.ndim == 3 else '?'} frames, the video {t}",
+                             "use the mask of the same video (or one mask for all frames)")
         m = mask.cpu().numpy().astype(np.float32)
-        if m.shape[1:] != (h, w):
-            m = resize_masks(m, h, w)
-        m_t = torch.from_numpy(m)
-        env = environment_frames(images[..., :3], m_t)
-        over = to_image(overlay(to_uint8(images), m))
-        return io.NodeOutput(env, m_t, over)
+        if m.shape[1:] != (sh, sw):
+            m = resize_masks(m, sh, sw)
+        m = letterbox_masks(m, w, h)
+        if m.shape[0] == 1 and t > 1:
+            m = np.broadcast_to(m, (t, h, w))
+        m_t = torch.from_numpy(np.ascontiguousarray(m))
+        fps = src.fps or DEFAULT_FPS
+
+        def frames_with_masks():
+            pos = 0
+            for chunk in src.iter_chunks(16):
+                if (w, h) != (sw, sh):
+                    chunk = np.stack([padding_resize(f, w, h) for f in chunk])
+                yield chunk, m[pos:pos + len(chunk)]
+                pos += len(chunk)
+
+        def env_chunks():
+            for chunk, mm in frames_with_masks():
+                yield np.rint(chunk * (1.0 - mm[..., None])).astype(np.uint8)
+
+        def overlay_chunks():
+            for chunk, mm in frames_with_masks():
+                yield overlay(chunk, mm)
+
+        env_video = ChunkVideo(env_chunks, t, w, h, fps)
+        over_video = ChunkVideo(overlay_chunks, t, w, h, fps)
+        if not frames_output:
+            env = over = frames_blocked(node)
+        elif images is not None and (w, h) == (sw, sh):  # exact float arithmetic on the given frames
+            env = environment_frames(images[..., :3], m_t)
+            over = to_image(overlay(to_uint8(images), m))
+        else:
+            env, over = frames_of(env_video, node), frames_of(over_video, node)
+        return io.NodeOutput(env, m_t, over, env_video, over_video)
 
 
 NODES = [MaskShape, EnvironmentVideo]

@@ -325,7 +325,10 @@ class OutputSize(io.ComfyNode):
                         "with the aspect of the given image: the reference image in Animation mode, the video's first "
                         "frame in Replacement mode (official rule).",
             inputs=[
-                io.Image.Input("image", tooltip="Reference image (Animation) or a frame of the video (Replacement)."),
+                io.Image.Input("image", optional=True, tooltip="Reference image (Animation) or a frame of the video "
+                               "(Replacement). Connect this or video."),
+                io.Video.Input("video", optional=True, tooltip="Replacement: the driving video (only its size is "
+                               "read). Connect this or image."),
                 io.Int.Input("area", default=1280 * 720, min=64 * 64, max=4096 * 4096, step=256,
                              tooltip="Pixel budget width x height (official 1280x720 = 921600; 832x480 for 480p)."),
                 io.Int.Input("divisor", default=16, min=8, max=64, step=8, tooltip="Sizes are floored to multiples "
@@ -335,10 +338,14 @@ class OutputSize(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, area, divisor):
+    def execute(cls, area, divisor, image=None, video=None):
         from ..preprocess.resolution import size_for_area
 
-        w, h = size_for_area(int(image.shape[2]), int(image.shape[1]), area=area, divisor=divisor)
+        if (image is None) == (video is None):
+            raise InputError("Wan-Animate Output Size", "image", "connect exactly one of image and video",
+                             "the reference image in Animation mode, the driving video in Replacement mode")
+        src_w, src_h = (int(image.shape[2]), int(image.shape[1])) if image is not None else video.get_dimensions()
+        w, h = size_for_area(int(src_w), int(src_h), area=area, divisor=divisor)
         return io.NodeOutput(w, h)
 
 

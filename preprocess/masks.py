@@ -397,3 +397,22 @@ def coverage_warnings(masks: np.ndarray, low: float = 1e-4, high: float = 0.98) 
 def _frames_text(idx: np.ndarray, n: int = 5) -> str:
     s = ", ".join(str(int(i)) for i in idx[:n])
     return s + (", ..." if len(idx) > n else "")
+
+
+def letterbox_masks(masks: np.ndarray, width: int, height: int) -> np.ndarray:
+    """[T, H, W] masks placed like ``resolution.padding_resize`` places their frames on a ``width`` x
+    ``height`` canvas (aspect kept, centred), nearest-neighbour so hard masks stay hard; the bars are 0
+    (not character)."""
+    from .resolution import letterbox_geometry
+
+    masks = _check_mask(masks, "masks")
+    if masks.ndim == 2:
+        masks = masks[None]
+    t, h, w = masks.shape
+    if (w, h) == (int(width), int(height)):
+        return masks
+    new_w, new_h, ox, oy = letterbox_geometry(w, h, int(width), int(height))
+    out = np.zeros((t, int(height), int(width)), masks.dtype)
+    out[:, oy:oy + new_h, ox:ox + new_w] = resize_masks(masks, new_h, new_w)
+    return out
+

@@ -165,11 +165,8 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     g.models(pm, "detector", "vitpose")
     dpose = g.node(PREFIX + "PoseExtract", (1160, 40), title="Driving pose", size=(360, 260),
                    pose_models=g.out(pm, 0), video=g.out(video, 0))
-    size_src = char if not replace else None
-    if replace:
-        frames = g.node("GetVideoComponents", (820, 300), size=(300, 100), video=g.out(video, 0))
-        size_src = frames
-    size = g.node(PREFIX + "OutputSize", (820, 440), size=(320, 130), image=g.out(size_src, 0), area=832 * 480)
+    size_src = dict(video=g.out(video, 0)) if replace else dict(image=g.out(char, 0))
+    size = g.node(PREFIX + "OutputSize", (820, 400), size=(320, 150), area=832 * 480, **size_src)
     g.note((1160, 330), "**Pose.** Everyone is detected and tracked; `person` picks who drives the character "
            "('largest', an index, or a point 'x,y'). Keypoints are smoothed. The output size keeps the aspect of the "
            + ("video" if replace else "character image") + " for a pixel budget (832x480 here, 1280x720 official).",
@@ -198,10 +195,8 @@ def build(info: dict, mode: str, fast: bool) -> dict:
         seg = g.node(PREFIX + "CharacterSegmentation", (1060, 700), size=(340, 240), sam2_model=g.out(sam, 0),
                      pose=g.out(dpose, 0), video=g.out(video, 0))
         shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 0), pose=g.out(dpose, 0))
-        scaled = g.node(PREFIX + "PaddingResize", (720, 900), title="Video at output size", size=(320, 130),
-                        images=g.out(frames, 0), width=g.out(size, 0), height=g.out(size, 1))
-        env = g.node(PREFIX + "EnvironmentVideo", (1060, 980), size=(340, 120), images=g.out(scaled, 0),
-                     mask=g.out(shape, 0))
+        env = g.node(PREFIX + "EnvironmentVideo", (720, 900), size=(340, 240), video=g.out(video, 0),
+                     mask=g.out(shape, 0), width=g.out(size, 0), height=g.out(size, 1), frames_output=False)
         g.note((1420, 990), "**Masks.** SAM2 follows the same tracked person, prompted from its confident body "
                "keypoints in every chunk. The mask is dilated and turned into blocks as in training; check the "
                "overlay output before sampling.", size=(320, 170))
@@ -242,7 +237,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 720, color="#8a3f3f")
     extra = {}
     if replace:
-        extra = dict(environment_video=g.out(env, 0), character_mask=g.out(env, 1))
+        extra = dict(environment_video=g.out(env, 3), character_mask=g.out(env, 1))
     sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 640),
                      model=g.out(shift, 0), positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
                      reference=g.out(refimg, 0), pose_video=g.out(render, 1), face_video=g.out(faces, 2),

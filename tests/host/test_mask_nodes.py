@@ -43,7 +43,7 @@ def test_environment_video_is_black_inside_the_mask_only(host):
     imgs = torch.rand(2, 32, 48, 3) * 0.9 + 0.05
     m = torch.zeros(2, 16, 24)
     m[:, 4:8, 6:12] = 1  # half-size mask is resized to the frames
-    env, mask, over = EnvironmentVideo.execute(images=imgs, mask=m).result
+    env, mask, over, env_video, over_video = EnvironmentVideo.execute(images=imgs, mask=m).result
     assert mask.shape == (2, 32, 48)
     inside = mask > 0.5
     assert torch.all(env[inside] == 0)
@@ -51,3 +51,39 @@ def test_environment_video_is_black_inside_the_mask_only(host):
     assert over.shape == imgs.shape and not torch.equal(over[inside], imgs[inside])
     with pytest.raises(ValueError, match="mask"):
         EnvironmentVideo.execute(images=imgs, mask=torch.zeros(3, 32, 48))
+    u8 = (env_video.get_components().images * 255).round()
+    assert torch.equal(u8, (env * 255).round())  # the VIDEO output: the same frames, made on demand
+    assert over_video.get_frame_count() == 2
+
+
+def test_environment_from_a_video_letterboxed_to_the_output_size(host, tmp_path):
+    from comfy_api.latest import InputImpl
+    from comfy_execution.graph_utils import ExecutionBlocker
+    from media import write_mp4
+    from wan_animate_kit.nodes.mask import EnvironmentVideo
+    from wan_animate_kit.nodes.pose import OutputSize
+
+    frames = np.full((5, 32, 64, 3), 200, np.uint8)  # 2:1 video into a 64x64 output: 16 px bars top and bottom
+    path = write_mp4(tmp_path / "drive.mp4", frames, 10, crf=0)
+    video = InputImpl.VideoFromFile(str(path))
+    m = torch.zeros(5, 32, 64)
+    m[:, 8:24, 16:32] = 1
+    out = EnvironmentVideo.execute(video=video, mask=m, width=64, height=64, frames_output=False).result
+    assert isinstance(out[0], ExecutionBlocker) and isinstance(out[2], ExecutionBlocker)
+    mask, env_video = out[1], out[3]
+    assert mask.shape == (5, 64, 64)
+    assert mask[:, :16].max() == 0 and mask[:, 48:].max() == 0  # the bars are not character
+    assert torch.equal(mask[:, 16 + 8:16 + 24, 16:32], torch.ones(5, 16, 16))  # moved with the frames
+    env = env_video.get_components()
+    assert env.images.shape == (5, 64, 64, 3) and float(env.frame_rate) == 10
+    px = (env.images * 255).round()
+    assert px[:, :16].max() == 0 and px[:, 48:].max() == 0  # letterbox bars
+    assert px[:, 30, 20].max() == 0 and torch.all(px[:, 30, 40] == 200)  # black inside the mask only
+    eager = EnvironmentVideo.execute(video=video, mask=m, width=64, height=64).result
+    assert torch.equal(eager[0], env.images)
+    assert OutputSize.execute(area=64 * 32, divisor=16, video=video).result == (64, 32)
+    with pytest.raises(ValueError, match="exactly one"):
+        OutputSize.execute(area=64 * 32, divisor=16)
+    with pytest.raises(ValueError, match="mask"):
+        EnvironmentVideo.execute(video=video, mask=torch.zeros(3, 32, 64))
+
