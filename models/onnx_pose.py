@@ -284,36 +284,40 @@ def _io(session: Any) -> tuple[list[TensorSpec], list[TensorSpec]]:
     return [_spec(a) for a in session.get_inputs()], [_spec(a) for a in session.get_outputs()]
 
 
+def _check_contract(session: Any, name: str, contract: str, ok, mistakes) -> tuple[TensorSpec, TensorSpec]:
+    """Shared check: ``ok(ins, outs)`` decides; ``mistakes`` is [(test(ins, outs), hint)] for the
+    error message, first match wins. Returns the (input, output) specs."""
+    ins, outs = _io(session)
+    if not (len(ins) == 1 and outs and ok(ins, outs)):
+        got = f"inputs {[_show(s.dims) for s in ins]}, outputs {[_show(s.dims) for s in outs]}"
+        hint = next((h for test, h in mistakes if test(ins, outs)), "")
+        raise ModelContractError(f"{name} is not {contract}; it has {got}.{hint}")
+    return ins[0], outs[0]
+
+
 def check_detector_contract(session: Any, name: str = "detector") -> tuple[TensorSpec, TensorSpec]:
     """Check a session against the YOLOv10 end-to-end contract; returns (input, output) specs."""
-    ins, outs = _io(session)
-    ok = (len(ins) == 1 and outs and _fits(ins[0].dims, (None, 3, DETECTOR_SIZE, DETECTOR_SIZE))
-          and _fits(outs[0].dims, (None, 300, 6)) and (ins[0].dims[0] is None or outs[0].dims[0] in (None, ins[0].dims[0])))
-    if not ok:
-        got = (f"inputs {[_show(s.dims) for s in ins]}, outputs {[_show(s.dims) for s in outs]}")
-        hint = ""
-        if ins and _fits(ins[0].dims, (None, 3, CROP_H, CROP_W)):
-            hint = " This looks like a pose model: connect it to the pose (ViTPose) input instead."
-        elif outs and len(outs[0].dims) == 3 and outs[0].dims[1] == 84:
-            hint = " This looks like a YOLOv8/11 raw-head export; export YOLOv10 end-to-end (or use yolov10m.onnx)."
-        raise ModelContractError(f"{name} is not {DETECTOR_CONTRACT}; it has {got}.{hint}")
-    return ins[0], outs[0]
+    return _check_contract(
+        session, name, DETECTOR_CONTRACT,
+        lambda ins, outs: (_fits(ins[0].dims, (None, 3, DETECTOR_SIZE, DETECTOR_SIZE))
+                           and _fits(outs[0].dims, (None, 300, 6))
+                           and (ins[0].dims[0] is None or outs[0].dims[0] in (None, ins[0].dims[0]))),
+        [(lambda ins, outs: ins and _fits(ins[0].dims, (None, 3, CROP_H, CROP_W)),
+          " This looks like a pose model: connect it to the pose (ViTPose) input instead."),
+         (lambda ins, outs: outs and len(outs[0].dims) == 3 and outs[0].dims[1] == 84,
+          " This looks like a YOLOv8/11 raw-head export; export YOLOv10 end-to-end (or use yolov10m.onnx).")])
 
 
 def check_pose_contract(session: Any, name: str = "pose model") -> tuple[TensorSpec, TensorSpec]:
     """Check a session against the ViTPose-WholeBody heatmap contract; returns (input, output) specs."""
-    ins, outs = _io(session)
-    ok = (len(ins) == 1 and outs and _fits(ins[0].dims, (None, 3, CROP_H, CROP_W))
-          and _fits(outs[0].dims, (None, NUM_KEYPOINTS, HEATMAP_H, HEATMAP_W)))
-    if not ok:
-        got = f"inputs {[_show(s.dims) for s in ins]}, outputs {[_show(s.dims) for s in outs]}"
-        hint = ""
-        if ins and _fits(ins[0].dims, (None, 3, DETECTOR_SIZE, DETECTOR_SIZE)):
-            hint = " This looks like a detector: connect it to the detector (YOLO) input instead."
-        elif outs and len(outs[0].dims) == 4 and outs[0].dims[1] == 17:
-            hint = " This is a body-only (COCO-17) model; the pack needs the WholeBody (133-point) one."
-        raise ModelContractError(f"{name} is not {POSE_CONTRACT}; it has {got}.{hint}")
-    return ins[0], outs[0]
+    return _check_contract(
+        session, name, POSE_CONTRACT,
+        lambda ins, outs: (_fits(ins[0].dims, (None, 3, CROP_H, CROP_W))
+                           and _fits(outs[0].dims, (None, NUM_KEYPOINTS, HEATMAP_H, HEATMAP_W))),
+        [(lambda ins, outs: ins and _fits(ins[0].dims, (None, 3, DETECTOR_SIZE, DETECTOR_SIZE)),
+          " This looks like a detector: connect it to the detector (YOLO) input instead."),
+         (lambda ins, outs: outs and len(outs[0].dims) == 4 and outs[0].dims[1] == 17,
+          " This is a body-only (COCO-17) model; the pack needs the WholeBody (133-point) one.")])
 
 
 # ------------------------------------------------------------------------------------------ running
