@@ -35,8 +35,10 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def setup_host():
-    """Import the pack as ``wan_animate_kit`` and the real host in-process (CPU)."""
+def setup_host(cpu: bool = True, install: bool = True):
+    """Import the pack as ``wan_animate_kit`` and the real host in-process (on the CPU unless
+    ``cpu=False``; the host is ``COMFYUI_DIR``, the enclosing ComfyUI or the pinned cache).
+    ``install=False`` neither downloads the host nor pip-installs its requirements (offline)."""
     for p in (ROOT / "tests", ROOT / "scripts"):
         if str(p) not in sys.path:
             sys.path.insert(0, str(p))
@@ -44,9 +46,10 @@ def setup_host():
     from pack_import import register_pack
 
     register_pack()
+    import comfy_host
     from host_harness import host_dir, import_in_process
 
-    import_in_process(host_dir())
+    import_in_process(host_dir() if install else comfy_host.find_host(download=False), cpu=cpu)
     # the host's nodes.py puts comfy/ first on sys.path (so ``utils`` would be comfy/utils.py);
     # load the host's ``utils`` package first, as its main.py does, so server-side modules import
     import utils.install_util  # noqa: F401
@@ -64,24 +67,29 @@ def tiny_models():
     return model, comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(paths["vae"])))
 
 
-def make_inputs(n: int, size: int, seed: int = 0):
+def make_inputs(n: int, width: int, height: int | None = None, seed: int = 0, text_tokens: int = 8,
+                face: bool = False):
+    """Random pose/environment videos, a moving box mask, reference, prompts and CLIP output;
+    ``face`` adds 512x512 face crops (else ``d.face`` is None)."""
     import types
 
     import torch
 
+    height = height or width
     g = torch.Generator().manual_seed(seed)
-    img = lambda k: torch.randint(0, 256, (k, size, size, 3), generator=g).float() / 255  # noqa: E731
-    mask = torch.zeros(n, size, size)
+    img = lambda k, h=height, w=width: torch.randint(0, 256, (k, h, w, 3), generator=g).float() / 255  # noqa: E731
+    mask = torch.zeros(n, height, width)
     for t in range(n):
-        c = size // 4 + (t % 8)
-        mask[t, size // 6:size - size // 6, c:c + size // 3] = 1.0
-    return types.SimpleNamespace(pose=img(n), env=img(n), mask=mask, ref=img(1),
-                                 pos=[[torch.randn(1, 8, 4096, generator=g), {}]],
-                                 neg=[[torch.randn(1, 8, 4096, generator=g), {}]],
+        c = width // 4 + (t % 8)
+        mask[t, height // 6:height - height // 6, c:c + width // 3] = 1.0
+    return types.SimpleNamespace(width=width, height=height, pose=img(n), env=img(n), mask=mask, ref=img(1),
+                                 face=img(n, 512, 512) if face else None,
+                                 pos=[[torch.randn(1, text_tokens, 4096, generator=g), {}]],
+                                 neg=[[torch.randn(1, text_tokens, 4096, generator=g), {}]],
                                  clip=types.SimpleNamespace(penultimate_hidden_states=torch.randn(1, 257, 1280, generator=g)))
 
 
-def run_core(model, vae, d, n, size, segment, guidance, steps, sampler, scheduler, seed, replace):
+def run_core(model, vae, d, n, segment, guidance, steps, sampler, scheduler, seed, replace):
     """The extend chain of comfy-host.md §2.4, node by node."""
     import nodes
     from comfy_extras.nodes_images import ImageFromBatch
@@ -89,8 +97,9 @@ def run_core(model, vae, d, n, size, segment, guidance, steps, sampler, schedule
 
     video, offset = None, 0
     while video is None or video.shape[0] < n:
-        out = WanAnimateToVideo.execute(d.pos, d.neg, vae, size, size, segment, 1, guidance, offset,
+        out = WanAnimateToVideo.execute(d.pos, d.neg, vae, d.width, d.height, segment, 1, guidance, offset,
                                         reference_image=d.ref, clip_vision_output=d.clip, pose_video=d.pose,
+                                        face_video=d.face,
                                         continue_motion=video, background_video=d.env if replace else None,
                                         character_mask=d.mask if replace else None)
         pos, neg, latent, trim_latent, trim_image, offset = out.result
@@ -102,13 +111,15 @@ def run_core(model, vae, d, n, size, segment, guidance, steps, sampler, schedule
     return video
 
 
-def run_ours(model, vae, d, n, size, segment, guidance, steps, sampler, scheduler, seed, replace, cache,
+def run_ours(model, vae, d, n, segment, guidance, steps, sampler, scheduler, seed, replace, cache,
              colour=0.0, cache_root=None):
     from wan_animate_kit.models.animate_sampler import AnimateSettings, run_animate
 
     s = AnimateSettings(seed=seed, steps=steps, cfg=1.0, sampler_name=sampler, scheduler=scheduler, clip_len=segment,
-                        guidance=guidance, width=size, height=size, cache=cache, colour_strength=colour)
-    return run_animate(model, vae, d.pos, d.neg, d.ref, d.pose[:n], s, environment=d.env[:n] if replace else None,
+                        guidance=guidance, width=d.width, height=d.height, cache=cache,
+                        colour_strength=colour)
+    return run_animate(model, vae, d.pos, d.neg, d.ref, d.pose[:n], s,
+                       face=d.face[:n] if d.face is not None else None, environment=d.env[:n] if replace else None,
                        mask=d.mask[:n] if replace else None, clip_vision_output=d.clip, cache_root=cache_root).frames
 
 
@@ -171,7 +182,7 @@ def bench(args) -> None:
     plan = plan_segments(n, args.segment, args.guidance)
     model, vae = tiny_models()
     d = make_inputs(n, args.size)
-    common = (model, vae, d, n, args.size, args.segment, args.guidance, args.steps, args.sampler, args.scheduler, 0,
+    common = (model, vae, d, n, args.segment, args.guidance, args.steps, args.sampler, args.scheduler, 0,
               args.replace)
     print(f"{n} frames {args.size}x{args.size}, {plan.num_segments} segments of {args.segment} (guidance {args.guidance}), "
           f"{args.steps} steps {args.sampler}/{args.scheduler}, {'Replacement' if args.replace else 'Animation'}, "

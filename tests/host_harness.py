@@ -30,14 +30,15 @@ def host_dir() -> pathlib.Path:
     return host
 
 
-def import_in_process(host: pathlib.Path) -> None:
-    """Make the host's modules importable in this process, on the CPU."""
+def import_in_process(host: pathlib.Path, cpu: bool = True) -> None:
+    """Make the host's modules importable in this process, on the CPU (``cpu=False``: the host
+    picks its device as it would when started without ``--cpu``)."""
     if "comfy.options" in sys.modules:
         return
     if str(host) not in sys.path:
         sys.path.insert(0, str(host))
     saved = sys.argv
-    sys.argv = [saved[0], "--cpu"]
+    sys.argv = [saved[0]] + (["--cpu"] if cpu else [])
     try:
         import comfy.options
 

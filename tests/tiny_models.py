@@ -57,16 +57,20 @@ def _init(key: str, shape: list[int], gen: torch.Generator) -> torch.Tensor:
     if name == "bias" or (is_norm and name == "bias"):
         return torch.zeros(shape)
     if key.startswith("motion_encoder."):  # equalised-lr layers scale at run time: unit variance
-        return torch.randn(shape, generator=gen)
-    return torch.randn(shape, generator=gen) * 0.02
+        return torch.randn(shape, generator=gen, device=gen.device)
+    return torch.randn(shape, generator=gen, device=gen.device) * 0.02
 
 
-def tiny_dit_state_dict(dim: int = 128, ffn: int = 256, layers: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
+def tiny_dit_state_dict(dim: int = 128, ffn: int = 256, layers: int = 5, seed: int = 0,
+                        device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The DiT's state dict (bf16, on the CPU). ``dim=5120, ffn=13824, layers=40`` is the full-size
+    14B model (28 GB); ``device="cuda"`` draws the random values there (seconds instead of minutes;
+    the values differ from a CPU draw)."""
+    gen = torch.Generator(device=device).manual_seed(seed)
     sd = {}
     for key, shape in official_keys():
         if _keep(key, layers):
-            sd[key] = _init(key, _shrink(shape, dim, ffn), gen).to(torch.bfloat16)
+            sd[key] = _init(key, _shrink(shape, dim, ffn), gen).to(torch.bfloat16).cpu()
     return sd
 
 
