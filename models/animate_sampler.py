@@ -30,6 +30,7 @@ import torch
 from ..preprocess.segments import SegmentPlan, latent_frames, plan_segments
 from ..preprocess.stitching import Stitcher, to_uint8
 from . import animate_conditioning as ac
+from .motion_memo import entries_for, with_motion_memo
 from .segment_cache import Hasher, SegmentCache, clip_vision_fingerprint, conditioning_fingerprint, \
     model_fingerprint, vae_fingerprint
 
@@ -135,6 +136,7 @@ class AnimateSettings:
     crossfade: bool = False
     colour_strength: float = 0.0  # 0 = no colour correction
     cache: bool = True
+    motion_memo: bool = True  # face motion vectors once per distinct chunk (exact; see motion_memo.py)
 
     def key_fields(self) -> list:
         """Settings that change a segment's pixels (crossfade and colour correction only change the
@@ -150,6 +152,8 @@ class AnimateResult:
     plan: SegmentPlan
     sampled: list[int] = field(default_factory=list)
     loaded: list[int] = field(default_factory=list)
+    motion_encoded: int = 0  # face chunks the motion encoder ran on
+    motion_reused: int = 0  # face chunks whose motion vectors came from the memo
 
 
 def environment_region(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
@@ -200,6 +204,14 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
                     clip_vision_output, num_frames, on_segment, step_callback, cache_root, sink, keep_frames)
 
 
+def _with_memo(model, settings: AnimateSettings, face):
+    """The model to sample with: with face crops, a clone whose motion encoder runs once per
+    distinct face chunk instead of once per step (bit-identical results)."""
+    if face is None or not settings.motion_memo:
+        return model, None
+    return with_motion_memo(model, entries_for(settings.clip_len, settings.cfg))
+
+
 def _run(model, vae, positive, negative, reference, pose, settings, face, environment, mask, clip_vision_output,
          num_frames, on_segment, step_callback, cache_root, sink, keep_frames) -> AnimateResult:
     import comfy.model_management
@@ -230,63 +242,71 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
         def step_callback(steps):
             return latent_preview.prepare_callback(model, steps)
 
-    ref_latent = None
-    guidance_frames: np.ndarray | None = None
     result = AnimateResult(stitcher.frames, plan)
-    for seg in plan.segments:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        noise = segment_noise(generator, latent_shape)  # always drawn: keeps the generator in step
-        last = seg.index == plan.num_segments - 1
-        # the decoder is causal, so the last segment only needs the latent frames its kept part uses
-        needed = seg.keep_from + seg.count if last else settings.clip_len
-        dec_lat = min(lat_t, (needed + 2) // 4 + 1)  # latent frames whose pixels cover `needed`
-        dec_frames = min(settings.clip_len, 4 * dec_lat - 3)
+    sampling_model, memo = _with_memo(model, settings, face)
+    try:
+        ref_latent = None
+        guidance_frames: np.ndarray | None = None
+        for seg in plan.segments:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            noise = segment_noise(generator, latent_shape)  # always drawn: keeps the generator in step
+            last = seg.index == plan.num_segments - 1
+            # the decoder is causal, so the last segment only needs the latent frames its kept part uses
+            needed = seg.keep_from + seg.count if last else settings.clip_len
+            dec_lat = min(lat_t, (needed + 2) // 4 + 1)  # latent frames whose pixels cover `needed`
+            dec_frames = min(settings.clip_len, 4 * dec_lat - 3)
 
-        src = seg.source
-        seg_pose = pose.get(src)
-        seg_face = face.get(src) if face is not None else None
-        seg_env = environment.get(src) if environment is not None else None
-        seg_mask = mask.get(src) if mask is not None else None
-        guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
-        region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \
-            else None
-        key = cache.segment_key(seg.index, [seg_pose, seg_face, seg_env, seg_mask, guidance_frames, dec_frames]) \
-            if cache.enabled else ""
-        raw = cache.load(seg.index, key, (dec_frames, height, width, 3))
-        from_cache = raw is not None
-        if raw is None:
-            if ref_latent is None:
-                ref_latent = ac.encode_reference(vae, reference, width, height)
-            cond = ac.build_segment(positive, negative, vae, ref_latent, seg_pose, width, height, face=seg_face,
-                                    environment=seg_env, character_mask=seg_mask, guidance=guid,
-                                    clip_vision_output=clip_vision_output)
-            del seg_pose, seg_face, seg_env, seg_mask
-            latent = comfy.sample.fix_empty_latent_channels(model, cond.latent)
-            if tuple(latent.shape) != latent_shape:
-                raise ValueError(f"latent shape {tuple(latent.shape)} differs from the planned {latent_shape}")
-            samples = comfy.sample.sample(model, noise, settings.steps, settings.cfg, settings.sampler_name,
-                                          settings.scheduler, cond.positive, cond.negative, latent, denoise=1.0,
-                                          callback=step_callback(settings.steps),
-                                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
-                                          seed=(int(settings.seed) + seg.index) % 2 ** 64)
-            del cond, latent
-            if not torch.isfinite(samples).all():
-                raise FloatingPointError(
-                    f"segment {seg.index} sampled to NaN/inf values: the model overflowed (fp16 weights or "
-                    "dtype, or a broken model file). Load the model with weight_dtype 'default' or bf16; "
-                    "nothing was cached for this segment, finished segments stay cached.")
-            decoded = vae.decode(samples[:, :, 1:1 + dec_lat])  # drop the reference slot
-            raw = to_uint8(decoded.reshape(-1, *decoded.shape[-3:])[:dec_frames])
-            del decoded, samples
-            cache.save(seg.index, key, raw)
-            result.sampled.append(seg.index)
-        else:
-            result.loaded.append(seg.index)
-        guidance_frames = stitcher.add(seg.index, raw, region)
-        del raw
-        if sink is not None:
-            sink(stitcher.take_final())
-        if on_segment is not None:
-            on_segment(seg.index, plan.num_segments, stitcher.latest, from_cache)
+            src = seg.source
+            seg_pose = pose.get(src)
+            seg_face = face.get(src) if face is not None else None
+            seg_env = environment.get(src) if environment is not None else None
+            seg_mask = mask.get(src) if mask is not None else None
+            guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
+            region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \
+                else None
+            key = cache.segment_key(seg.index, [seg_pose, seg_face, seg_env, seg_mask, guidance_frames, dec_frames]) \
+                if cache.enabled else ""
+            raw = cache.load(seg.index, key, (dec_frames, height, width, 3))
+            from_cache = raw is not None
+            if raw is None:
+                if ref_latent is None:
+                    ref_latent = ac.encode_reference(vae, reference, width, height)
+                cond = ac.build_segment(positive, negative, vae, ref_latent, seg_pose, width, height, face=seg_face,
+                                        environment=seg_env, character_mask=seg_mask, guidance=guid,
+                                        clip_vision_output=clip_vision_output)
+                del seg_pose, seg_face, seg_env, seg_mask
+                latent = comfy.sample.fix_empty_latent_channels(sampling_model, cond.latent)
+                if tuple(latent.shape) != latent_shape:
+                    raise ValueError(f"latent shape {tuple(latent.shape)} differs from the planned {latent_shape}")
+                samples = comfy.sample.sample(sampling_model, noise, settings.steps, settings.cfg,
+                                              settings.sampler_name, settings.scheduler, cond.positive,
+                                              cond.negative, latent, denoise=1.0,
+                                              callback=step_callback(settings.steps),
+                                              disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+                                              seed=(int(settings.seed) + seg.index) % 2 ** 64)
+                del cond, latent
+                if not torch.isfinite(samples).all():
+                    raise FloatingPointError(
+                        f"segment {seg.index} sampled to NaN/inf values: the model overflowed (fp16 weights or "
+                        "dtype, or a broken model file). Load the model with weight_dtype 'default' or bf16; "
+                        "nothing was cached for this segment, finished segments stay cached.")
+                decoded = vae.decode(samples[:, :, 1:1 + dec_lat])  # drop the reference slot
+                raw = to_uint8(decoded.reshape(-1, *decoded.shape[-3:])[:dec_frames])
+                del decoded, samples
+                cache.save(seg.index, key, raw)
+                result.sampled.append(seg.index)
+            else:
+                result.loaded.append(seg.index)
+            guidance_frames = stitcher.add(seg.index, raw, region)
+            del raw
+            if sink is not None:
+                sink(stitcher.take_final())
+            if on_segment is not None:
+                on_segment(seg.index, plan.num_segments, stitcher.latest, from_cache)
+    finally:
+        if memo is not None:
+            log.debug("motion memo: %d encoder runs, %d reused", memo.misses, memo.hits)
+            result.motion_encoded, result.motion_reused = memo.misses, memo.hits
+            memo.clear()  # the host may keep the clone loaded: drop the stored chunks now
     cache.finish()
     return result
