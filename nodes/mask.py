@@ -53,7 +53,8 @@ class MaskShape(io.ComfyNode):
                                        "0 = off. Needs the pose input."),
                 io.Float.Input("feather", default=8.0, min=0.0, max=128.0, step=1.0,
                                tooltip="Edge softness in pixels of the soft_mask output (for compositing the result "
-                                       "back over the source; the sampler uses the hard mask)."),
+                                       "back over the source; the sampler uses the hard mask). 0: soft_mask is the "
+                                       "hard mask, which saves a full-length copy when soft_mask is not used."),
                 io.Boolean.Input("fill_empty", default=True,
                                  tooltip="Frames where the mask is empty take the nearest non-empty frame's mask "
                                          "instead of leaving the character unmasked."),
@@ -92,12 +93,13 @@ class MaskShape(io.ComfyNode):
         shaped = shape_mask_sequence(m, kernel=kernel, iterations=iterations, kh=block_rows, kw=block_cols,
                                      block=block, head_points=heads, head_radius_scale=max(head_growth, 1e-3))
         progress.update()
-        soft = feather_mask(shaped, feather) if feather > 0 else shaped.astype(np.float32)
+        hard = torch.from_numpy(shaped.astype(np.float32))
+        # feather 0: soft_mask is the hard mask itself (no second full-length copy held by the host)
+        soft = torch.from_numpy(np.asarray(feather_mask(shaped, feather), np.float32)) if feather > 0 else hard
         progress.update()
         notes += coverage_warnings(shaped)
         report = "\n".join(notes) or "ok"
-        return io.NodeOutput(torch.from_numpy(shaped.astype(np.float32)), torch.from_numpy(np.asarray(soft, np.float32)),
-                             report, ui=ui.PreviewText(report))
+        return io.NodeOutput(hard, soft, report, ui=ui.PreviewText(report))
 
 
 class EnvironmentVideo(io.ComfyNode):

@@ -194,7 +194,8 @@ def build(info: dict, mode: str, fast: bool) -> dict:
         g.models(sam, "sam2")
         seg = g.node(PREFIX + "CharacterSegmentation", (1060, 700), size=(340, 240), sam2_model=g.out(sam, 0),
                      pose=g.out(dpose, 0), video=g.out(video, 0))
-        shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 0), pose=g.out(dpose, 0))
+        shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 0), pose=g.out(dpose, 0),
+                       feather=0.0)  # soft_mask is not used here: feather 0 keeps no second copy
         env = g.node(PREFIX + "EnvironmentVideo", (720, 900), size=(340, 240), video=g.out(video, 0),
                      mask=g.out(shape, 0), width=g.out(size, 0), height=g.out(size, 1), frames_output=False)
         g.note((1420, 990), "**Masks.** SAM2 follows the same tracked person, prompted from its confident body "

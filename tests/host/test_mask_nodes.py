@@ -32,6 +32,14 @@ def test_official_shaping_gives_the_dilated_bounding_box_and_fills_empty_frames(
     assert 0 < soft[0].min() + 1 and ((soft[0] > 0) & (soft[0] < 1)).any()  # feathered edge exists
 
 
+def test_feather_zero_hands_out_the_hard_mask_once(host):
+    m = torch.zeros(2, 32, 32)
+    m[:, 8:20, 10:16] = 1
+    hard, soft, _ = shape(m, feather=0.0)
+    assert soft is hard  # one tensor for both outputs: no second full-length copy
+    assert set(torch.unique(hard).tolist()) == {0.0, 1.0}
+
+
 def test_head_growth_needs_a_pose(host):
     with pytest.raises(ValueError, match="pose"):
         shape(torch.ones(1, 8, 8), head_growth=1.0)
