@@ -11,6 +11,9 @@ stored input (same shape, dtype and device too); a cheap fingerprint (two sums, 
 picks which stored chunk to compare against. Installed on a clone of the MODEL through the host's
 own object patches (``diffusion_model.motion_encoder.get_motion``), so the user's MODEL is left
 as it was and the weights are not touched.
+
+Cost: the stored chunks, on the device, for one segment's passes (``entries_for``): with 77-frame
+segments in bf16 about 140 MB (cfg 1) or 260 MB (face CFG); the sampler clears them after the job.
 """
 from __future__ import annotations
 

@@ -114,7 +114,8 @@ class AnimateSampler(io.ComfyNode):
                                  tooltip="On: also return every frame as an IMAGE batch (for upscaling, "
                                  "interpolation, ...; float, 12 bytes a pixel). Off: only the video output, "
                                  "written to an H.264 file as segments finish, so memory stays flat for videos "
-                                 "of any length; a node connected to frames is then stopped with a message."),
+                                 "of any length; a node connected to frames is then stopped with a message. "
+                                 "On, a job whose frames cannot fit in RAM stops before sampling."),
                 io.Audio.Input("audio", optional=True, tooltip="Optional sound for the video output (e.g. the "
                                "driving video's, from Get Video Components or Video Info); cut to the video's "
                                "length."),
@@ -138,6 +139,7 @@ class AnimateSampler(io.ComfyNode):
 
         job = preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
                         segment_length, guidance_frames, width, height, colour_strength, steps, audio)
+        job["warnings"] += output_memory_check(job["frames"], job["width"], job["height"], frames_output)
         settings = AnimateSettings(seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name,
                                    scheduler=scheduler, clip_len=int(segment_length), guidance=int(guidance_frames),
                                    width=job["width"], height=job["height"], crossfade=bool(crossfade),
@@ -180,6 +182,37 @@ class AnimateSampler(io.ComfyNode):
         del result
         text = job["warnings"]
         return io.NodeOutput(images, video, ui=ui.PreviewText("\n".join(text)) if text else None)
+
+
+def output_bytes(frames: int, width: int, height: int) -> int:
+    """RAM the frames output needs at the end of a job: the uint8 frames plus the float32 IMAGE."""
+    return int(frames) * int(width) * int(height) * 3 * (1 + 4)
+
+
+def output_memory_check(frames: int, width: int, height: int, frames_output: bool,
+                        memory: tuple[int, int] | None = None) -> list[str]:
+    """With frames_output on, the whole video ends up in RAM as an IMAGE. An error before any
+    sampling when that cannot fit in this machine's RAM at all, a warning when it is over 80 % of
+    what is free now. ``memory`` = (total, available) bytes (default: psutil's reading)."""
+    if not frames_output:
+        return []
+    if memory is None:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        memory = (vm.total, vm.available)
+    total, available = memory
+    need = output_bytes(frames, width, height)
+    gib = 2 ** 30
+    what = f"{frames} frames of {width}x{height} as an IMAGE need about {need / gib:.1f} GiB of RAM"
+    if need > total:
+        raise InputError(NODE, "frames_output", f"is on: {what}, more than this machine has "
+                         f"({total / gib:.1f} GiB)", "turn frames_output off: the video then streams to a file "
+                         "(Save Video takes the video output) and RAM stays flat")
+    if need > 0.8 * available:
+        return [f"frames_output is on: {what}, and {available / gib:.1f} GiB is free now. Turn frames_output off "
+                "to stream the video to a file instead."]
+    return []
 
 
 def _source(value, name: str) -> VideoSource:

@@ -523,6 +523,39 @@ def test_preflight_accepts_single_mask_and_warns_on_full_mask(rig):
 
 
 @pytest.mark.host
+def test_output_memory_check_errors_before_sampling_when_frames_cannot_fit(rig, monkeypatch):
+    from wan_animate_kit.nodes import sample
+    from wan_animate_kit.nodes.common import InputError
+
+    gib = 2 ** 30
+    need = sample.output_bytes(1000, 1280, 720)
+    assert need == 1000 * 1280 * 720 * 15  # uint8 frames + float32 IMAGE
+    assert sample.output_memory_check(1000, 1280, 720, False, (1, 1)) == []  # streamed to a file: no limit
+    assert sample.output_memory_check(1000, 1280, 720, True, (64 * gib, 60 * gib)) == []
+    warn = sample.output_memory_check(1000, 1280, 720, True, (64 * gib, 8 * gib))
+    assert len(warn) == 1 and "12.9 GiB" in warn[0] and "frames_output off" in warn[0]
+    with pytest.raises(InputError, match="more than this machine has") as err:
+        sample.output_memory_check(1000, 1280, 720, True, (8 * gib, 8 * gib))
+    assert err.value.input_name == "frames_output"
+
+    # through the node: the error comes before any sampling
+    import comfy.sample
+
+    sampled = []
+    real = comfy.sample.sample
+    monkeypatch.setattr(comfy.sample, "sample", lambda *a, **k: (sampled.append(1), real(*a, **k))[1])
+    import psutil
+
+    small = sample.output_bytes(9, W, H) - 1  # a machine one byte too small for this job's IMAGE
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(total=small, available=small))
+    with pytest.raises(InputError, match="frames_output") as err:
+        sample.AnimateSampler.execute(**_node_args(rig, 9))
+    assert err.value.input_name == "frames_output" and not sampled
+    out = sample.AnimateSampler.execute(**_node_args(rig, 9, frames_output=False))  # streamed: no RAM limit
+    assert sampled and out.result[1] is not None
+
+
+@pytest.mark.host
 def test_schema_has_tooltips_and_official_defaults(host):
     from wan_animate_kit.nodes import sample
 
