@@ -24,6 +24,8 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from benchutil import rss_mib  # noqa: E402
 DEFAULT_VIDEO = str(ROOT.parent / "shared" / "media" / "vtest.avi")  # ../shared/media beside the checkout
 
 
@@ -33,13 +35,6 @@ def _import_pack():
 
     register_pack()
 
-
-def _rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _frames(video: str, total: int, batch: int):
@@ -89,7 +84,7 @@ def child(args: argparse.Namespace) -> None:
     point = (np.array([[width * 0.5, height * 0.5]], np.float32), np.array([1], np.int32))
     warm = next(_frames(args.video, 1, 1))
     segment_video(model, warm, [ChunkPrompts(0, 1, {0: point})], 1)
-    after_load = _rss_mib()
+    after_load = rss_mib()
 
     prompts = [ChunkPrompts(a, b, {0: point}) for a, b in chunk_bounds(args.child, args.chunk)]
     source = _frames(args.video, args.child, args.decode_chunk)

@@ -5,16 +5,16 @@
 #
 #   bash bench/gpu_bundle.sh            # here, once
 #   # then on the GPU machine, from the repository root, with .gpu carried along:
-#   mkdir -p /tmp/host /tmp/site && tar -xzf .gpu/host.tgz -C /tmp/host &&
-#   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/*.whl &&
-#   PYTHONPATH=/tmp/site COMFYUI_DIR=/tmp/host/ComfyUI PYTHONUNBUFFERED=1 \
+#   mkdir -p .gpu/host .gpu/site && tar -xzf .gpu/host.tgz -C .gpu/host &&
+#   python3 -m pip install -q --no-index --no-deps --no-compile --target .gpu/site .gpu/*.whl &&
+#   PYTHONPATH="$PWD/.gpu/site" COMFYUI_DIR="$PWD/.gpu/host/ComfyUI" PYTHONUNBUFFERED=1 \
 #     python3 bench/bench_sampler_gpu.py --offline --json "$OUT/gpu.json"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 host=${COMFYUI_DIR:-$($PY -c 'import sys; sys.path.insert(0, "scripts"); import comfy_host; print(comfy_host.find_host())')}
 mkdir -p .gpu
-rm -f .gpu/*.whl .gpu/host.tgz
+rm -rf .gpu/*.whl .gpu/host.tgz .gpu/host .gpu/site
 tar -czf .gpu/host.tgz --exclude='__pycache__' --exclude='./temp' --exclude='./output' --exclude='./input' \
     --exclude='./tests' --exclude='./tests-unit' --exclude='./custom_nodes' --exclude='./models' \
     --exclude='./extra_model_paths.yaml' --transform 's,^\.,ComfyUI,' -C "$host" .

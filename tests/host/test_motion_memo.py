@@ -14,6 +14,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from sampler_helpers import animate_settings
 
 W = H = 32
 pytestmark = pytest.mark.host
@@ -98,12 +99,7 @@ def cheap_encoder(monkeypatch, rig):
 
 
 def _settings(**kw):
-    from wan_animate_kit.models.animate_sampler import AnimateSettings
-
-    base = dict(seed=2, steps=3, cfg=1.0, sampler_name="euler", scheduler="simple", clip_len=9, guidance=1,
-                width=W, height=H, cache=False)
-    base.update(kw)
-    return AnimateSettings(**base)
+    return animate_settings(W, H, **{"seed": 2, "steps": 3, **kw})
 
 
 def _run(rig, s):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from media import write_mp4
+from sampler_helpers import animate_settings
 
 W = H = 32
 
@@ -164,12 +165,7 @@ def spy(monkeypatch, host):
 
 
 def settings(**kw):
-    from wan_animate_kit.models.animate_sampler import AnimateSettings
-
-    base = dict(seed=5, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple", clip_len=9, guidance=1,
-                width=W, height=H, cache=False)
-    base.update(kw)
-    return AnimateSettings(**base)
+    return animate_settings(W, H, **kw)
 
 
 def run(rig, n, s, replace=False, **kw):
