@@ -83,6 +83,8 @@ class ModelEntry:
     workflows: tuple[str, ...] = ()
     role: str = ""
     approx_size: str | None = None
+    requires: tuple[str, ...] = ()  # companion files (same folder) the file cannot load without
+
 
     @property
     def relpath(self) -> str:
@@ -147,9 +149,12 @@ def _entry_from_dict(item: Any, index: int) -> ModelEntry:
     workflows = item.get("workflows", [])
     if not isinstance(workflows, list) or not all(isinstance(w, str) for w in workflows):
         raise ManifestError(f"models[{index}].workflows must be a list of workflow names")
+    requires = item.get("requires", [])
+    if not isinstance(requires, list) or not all(isinstance(r, str) and r and "/" not in r for r in requires):
+        raise ManifestError(f"models[{index}].requires must be a list of file names (same folder)")
     return ModelEntry(name=name, folder=folder, url=url, size_bytes=size, sha256=sha, verified=verified,
                       workflows=tuple(workflows), role=str(item.get("role", "")),
-                      approx_size=item.get("approx_size"))
+                      approx_size=item.get("approx_size"), requires=tuple(requires))
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> list[ModelEntry]:
@@ -169,6 +174,11 @@ def load_manifest(path: str | os.PathLike | None = None) -> list[ModelEntry]:
         if e.relpath in seen:
             raise ManifestError(f"model manifest {path} lists {e.relpath} twice")
         seen.add(e.relpath)
+    for e in entries:
+        for name in e.requires:
+            if f"{e.folder}/{name}" not in seen:
+                raise ManifestError(f"model manifest {path}: {e.relpath} requires {name}, which it does not list "
+                                    f"in folder '{e.folder}'")
     return entries
 
 
@@ -213,7 +223,21 @@ def referenced_models(prompt: Mapping[str, Any], entries: list[ModelEntry] | Non
                 entry = ModelEntry(name=norm, folder=folder, url=None)
             if entry is not None:
                 found.setdefault(entry.relpath, entry)
+                for companion in _companions(entry, by_name):
+                    found.setdefault(companion.relpath, companion)
     return list(found.values())
+
+
+def _companions(entry: ModelEntry, by_name: Mapping[str, ModelEntry]) -> list[ModelEntry]:
+    """The files ``entry`` needs beside it (e.g. an ONNX model's external weights), placed in the same
+    sub-folder as the entry itself."""
+    out = []
+    sub = entry.name.rsplit("/", 1)[0] + "/" if "/" in entry.name else ""
+    for name in entry.requires:
+        companion = by_name.get(name)
+        if companion is not None:
+            out.append(dataclasses.replace(companion, name=sub + name) if sub else companion)
+    return out
 
 
 def models_for(workflow: str | Mapping[str, Any] | None = None,

@@ -32,17 +32,25 @@ def test_manifest_schema_and_no_invented_checksums():
         assert e.sha256 is None or HEX64.match(e.sha256)
         # nothing could be downloaded where this manifest was written: nothing may claim verification
         assert e.verified is False and e.sha256 is None and e.size_bytes is None
-        assert e.workflows and set(e.workflows) <= set(mf.WORKFLOW_NAMES)
+        assert set(e.workflows) <= set(mf.WORKFLOW_NAMES)
+        # a file no shipped workflow uses is listed only as a named alternative
+        assert e.workflows or "alternative" in e.role, e.name
     folders = {e.name: e.folder for e in entries}
-    assert folders["yolov10m.onnx"] == folders["vitpose-l-wholebody.onnx"] == "detection"
-    assert folders["sam2.1_hiera_large.pt"] == "sam2"
+    assert folders["yolov10m.onnx"] == folders["vitpose_h_wholebody_model.onnx"] == "detection"
+    assert folders["vitpose-l-wholebody.onnx"] == folders["vitpose_h_wholebody_data.bin"] == "detection"
+    assert folders["sam2_hiera_large.pt"] == folders["sam2.1_hiera_large.pt"] == "sam2"
+    assert folders["wan_2.1_vae.safetensors"] == "vae"
     assert folders["wan_2.1_vae.safetensors"] == "vae"
     assert folders["umt5_xxl_fp8_e4m3fn_scaled.safetensors"] == "text_encoders"
 
 
 def test_workflow_subsets():
     names = lambda wf: {e.name for e in mf.models_for(wf)}  # noqa: E731
-    assert "sam2.1_hiera_large.pt" in names("replace") and "sam2.1_hiera_large.pt" not in names("animate")
+    # the official preprocessing models (Wan2.2 preprocess_data.py: ViTPose-H whole-body, YOLOv10m, SAM 2 Hiera-L)
+    assert "sam2_hiera_large.pt" in names("replace") and "sam2_hiera_large.pt" not in names("animate")
+    assert {"yolov10m.onnx", "vitpose_h_wholebody_model.onnx", "vitpose_h_wholebody_data.bin"} <= names("animate")
+    assert "vitpose-l-wholebody.onnx" not in names("animate") | names("replace")
+    assert "sam2.1_hiera_large.pt" not in names("replace")
     assert "wan2.2_animate_14B_relight_lora_bf16.safetensors" in names("replace_fast")
     assert "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors" in names("animate_fast")
     assert "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors" not in names("animate")
@@ -58,6 +66,8 @@ def test_workflow_subsets():
     ({"name": "a.onnx", "folder": "../etc", "url": "https://x/a.onnx"}, "folder"),
     ({"name": "a.onnx", "folder": "detection", "url": "https://x/a.onnx", "verified": True}, "verified"),
     ({"name": "a.onnx", "folder": "detection", "url": "ftp://x/a.onnx"}, "http"),
+    ({"name": "a.onnx", "folder": "detection", "url": "https://x/a.onnx", "requires": ["a.bin"]}, "requires a.bin"),
+    ({"name": "a.onnx", "folder": "detection", "url": "https://x/a.onnx", "requires": "a.bin"}, "requires"),
 ])
 def test_bad_manifest_rejected(tmp_path, bad, match):
     path = tmp_path / "models.json"
@@ -133,6 +143,19 @@ def test_referenced_models_from_api_prompt():
         ("detection", "yolov10m.onnx"),
         ("loras", "Lightx2v/lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors")]
     assert refs[1].url is None and refs[2].url.endswith("/yolov10m.onnx") and refs[3].url
+
+
+def test_referenced_onnx_brings_its_external_data():
+    """Picking the ViTPose-H graph also needs its external-data file, in the same (sub)folder."""
+    entries = mf.load_manifest()
+    for value, expect in (("vitpose_h_wholebody_model.onnx", "vitpose_h_wholebody_data.bin"),
+                          ("pose/vitpose_h_wholebody_model.onnx", "pose/vitpose_h_wholebody_data.bin")):
+        prompt = {"1": {"class_type": "WAK_PoseModelLoader", "inputs": {"pose_model": value}}}
+        refs = mf.referenced_models(prompt, entries)
+        assert [(e.folder, e.name) for e in refs] == [("detection", value), ("detection", expect)]
+        assert refs[1].url.endswith("/vitpose_h_wholebody_data.bin")
+    prompt = {"1": {"class_type": "WAK_PoseModelLoader", "inputs": {"pose_model": "vitpose-l-wholebody.onnx"}}}
+    assert [e.name for e in mf.referenced_models(prompt, entries)] == ["vitpose-l-wholebody.onnx"]
 
 
 # --- download ------------------------------------------------------------------------------------
