@@ -90,21 +90,35 @@ def list_pose_models(folder_paths: str | os.PathLike | Iterable[str | os.PathLik
 
 def resolve_model_path(name: str | os.PathLike,
                        folder_paths: str | os.PathLike | Iterable[str | os.PathLike] = ()) -> pathlib.Path:
-    """Find a listed model name (or a path) on disk; a folder resolves to its ``end2end.onnx``."""
-    candidates = [pathlib.Path(name)] + [f / name for f in _folders(folder_paths)]
-    for cand in candidates:
-        if cand.is_dir():
-            inner = cand / OFFICIAL_MODEL_FILE
-            if inner.is_file():
-                return inner
+    """The file of a listed model name inside ``folder_paths``; a folder resolves to its ``end2end.onnx``.
+
+    Only names inside the folders are accepted (models.model_paths): never an absolute path, '..',
+    or a link leading outside; the error is the same whether or not such an outside file exists.
+    """
+    from .model_paths import find_model_file, not_in_folder
+
+    found = find_model_file(os.fspath(name) if isinstance(name, os.PathLike) else name,
+                            _folders(folder_paths), folder_file=OFFICIAL_MODEL_FILE)
+    if found is None:
+        problem, fix = not_in_folder(name, "detection")
+        raise ModelContractError(f"pose model {problem}; {fix}. A folder stands for its {OFFICIAL_MODEL_FILE} "
+                                 f"(official layout)")
+    return pathlib.Path(found)
+
+
+def _model_file(path: str | os.PathLike) -> pathlib.Path:
+    """An already resolved model path: a folder in the official layout -> its end2end.onnx."""
+    p = pathlib.Path(path)
+    if p.is_dir():
+        inner = p / OFFICIAL_MODEL_FILE
+        if not inner.is_file():
             raise ModelContractError(
-                f"{cand} is a folder without {OFFICIAL_MODEL_FILE}; pick the .onnx file itself, or a folder "
+                f"{p.name} is a folder without {OFFICIAL_MODEL_FILE}; pick the .onnx file itself, or a folder "
                 f"in the official layout (<model>/{OFFICIAL_MODEL_FILE})")
-        if cand.is_file():
-            return cand
-    where = ", ".join(str(f) for f in _folders(folder_paths)) or "(no model folders given)"
-    raise ModelContractError(f"pose model '{name}' was not found; looked in: {where}. Put the model "
-                             f"in one of these folders (e.g. ComfyUI/models/detection) and refresh the list")
+        return inner
+    if not p.is_file():
+        raise ModelContractError(f"pose model file {p.name} was not found")
+    return p
 
 
 _FOREIGN_SIGNATURES = (
@@ -116,8 +130,9 @@ _FOREIGN_SIGNATURES = (
 
 
 def check_onnx_file(path: str | os.PathLike) -> pathlib.Path:
-    """Resolve ``path`` (a folder -> its end2end.onnx) and reject files that cannot be an ONNX model."""
-    p = resolve_model_path(path)
+    """Take a resolved ``path`` (a folder -> its end2end.onnx) and reject files that cannot be an ONNX
+    model. User-picked names go through ``resolve_model_path`` first (confined to the model folders)."""
+    p = _model_file(path)
     if is_external_data_companion(p):
         siblings = sorted(s.name for s in p.parent.glob("*.onnx") if not is_external_data_companion(s))
         which = f" ({', '.join(siblings)})" if siblings else ""

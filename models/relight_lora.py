@@ -99,6 +99,10 @@ def load_lora_file(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"LoRA file '{path.name}' holds Python objects besides tensors; it is only loaded "
                          "safely (torch.load weights_only=True) and was refused. Convert it to .safetensors "
                          f"or use the official file. Detail: {str(e).splitlines()[0]}") from e
+    except Exception as e:  # truncated download, random bytes, a zip that is not a torch file
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(f"LoRA file '{path.name}' could not be read as a PyTorch checkpoint (truncated or not a "
+                         f"checkpoint: {first}); re-download it or use the .safetensors file") from e
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict):

@@ -29,6 +29,24 @@ class InputError(ValueError):
         self.input_name = input_name
 
 
+def model_file(node: str, input_name: str, folder: str, name, folder_file: str | None = None) -> str:
+    """The real path of the model ``name`` picked in ``input_name``, confined to the host's ``folder``
+    model folders (models.model_paths); otherwise an InputError that reads the same whether or not
+    a file outside those folders exists."""
+    import folder_paths
+
+    from ..models.model_paths import find_model_file, not_in_folder
+
+    try:
+        roots = folder_paths.get_folder_paths(folder)
+    except KeyError:
+        roots = []
+    path = find_model_file(name, roots, folder_file=folder_file)
+    if path is None:
+        raise InputError(node, input_name, *not_in_folder(name, folder))
+    return path
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """IMAGE [B,H,W,C] 0..1 -> uint8 numpy [B,H,W,3]."""
     arr = images[..., :3].clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()

@@ -7,7 +7,7 @@ import os
 import torch
 from comfy_api.latest import io, ui
 
-from .common import CATEGORY, PREFIX, InputError
+from .common import CATEGORY, PREFIX, InputError, model_file
 
 FOLDER = "prompt_embeds"
 
@@ -118,16 +118,19 @@ class LoadPromptEmbedding(io.ComfyNode):
 
     @classmethod
     def execute(cls, embedding):
-        import folder_paths
         from safetensors import safe_open
 
-        path = folder_paths.get_full_path(FOLDER, embedding)
-        if path is None:
-            raise InputError("Load Prompt Embedding", "embedding", f"'{embedding}' not found",
-                             "put the file in models/prompt_embeds")
-        with safe_open(path, framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        node = "Load Prompt Embedding"
+        _register_folder()
+        path = model_file(node, "embedding", FOLDER, embedding)
+        try:
+            with safe_open(path, framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # safetensors' own error types: truncated, random bytes, bad header
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise InputError(node, "embedding", f"'{embedding}' is not a readable .safetensors file ({first})",
+                             "save the prompt again with Save Prompt Embedding") from e
         try:
             cond = tensors_to_conditioning(tensors, meta)
         except (ValueError, KeyError) as e:

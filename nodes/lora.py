@@ -2,11 +2,14 @@
 layout, and say exactly what was patched."""
 from __future__ import annotations
 
+import math
+
 from comfy_api.latest import io, ui
 
-from .common import CATEGORY, PREFIX, InputError
+from .common import CATEGORY, PREFIX, InputError, model_file
 
 NODE_ID = PREFIX + "RelightLoRA"
+DISPLAY = "Wan-Animate Relighting LoRA"
 
 
 class RelightLoRA(io.ComfyNode):
@@ -16,7 +19,7 @@ class RelightLoRA(io.ComfyNode):
 
         return io.Schema(
             node_id=NODE_ID,
-            display_name="Wan-Animate Relighting LoRA",
+            display_name=DISPLAY,
             category=CATEGORY + "/model",
             description="Apply the Wan2.2-Animate Relighting LoRA (replacement mode: matches the character's "
                         "lighting to the scene). Understands the official PEFT file (relighting_lora.ckpt or "
@@ -45,22 +48,22 @@ class RelightLoRA(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, lora_name: str, strength: float = 1.0, allow_partial: bool = False) -> io.NodeOutput:
-        import folder_paths
-
         from ..models.relight_lora import check_wan_model, load_and_apply
 
+        path = model_file(DISPLAY, "lora_name", "loras", lora_name)
+        if not isinstance(strength, (int, float)) or not math.isfinite(strength):
+            raise InputError(DISPLAY, "strength", f"must be a finite number, got {strength}",
+                             "type a number such as 1.0 (the official strength)")
         try:
             check_wan_model(model)
         except ValueError as e:
-            raise InputError(NODE_ID, "model", str(e).removeprefix("input 'model': ")) from e
-        path = folder_paths.get_full_path("loras", lora_name) if lora_name else None
-        if path is None:
-            raise InputError(NODE_ID, "lora_name", f"'{lora_name}' is not in the loras folder",
-                             "put the relight LoRA into ComfyUI/models/loras/ and refresh the node list")
+            raise InputError(DISPLAY, "model", str(e).removeprefix("input 'model': ")) from e
         try:
             patched, report = load_and_apply(model, path, strength=strength, allow_partial=allow_partial)
         except ValueError as e:
-            raise InputError(NODE_ID, "lora_name", f"'{lora_name}': {e}") from e
+            if str(e).startswith("input 'model'"):
+                raise InputError(DISPLAY, "model", str(e).removeprefix("input 'model': ")) from e
+            raise InputError(DISPLAY, "lora_name", f"'{lora_name}': {e}") from e
         text = f"{lora_name}: " + report.summary()
         return io.NodeOutput(patched, text, ui=ui.PreviewText(text))
 

@@ -10,7 +10,8 @@ import torch
 from comfy_api.latest import io, ui
 
 from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_interrupt,
-                     frames_blocked, frames_of, frames_output_input, one_source, preview_size, to_image)
+                     frames_blocked, frames_of, frames_output_input, model_file, one_source, preview_size,
+                     to_image)
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
@@ -74,20 +75,26 @@ class PoseModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, detector, pose_model, device, batch_size, bgr_like_official):
-        import folder_paths
+        from ..models.onnx_pose import DEVICES, OFFICIAL_MODEL_FILE, PersonDetector, WholeBodyPose
 
-        from ..models.onnx_pose import PersonDetector, WholeBodyPose, resolve_model_path
+        node = "Pose Models"
+        if device not in DEVICES:
+            raise InputError(node, "device", f"'{device}' is not one of {', '.join(DEVICES)}", "pick one from the list")
+        # Names are confined to the model folders before anything is opened (never a path outside them).
+        det_path = model_file(node, "detector", "detection", detector, folder_file=OFFICIAL_MODEL_FILE)
+        pose_path = model_file(node, "pose_model", "detection", pose_model, folder_file=OFFICIAL_MODEL_FILE)
 
-        roots = folder_paths.get_folder_paths("detection")
-        try:
-            det = PersonDetector.load(resolve_model_path(detector, roots), device)
-        except (ValueError, RuntimeError, FileNotFoundError) as e:
-            raise InputError("Pose Models", "detector", str(e)) from e
-        try:
-            pose = WholeBodyPose.load(resolve_model_path(pose_model, roots), device, batch_size=batch_size or 1,
-                                      bgr_like_official=bgr_like_official)
-        except (ValueError, RuntimeError, FileNotFoundError) as e:
-            raise InputError("Pose Models", "pose_model", str(e)) from e
+        def load(model_cls, path, input_name, **kwargs):
+            try:
+                return model_cls.load(path, device, **kwargs)
+            except RuntimeError as e:  # the CUDA provider is missing or did not start: a device problem
+                raise InputError(node, "device", str(e)) from e
+            except (ValueError, FileNotFoundError) as e:  # the file is not the expected model
+                raise InputError(node, input_name, str(e)) from e
+
+        det = load(PersonDetector, det_path, "detector")
+        pose = load(WholeBodyPose, pose_path, "pose_model", batch_size=batch_size or 1,
+                    bgr_like_official=bgr_like_official)
         if batch_size == 0:
             on_cuda = pose.session.get_providers()[0] == "CUDAExecutionProvider"
             batch_size = AUTO_BATCH_CUDA if on_cuda else AUTO_BATCH_CPU

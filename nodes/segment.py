@@ -7,11 +7,25 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, one_source,
-                     preview_size, to_image)
+from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, model_file,
+                     one_source, preview_size, to_image)
 
 REQUIRES = ("sam2", "cv2")
 CAT = CATEGORY + "/mask"
+# SAM2's Hiera trunk downsamples by 32 and its FPN/mask decoder need whole feature maps at strides
+# 4 to 32: any other image_size fails deep inside sam2 with a tensor-size error.
+SAM2_SIZE_STEP, SAM2_MIN_SIZE, SAM2_MAX_SIZE = 32, 32, 2048
+
+
+def sam2_image_size_problem(image_size) -> str:
+    """Why ``image_size`` cannot be a SAM2 input size ('' when it can; 0 = the checkpoint's own)."""
+    if image_size == 0:
+        return ""
+    if not isinstance(image_size, int) or isinstance(image_size, bool):
+        return f"{image_size!r} is not a whole number"
+    if image_size < SAM2_MIN_SIZE or image_size > SAM2_MAX_SIZE or image_size % SAM2_SIZE_STEP:
+        return f"{image_size} is not a size SAM2 can run at"
+    return ""
 
 
 class Sam2Loader(io.ComfyNode):
@@ -33,28 +47,38 @@ class Sam2Loader(io.ComfyNode):
                                tooltip="Where SAM2 runs; auto = CUDA when available."),
                 io.Combo.Input("dtype", options=["fp32", "bf16", "fp16"], default="bf16",
                                tooltip="Compute precision (autocast). On the CPU fp16 falls back to fp32."),
-                io.Int.Input("image_size", default=0, min=0, max=2048, step=16,
-                             tooltip="Model input size; 0 = the checkpoint's own (1024). Smaller is faster and "
-                                     "coarser."),
+                io.Int.Input("image_size", default=0, min=0, max=SAM2_MAX_SIZE, step=SAM2_SIZE_STEP,
+                             tooltip="Model input size; 0 = the checkpoint's own (1024, official). Otherwise a "
+                                     "multiple of 32 (SAM2's network stride): smaller is faster and coarser."),
             ],
             outputs=[Sam2Model.Output(display_name="sam2_model")],
         )
 
     @classmethod
     def execute(cls, checkpoint, device, dtype, image_size):
-        import folder_paths
+        import torch
 
-        from ..models.sam2_loader import load_sam2
+        from ..models.sam2_loader import DTYPES, load_sam2
 
-        path = folder_paths.get_full_path("sam2", checkpoint)
-        if path is None:
-            raise InputError("SAM2 Loader", "checkpoint", f"'{checkpoint}' is not in models/sam2",
-                             "put a SAM 2 / 2.1 checkpoint there")
+        node = "SAM2 Loader"
+        if device not in ("auto", "cuda", "cpu"):
+            raise InputError(node, "device", f"'{device}' is not one of auto, cuda, cpu", "pick one from the list")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise InputError(node, "device", "'cuda' was chosen but torch sees no CUDA GPU",
+                             "choose 'auto' or 'cpu', or install a CUDA build of torch")
+        if dtype not in DTYPES:
+            raise InputError(node, "dtype", f"'{dtype}' is not one of {', '.join(DTYPES)}", "pick one from the list")
+        problem = sam2_image_size_problem(image_size)
+        if problem:
+            raise InputError(node, "image_size", problem,
+                             f"use 0 (the checkpoint's own, 1024) or a multiple of {SAM2_SIZE_STEP} from "
+                             f"{SAM2_MIN_SIZE} to {SAM2_MAX_SIZE}")
+        path = model_file(node, "checkpoint", "sam2", checkpoint)
         overrides = [f"++model.image_size={image_size}"] if image_size else []
         try:
             model = load_sam2(path, device=device, dtype=dtype, overrides=overrides)
         except (ValueError, RuntimeError, KeyError) as e:
-            raise InputError("SAM2 Loader", "checkpoint", str(e)) from e
+            raise InputError(node, "checkpoint", str(e)) from e
         return io.NodeOutput(model)
 
 
