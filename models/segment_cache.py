@@ -11,7 +11,13 @@ segments bit for bit and samples from the first missing one.
 Cache root: ``$WAN_ANIMATE_KIT_CACHE_DIR`` if set, else the host's internal system-user folder
 ``<user dir>/__wan_animate_kit/segments`` (not served over HTTP and, unlike ``temp``, not wiped
 when the host starts, so a crash does not lose it). A job's folder is removed when the job
-finishes; folders untouched for a week are pruned.
+finishes.
+
+The root may be a folder shared with other programs, so the cache only ever deletes what it wrote:
+every job folder carries a marker file (``MARKER`` with ``MARKER_TEXT``), and pruning skips any
+entry without it (and any link). Marked folders untouched for a week are pruned, and the marked
+folders together are kept under ``$WAN_ANIMATE_KIT_CACHE_MAX_GB`` (default 20 GB), oldest first;
+the running job's own folder is never pruned.
 """
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ import numpy as np
 log = logging.getLogger("wan_animate_kit")
 
 STALE_SECONDS = 7 * 24 * 3600
+MAX_GB_ENV = "WAN_ANIMATE_KIT_CACHE_MAX_GB"
+DEFAULT_MAX_GB = 20.0
+MARKER = ".wan_animate_kit_segments"
+MARKER_TEXT = "segment cache of the Wan-Animate Kit ComfyUI nodes; this folder may be deleted\n"
 
 
 # -- hashing ----------------------------------------------------------------------------------
@@ -223,19 +233,63 @@ def default_root() -> str:
     return os.path.join(base, "segments")
 
 
+def max_cache_bytes() -> int:
+    """The size cap of the marked job folders from ``$WAN_ANIMATE_KIT_CACHE_MAX_GB`` (default 20 GB).
+    A value that is not a number >= 0 is ignored with a warning."""
+    text = os.environ.get(MAX_GB_ENV, "").strip()
+    gb = DEFAULT_MAX_GB
+    if text:
+        try:
+            gb = float(text)
+            if not (gb >= 0 and gb != float("inf")):
+                raise ValueError(text)
+        except ValueError:
+            log.warning("Wan-Animate Kit: %s=%r is not a number of GB >= 0; using %g", MAX_GB_ENV, text,
+                        DEFAULT_MAX_GB)
+            gb = DEFAULT_MAX_GB
+    return int(gb * 1024 ** 3)
+
+
+def is_cache_entry(path: str) -> bool:
+    """True for a real folder (not a link) holding the pack's marker file with its text."""
+    marker = os.path.join(path, MARKER)
+    try:
+        if os.path.islink(path) or not os.path.isdir(path) or os.path.islink(marker) or not os.path.isfile(marker):
+            return False
+        with open(marker, encoding="utf-8", errors="replace") as f:
+            return f.read(len(MARKER_TEXT) + 1) == MARKER_TEXT
+    except OSError:
+        return False
+
+
+def _folder_bytes(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
 class SegmentCache:
     """Finished segments of one job on disk. ``enabled=False`` makes every call a no-op."""
 
-    def __init__(self, job_key: str, root: str | None = None, enabled: bool = True):
+    def __init__(self, job_key: str, root: str | None = None, enabled: bool = True, max_bytes: int | None = None):
         self.enabled = bool(enabled)
         self.job_key = job_key
         self.root = root if root is not None else (default_root() if enabled else "")
         self.dir = os.path.join(self.root, job_key) if enabled else ""
+        self.max_bytes = max_cache_bytes() if max_bytes is None else int(max_bytes)
         self.loaded: list[int] = []
         self.saved: list[int] = []
         if self.enabled:
             try:
                 os.makedirs(self.dir, exist_ok=True)
+                if not is_cache_entry(self.dir):
+                    with open(os.path.join(self.dir, MARKER), "w", encoding="utf-8") as f:
+                        f.write(MARKER_TEXT)
                 os.utime(self.dir)
             except OSError as e:  # a read-only or missing drive must not stop the job
                 log.warning("Wan-Animate Kit: segment cache disabled, cannot use %s (%s)", self.dir, e)
@@ -284,6 +338,7 @@ class SegmentCache:
                 pass
             return
         self.saved.append(index)
+        self.prune()  # keep the size cap as the job grows (its own folder is never pruned)
 
     def write_info(self, info: dict) -> None:
         if self.enabled:
@@ -298,17 +353,42 @@ class SegmentCache:
         if self.enabled and os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def prune(self, max_age: float = STALE_SECONDS) -> None:
-        """Remove other jobs' folders not touched for ``max_age`` seconds."""
+    def prune(self, max_age: float = STALE_SECONDS, max_bytes: int | None = None) -> list[str]:
+        """Remove the pack's other job folders: those untouched for ``max_age`` seconds, then the
+        oldest until all marked folders (this job's included) fit in ``max_bytes`` (default: the
+        cache's cap). Entries without the marker, links and this job's folder are never touched.
+        Returns the removed paths."""
+        if not self.enabled:
+            return []
+        cap = self.max_bytes if max_bytes is None else int(max_bytes)
         now = time.time()
         try:
-            entries = list(os.scandir(self.root))
+            entries = [e.path for e in os.scandir(self.root) if e.name != self.job_key]
         except OSError:
-            return
-        for e in entries:
-            if e.is_dir() and e.name != self.job_key:
+            return []
+        ours = []
+        for path in entries:
+            if is_cache_entry(path):
                 try:
-                    if now - e.stat().st_mtime > max_age:
-                        shutil.rmtree(e.path, ignore_errors=True)
+                    ours.append((os.stat(path).st_mtime, path))
                 except OSError:
                     pass
+        ours.sort()  # oldest first
+        removed = []
+        kept = []
+        for mtime, path in ours:
+            if now - mtime > max_age:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+            else:
+                kept.append((path, _folder_bytes(path)))
+        total = _folder_bytes(self.dir) + sum(size for _, size in kept)
+        for path, size in kept:
+            if total <= cap:
+                break
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+            total -= size
+        if removed:
+            log.info("Wan-Animate Kit: segment cache pruned %d old job folder(s) in %s", len(removed), self.root)
+        return removed
