@@ -76,7 +76,7 @@ def main() -> None:
     frames = np.random.default_rng(1).integers(0, 256, (t_len, h, w, 3), dtype=np.uint8)
 
     border = cv2.BORDER_CONSTANT
-    boxes, low = face.face_boxes(kps, w, h, fps=30.0)
+    boxes, low = face.face_boxes(kps, w, h, mode="square", fps=30.0)
     official = face.face_boxes(kps, w, h, mode="official")[0]
 
     def per_frame(fn) -> float:
@@ -92,11 +92,11 @@ def main() -> None:
 
     t_render = per_frame(lambda t: render.render_pose_frame(kps[t], w, h))
     t_crop = per_frame(lambda t: face._crop_one(frames[t], boxes[t], 512, border))
-    t_official = per_frame(lambda t: face._crop_one(frames[t], official[t], 512, border))
+    t_official = per_frame(lambda t: face.crop_faces_official(frames[t:t + 1], official[t:t + 1], 512))
     runs = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        face.face_boxes(kps, w, h, fps=30.0)
+        face.face_boxes(kps, w, h, mode="square", fps=30.0)
         runs.append((time.perf_counter() - t0) / t_len)
     t_boxes = float(np.median(runs))
     batch = []

@@ -265,18 +265,28 @@ class FaceCrops(io.ComfyNode):
             node_id=PREFIX + "FaceCrops",
             display_name="Face Crops (512²)",
             category=CAT,
-            description="Cut the subject's face out of every frame for the face adapter. 'square' (default) keeps the "
-                        "aspect ratio, smooths the box over time, pads at image borders and holds the last box when the "
-                        "face is lost; 'official' is the Wan-Animate box (area x1.3, mostly upwards, stretched).",
+            description="Cut the subject's face out of every frame for the face adapter. 'official' (default) is the "
+                        "Wan-Animate crop, pixel for pixel: the box of the 68 face landmarks grown to 1.3x its area "
+                        "(mostly upwards), clipped to the image, cut at whole pixels and stretched to 512x512, no "
+                        "smoothing. 'square' is the pack's option: a smoothed square box, never stretched, padded "
+                        "at image borders, holding the last box when the face is lost.",
             inputs=[
                 Pose.Input("pose", tooltip="Poses of the same video (not retargeted: faces come from the original "
                                            "frames)."),
                 io.Image.Input("images", optional=True, tooltip="The driving frames. Connect this or video."),
                 io.Video.Input("video", optional=True, tooltip="The driving video. Connect this or images."),
-                io.Combo.Input("mode", options=["square", "official"], default="square",
-                               tooltip="square: smoothed square box, never stretched. official: the reference rule."),
+                io.Combo.Input("mode", options=["official", "square"], default="official",
+                               tooltip="official: the Wan-Animate crop (box of all 68 landmarks whatever their "
+                                       "confidence, area x1.3, 3/4 of the extra height above, clipped, whole pixels, "
+                                       "stretched to the crop size, no smoothing); where it has no box (landmarks "
+                                       "without width or height, or outside the image) the nearest frame's box is "
+                                       "used and the frame is reported. square: differs from the official crop - a "
+                                       "square of 1.3x the larger landmark side lifted for the forehead, at least 64 "
+                                       "px, smoothed over time, sampled at sub-pixel precision, never stretched, "
+                                       "padded black outside the image, the last good box held (moved with the head) "
+                                       "on frames with an unsure face."),
                 io.Int.Input("size", default=512, min=64, max=1024, step=64,
-                             tooltip="Crop size in pixels (the model expects 512)."),
+                             tooltip="Crop size in pixels (official 512, what the model expects)."),
                 frames_output_input("face crops"),
             ],
             outputs=[io.Image.Output(display_name="face_video",
@@ -289,7 +299,7 @@ class FaceCrops(io.ComfyNode):
 
     @classmethod
     def execute(cls, pose, mode, size, images=None, video=None, frames_output=True):
-        from ..preprocess.face import crop_faces, face_boxes
+        from ..preprocess.face import crop_faces, crop_faces_official, face_boxes
         from .lazy_video import ChunkVideo
 
         src = one_source("Face Crops", images, video)
@@ -306,13 +316,21 @@ class FaceCrops(io.ComfyNode):
         if (w, h) != (pose.width, pose.height):
             kps[..., 0] *= w / pose.width
             kps[..., 1] *= h / pose.height
-        boxes, low = face_boxes(kps, w, h, mode=mode, fps=pose.fps or 30.0)
+        try:
+            boxes, low = face_boxes(kps, w, h, mode=mode, fps=pose.fps or 30.0)
+        except ValueError as e:
+            if "usable face box" not in str(e):
+                raise
+            raise InputError("Face Crops", "pose", "has no frame with a usable official face box (the face "
+                             "landmarks have no width or height, or lie outside the image, in every frame)",
+                             "use the pose of a video where the face is seen, or mode 'square'") from None
         fps = src.fps or pose.fps or DEFAULT_FPS
+        cut = crop_faces_official if mode == "official" else crop_faces
 
         def crop():  # one pass over the driving frames
             pos = 0
             for chunk in src.iter_chunks(32):
-                yield crop_faces(chunk, boxes[pos:pos + len(chunk)], size=size)
+                yield cut(chunk, boxes[pos:pos + len(chunk)], size=size)
                 pos += len(chunk)
 
         faces = ChunkVideo(crop, src.num_frames, size, size, fps)

@@ -2,17 +2,23 @@
 
 Two box rules:
 
-* ``'official'`` (wan-animate-reference.md §3.5): per frame the min/max box of the landmarks, its
-  area x 1.3 (``w * sqrt(1.3)``, ``h * sqrt(1.3)``), the extra width split evenly, the extra height
-  3/4 upwards and 1/4 downwards, clipped to the image; no smoothing, no confidence check. Cropping
-  such a box to 512x512 stretches the face, as the official pipeline does.
-* ``'square'`` (default): a square of side ``max(w, h) * scale`` centred on the landmarks and lifted
-  by ``lift * h`` for the forehead, at least ``min_size`` pixels, smoothed over time (centre by a
-  lag-free One-Euro filter, size by a Gaussian), allowed to extend past the image (the crop pads
-  instead of shifting the face). Frames whose face is missing or unsure keep the last good box,
-  moved along with the head keypoints when those are seen; they are reported as low-confidence.
+* ``'official'`` (default; official: wan/modules/animate/preprocess/process_pipepline.py with
+  utils.py ``get_face_bboxes``): per frame the min/max box of all 68 landmarks whatever their
+  confidence, its area x 1.3 (same aspect), the extra width split evenly, the extra height 3/4
+  upwards and 1/4 downwards, clipped to the image and truncated to integers; no smoothing. The
+  crop is that integer region of the frame stretched to 512x512 by ``cv2.resize`` (bilinear), see
+  :func:`crop_faces_official` -- pixel-equal to the official crop. Only where the official code
+  would stop with an error (landmarks without width or height, or an empty region) the nearest
+  frame's box is used instead, and the frame is reported.
+* ``'square'`` (the pack's option): a square of side ``max(w, h) * scale`` centred on the landmarks
+  and lifted by ``lift * h`` for the forehead, at least ``min_size`` pixels, smoothed over time
+  (centre by a lag-free One-Euro filter, size by a Gaussian), allowed to extend past the image (the
+  crop pads instead of shifting the face). Frames whose face is missing or unsure keep the last good
+  box, moved along with the head keypoints when those are seen; they are reported as
+  low-confidence. Unlike the official crop the face is never stretched and the box is sampled at
+  sub-pixel precision.
 
-:func:`crop_faces` cuts boxes out at sub-pixel precision (``cv2.getRectSubPix`` + ``cv2.resize``,
+:func:`crop_faces` cuts float boxes out at sub-pixel precision (``cv2.getRectSubPix`` + ``cv2.resize``,
 equivalent to an affine warp of the box, 5x faster), padding where a box leaves the frame and
 area-averaging first when a box shrinks 2x or more.
 """
@@ -42,19 +48,55 @@ def _check(kps: np.ndarray, width: int, height: int) -> np.ndarray:
     return kps
 
 
-def official_face_box(landmarks: np.ndarray, width: int, height: int) -> np.ndarray:
-    """The official box [4] (x1, y1, x2, y2) of 68 landmarks [68, >=2], clipped to the image."""
-    pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
-    x1, y1 = pts.min(axis=0)
-    x2, y2 = pts.max(axis=0)
-    w, h = x2 - x1, y2 - y1
-    gain = math.sqrt(OFFICIAL_AREA_GAIN)
-    dw = (w * gain - w) / 2
-    dh = (h * gain - h) / 4
-    box = np.array([x1 - dw, y1 - 3 * dh, x2 + dw, y2 + dh])
-    box[[0, 2]] = box[[0, 2]].clip(0, width)
-    box[[1, 3]] = box[[1, 3]].clip(0, height)
-    return box.astype(np.float32)
+def official_face_boxes(face_landmarks: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The official integer face boxes of 68 landmarks per frame, as the crop really uses them.
+
+    official: wan/modules/animate/preprocess/process_pipepline.py (``ProcessPipeline.__call__``) with
+    wan/modules/animate/preprocess/utils.py, ``get_face_bboxes(kp2ds, scale, image_shape)`` (the
+    three-argument one, defined last), called with scale 1.3 on the 68 face landmarks (keypoints
+    23..90 of the 133; x, y only, every point whatever its confidence) of the *source* poses.
+
+    face_landmarks: [T, 68, >=2] pixel coordinates (float32, as the pose model gives them). The
+    official pipeline normalises them by the image size in float32 and multiplies back in float64;
+    this round trip is repeated so the truncation below sees the very same numbers. Then the
+    min/max box (w, h) grows to area ``1.3 w h`` with the same aspect (computed as the official
+    formula does, ``sqrt(1.3 w h * w / h)``), the extra width split evenly, the extra height 3/4
+    above and 1/4 below, clipped to the image, and truncated with ``int``. The official crop is
+    ``frame[y1:y2, x1:x2]`` with these numbers, including Python's reading of a negative end
+    (a face left of / above the image); the boxes returned here are the pixel ranges that slice
+    really covers.
+
+    Returns (boxes int64 [T, 4] (x1, y1, x2, y2), end exclusive, within the image; usable bool
+    [T]). A frame is not usable where the official code has no crop: landmarks without width or
+    height (NaN box, ``int`` fails) or an empty slice (``cv2.resize`` fails).
+    """
+    lm = np.asarray(face_landmarks)
+    if lm.ndim != 3 or lm.shape[1] != 68 or lm.shape[2] < 2:
+        raise ValueError(f"official_face_boxes expects landmarks [T, 68, >=2], got {lm.shape}")
+    w, h = int(width), int(height)
+    # official: pose2d_utils.load_pose_metas_from_kp2ds_seq divides in place (float32), then
+    # get_face_bboxes multiplies by (w, h) -> float64
+    xs = (lm[:, :, 0].astype(np.float32) / np.float32(w)).astype(np.float64) * w
+    ys = (lm[:, :, 1].astype(np.float32) / np.float32(h)).astype(np.float64) * h
+    left, right = xs.min(axis=1), xs.max(axis=1)
+    top, bottom = ys.min(axis=1), ys.max(axis=1)
+    bw, bh = right - left, bottom - top
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        grown = bw * bh * OFFICIAL_AREA_GAIN
+        pad_x = (np.sqrt(grown * (bw / bh)) - bw) / 2
+        pad_y = (np.sqrt(grown * (bh / bw)) - bh) / 4
+        edges = np.stack([np.maximum(left - pad_x, 0.0), np.maximum(top - 3 * pad_y, 0.0),
+                          np.minimum(right + pad_x, w), np.minimum(bottom + pad_y, h)], axis=1)
+    finite = np.isfinite(edges).all(axis=1)
+    ints = np.trunc(np.where(finite[:, None], edges, 0.0)).astype(np.int64)  # int() of each edge
+    # the pixels frame[y1:y2, x1:x2] covers: starts are >= 0 (clipped) but may pass the end of
+    # the image; a negative end counts from the far side
+    size = np.array([w, h, w, h], np.int64)
+    starts = np.minimum(ints[:, :2], size[:2])
+    ends = np.where(ints[:, 2:] < 0, np.maximum(ints[:, 2:] + size[2:], 0), ints[:, 2:])
+    boxes = np.concatenate([starts, ends], axis=1)
+    usable = finite & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes, usable
 
 
 def face_confidence(kps: np.ndarray, lm_threshold: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +129,7 @@ def _gaussian_1d(values: np.ndarray, sigma: float) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
-def face_boxes(kps: np.ndarray, width: int, height: int, mode: str = "square", *, scale: float = 1.3,
+def face_boxes(kps: np.ndarray, width: int, height: int, mode: str = "official", *, scale: float = 1.3,
                lift: float = 0.08, min_size: float = 64.0, conf_threshold: float = 0.35,
                lm_threshold: float = 0.3, min_landmarks: float = 0.5, smoothing: float = 0.6,
                size_sigma_s: float = 0.3, fps: float = 30.0) -> tuple[np.ndarray, list[int]]:
@@ -95,9 +137,12 @@ def face_boxes(kps: np.ndarray, width: int, height: int, mode: str = "square", *
     indices of frames whose face was missing or unsure (mean landmark confidence < ``conf_threshold``
     or fewer than ``min_landmarks`` of the 68 at ``lm_threshold``).
 
-    mode 'official' reproduces §3.5 exactly (the report is informative only). mode 'square': see the
-    module doc; ``smoothing`` 0..1 is the centre filter strength (0 = none), ``size_sigma_s`` the
-    Gaussian sigma of the size in seconds; ``fps`` <= 0 means 30.
+    mode 'official' gives the official integer boxes (:func:`official_face_boxes`; cut them with
+    :func:`crop_faces_official`); the confidence report is informative only, plus the frames where
+    the official code has no box, which take the nearest frame's box (the earlier one on a tie);
+    a ValueError when no frame has one. mode 'square': see the module doc; ``smoothing`` 0..1 is
+    the centre filter strength (0 = none), ``size_sigma_s`` the Gaussian sigma of the size in
+    seconds; ``fps`` <= 0 means 30.
     """
     kps = _check(kps, width, height)
     if mode not in ("official", "square"):
@@ -107,7 +152,18 @@ def face_boxes(kps: np.ndarray, width: int, height: int, mode: str = "square", *
     good = (mean_conf >= conf_threshold) & (usable >= min_landmarks)
     low = [int(i) for i in np.flatnonzero(~good)]
     if mode == "official":
-        return np.stack([official_face_box(kps[t, FACE], width, height) for t in range(t_len)]), low
+        boxes, usable = official_face_boxes(kps[:, FACE], width, height)
+        if not usable.all():
+            if not usable.any():
+                raise ValueError("no frame has a usable face box: the face landmarks have no width or height, "
+                                 "or lie outside the image, in every frame")
+            ok = np.flatnonzero(usable)
+            for t in np.flatnonzero(~usable):
+                pos = np.searchsorted(ok, t)
+                cands = [int(ok[j]) for j in (pos - 1, pos) if 0 <= j < len(ok)]
+                boxes[t] = boxes[min(cands, key=lambda j: (abs(j - t), j))]
+            low = sorted(set(low) | {int(t) for t in np.flatnonzero(~usable)})
+        return boxes.astype(np.float32), low
     if scale <= 0 or min_size <= 0:
         raise ValueError("scale and min_size must be positive")
     fps = fps if fps and fps > 0 else 30.0
@@ -264,4 +320,47 @@ def crop_faces(frames: np.ndarray | Iterable[np.ndarray], boxes: np.ndarray, siz
         count += 1
     if count != len(boxes):
         raise ValueError(f"{count} frames for {len(boxes)} boxes: give one box per frame")
+    return out if out is not None else np.zeros((0, size, size, 3), np.uint8)
+
+
+def crop_faces_official(frames: np.ndarray | Iterable[np.ndarray], boxes: np.ndarray, size: int = 512,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """The official face crop: ``cv2.resize(frame[y1:y2, x1:x2], (size, size))`` per frame.
+
+    official: wan/modules/animate/preprocess/process_pipepline.py, ``ProcessPipeline.__call__`` (the
+    integer region stretched to 512x512 with cv2's default bilinear interpolation). boxes: [T, 4]
+    integer (x1, y1, x2, y2) regions inside the image, end exclusive, as ``face_boxes(mode='official')``
+    gives them. frames and ``out`` as in :func:`crop_faces`; uint8 frames give the official pixels.
+    """
+    if size <= 0:
+        raise ValueError(f"crop size must be positive, got {size}")
+    boxes = np.asarray(boxes)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must be [T, 4] (x1, y1, x2, y2), got {boxes.shape}")
+    if not np.isfinite(boxes).all() or not np.array_equal(boxes, np.round(boxes)):
+        raise ValueError("official face boxes must be whole pixels (from face_boxes(mode='official'))")
+    ib = boxes.astype(np.int64)
+    if out is not None and (out.ndim != 4 or out.shape[:3] != (len(ib), size, size)):
+        raise ValueError(f"out must be [{len(ib)}, {size}, {size}, C], got {out.shape}")
+    count = 0
+    for t, frame in enumerate(frames):
+        if t >= len(ib):
+            raise ValueError(f"more frames than boxes ({len(ib)})")
+        frame = np.asarray(frame)
+        if frame.ndim != 3:
+            raise ValueError(f"each frame must be [H, W, C], got {frame.shape}")
+        x1, y1, x2, y2 = (int(v) for v in ib[t])
+        fh, fw = frame.shape[:2]
+        if not (0 <= x1 < x2 <= fw and 0 <= y1 < y2 <= fh):
+            raise ValueError(f"face box {[x1, y1, x2, y2]} of frame {t} is empty or outside the {fw}x{fh} frame")
+        work = frame if frame.dtype in (np.uint8, np.float32) else frame.astype(np.float32)
+        crop = cv2.resize(work[y1:y2, x1:x2], (int(size), int(size)))
+        if crop.ndim == 2:
+            crop = crop[:, :, None]
+        if out is None:
+            out = np.empty((len(ib), size, size, frame.shape[2]), work.dtype)
+        out[t] = crop
+        count += 1
+    if count != len(ib):
+        raise ValueError(f"{count} frames for {len(ib)} boxes: give one box per frame")
     return out if out is not None else np.zeros((0, size, size, 3), np.uint8)

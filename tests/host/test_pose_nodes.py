@@ -67,6 +67,36 @@ def test_video_to_pose_render_and_face_crops(pose_models):
     official = FaceCrops.execute(pose=pose, mode="official", size=512, images=imgs).result[0]
     assert tuple(official.shape) == (6, 512, 512, 3)
     assert box_w > 0
+    # official (the default): the reference crop of the uint8 frames, pixel for pixel
+    assert FaceCrops.GET_SCHEMA().inputs[3].default == "official"
+    u8 = (imgs.numpy() * 255).round().astype(np.uint8)
+    for t in range(6):
+        want = official_face_crop(u8[t], pose.subject_keypoints[t])
+        assert np.array_equal((official[t].numpy() * 255).round().astype(np.uint8), want), t
+    # no frame with a usable face box: a clear error naming the pose input
+    from dataclasses import replace
+    flat = pose.keypoints.copy()
+    flat[:, :, 23:91, 1] = 50.0  # every face a flat line: no height
+    with pytest.raises(ValueError, match="'pose'.*usable official face box"):
+        FaceCrops.execute(pose=replace(pose, keypoints=flat), mode="official", size=512, images=imgs)
+
+
+def official_face_crop(frame: np.ndarray, kps133: np.ndarray) -> np.ndarray:
+    """The official crop re-stated (process_pipepline.py + utils.get_face_bboxes with scale 1.3)."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    k = np.array(kps133, np.float32)
+    k[:, 0] /= w
+    k[:, 1] /= h
+    pts = k[22:91, :2][1:] * (w, h)
+    (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
+    fw, fh = x1 - x0, y1 - y0
+    big = fw * fh * 1.3
+    dw, dh = (np.sqrt(big * (fw / fh)) - fw) / 2, (np.sqrt(big * (fh / fw)) - fh) / 4
+    left, right = int(max(x0 - dw, 0)), int(min(x1 + dw, w))
+    top, bottom = int(max(y0 - 3 * dh, 0)), int(min(y1 + dh, h))
+    return cv2.resize(frame[top:bottom, left:right], (512, 512))
 
 
 def test_video_outputs_are_made_on_demand_and_equal_the_frames(pose_models, monkeypatch, tmp_path):

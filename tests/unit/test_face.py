@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
 from wan_animate_kit.preprocess import pose_types as pt
-from wan_animate_kit.preprocess.face import crop_faces, face_boxes, official_face_box
+from wan_animate_kit.preprocess.face import crop_faces, crop_faces_official, face_boxes, official_face_boxes
 
 W, H = 1280, 720
 
@@ -30,31 +31,145 @@ def face_kps(t_len: int, cx, cy, w: float = 100.0, h: float = 120.0, noise: floa
     return k
 
 
+def official_crop_reference(frame: np.ndarray, kps133: np.ndarray, size: int = 512) -> np.ndarray:
+    """Re-statement of the official face crop (process_pipepline.py + utils.get_face_bboxes, scale 1.3).
+
+    Keypoints go through the official meta: float32 division by the image size, the 'keypoints_face'
+    slice 22:91, its first point dropped and x, y multiplied back by (w, h). Raises where the official
+    code raises (NaN -> int(), empty region -> cv2.resize)."""
+    h, w = frame.shape[:2]
+    k = np.array(kps133, np.float32).copy()
+    k[:, 0] /= w
+    k[:, 1] /= h
+    keypoints_face = k[22:91]
+    pts = keypoints_face[:, :2].copy()[1:] * (w, h)
+    lo, hi = np.min(pts, axis=0), np.max(pts, axis=0)
+    fw, fh = hi[0] - lo[0], hi[1] - lo[1]
+    area = fw * fh * 1.3
+    dw = (np.sqrt(area * (fw / fh)) - fw) / 2
+    dh = (np.sqrt(area * (fh / fw)) - fh) / 4
+    x1, x2 = int(max(lo[0] - dw, 0)), int(min(hi[0] + dw, w))
+    y1, y2 = int(max(lo[1] - 3 * dh, 0)), int(min(hi[1] + dh, h))
+    return cv2.resize(frame[y1:y2, x1:x2], (size, size))
+
+
+def _official_ok(frame, kps133) -> bool:
+    try:
+        with np.errstate(all="ignore"):
+            official_crop_reference(frame, kps133, 8)
+        return True
+    except (ValueError, cv2.error):
+        return False
+
+
+def random_faces(rng, t_len: int, w: int, h: int) -> np.ndarray:
+    """Random landmark clouds of every size and place, many touching or past the image border."""
+    k = np.zeros((t_len, 133, 3), np.float32)
+    for t in range(t_len):
+        cx, cy = rng.uniform(-0.2 * w, 1.2 * w), rng.uniform(-0.2 * h, 1.2 * h)
+        fw, fh = rng.uniform(2, 0.6 * w), rng.uniform(2, 0.6 * h)
+        k[t, pt.FACE, 0] = cx + rng.uniform(-fw / 2, fw / 2, 68)
+        k[t, pt.FACE, 1] = cy + rng.uniform(-fh / 2, fh / 2, 68)
+        k[t, pt.FACE, 2] = rng.uniform(0, 1, 68)   # confidences are ignored by the official rule
+        k[t, :23] = rng.uniform(0, max(w, h), (23, 3))  # body/feet (index 22 sits in the official slice)
+    return k
+
+
+@pytest.mark.parametrize("w,h,seed", [(W, H, 0), (832, 480, 1), (97, 131, 2)])
+def test_official_crop_is_pixel_equal_to_the_reference(w, h, seed):
+    rng = np.random.default_rng(seed)
+    t_len = 40
+    kps = random_faces(rng, t_len, w, h)
+    kps[0, pt.FACE, 0] = np.linspace(-30, 50, 68)   # over the left/top edge
+    kps[0, pt.FACE, 1] = np.linspace(-20, 60, 68)
+    kps[1, pt.FACE, 0] = np.linspace(w - 40, w + 30, 68)   # over the right/bottom edge
+    kps[1, pt.FACE, 1] = np.linspace(h - 50, h + 25, 68)
+    kps[2, pt.FACE, :2] = kps[1, pt.FACE, :2] - [w + 60, 0]   # entirely left of the image: negative end
+    kps[3, pt.FACE, 0] = np.linspace(0, w, 68)   # the whole image
+    kps[3, pt.FACE, 1] = np.linspace(0, h, 68)
+    kps[4, pt.FACE, 0] = np.round(rng.uniform(0.3, 0.6, 68) * w) + 0.5   # half pixels
+    kps[4, pt.FACE, 1] = np.round(rng.uniform(0.3, 0.6, 68) * h) + 0.5
+    frames = rng.integers(0, 256, (t_len, h, w, 3), dtype=np.uint8)
+    ok = np.array([_official_ok(frames[t], kps[t]) for t in range(t_len)])
+    assert ok[:5].all() and ok.sum() >= 30
+    boxes, low = face_boxes(kps, w, h, mode="official")
+    crops = crop_faces_official(frames, boxes, size=512)
+    assert crops.dtype == np.uint8 and crops.shape == (t_len, 512, 512, 3)
+    for t in np.flatnonzero(ok):
+        assert np.array_equal(crops[t], official_crop_reference(frames[t], kps[t])), t
+    assert not (set(np.flatnonzero(~ok).tolist()) - set(low))   # frames without an official crop are reported
+
+
 def test_official_box_numbers():
-    lm = np.zeros((68, 3), np.float32)
-    lm[:, 0] = np.linspace(100, 200, 68)
-    lm[:, 1] = np.linspace(100, 220, 68)
-    box = official_face_box(lm, W, H)
+    kps = np.zeros((1, 133, 3), np.float32)
+    kps[0, pt.FACE, 0] = np.linspace(100, 200, 68)
+    kps[0, pt.FACE, 1] = np.linspace(100, 220, 68)
+    boxes, low = face_boxes(kps, W, H, mode="official")
     g = math.sqrt(1.3)
     dw, dh = (100 * g - 100) / 2, (120 * g - 120) / 4
-    np.testing.assert_allclose(box, [100 - dw, 100 - 3 * dh, 200 + dw, 220 + dh], rtol=1e-5)
-    # area grows by 1.3 with the extra height 3:1 above / below
-    assert (box[2] - box[0]) * (box[3] - box[1]) == pytest.approx(1.3 * 100 * 120, rel=1e-4)
-    # clipped to the image
-    near = lm.copy()
-    near[:, :2] -= 95
-    clipped = official_face_box(near, W, H)
-    assert clipped[0] == 0 and clipped[1] == 0
-    kps = np.zeros((2, 133, 3), np.float32)
-    kps[:, pt.FACE] = lm
-    boxes, low = face_boxes(kps, W, H, mode="official")
-    np.testing.assert_allclose(boxes[0], box)
-    assert low == [0, 1]   # confidence 0: reported, but the official rule uses the box anyway
+    want = [math.floor(100 - dw), math.floor(100 - 3 * dh), math.floor(200 + dw), math.floor(220 + dh)]
+    assert boxes.tolist() == [want] and boxes.dtype == np.float32
+    assert low == [0]   # confidence 0: reported, but the official rule uses the box anyway
+    # the official slicing: the box is clipped, an end left of the image counts from the right
+    raw, usable = official_face_boxes(kps[:, pt.FACE] - [300, 0, 0], W, H)
+    assert usable[0] and raw[0].tolist() == [0, want[1], W + int(200 + dw - 300), want[3]]
+
+
+def test_official_box_sees_the_float32_normalised_landmarks():
+    """The official meta stores x / w in float32; multiplied back the left edge here is 750.00001, not
+    749.99998 as with the raw pixel coordinates."""
+    kps = np.zeros((1, 133, 3), np.float32)
+    kps[0, pt.FACE, 0] = np.linspace(759.9741821289062, 902.2845458984375, 68).astype(np.float32)
+    kps[0, pt.FACE, 1] = np.linspace(178.3238067626953, 424.1578369140625, 68).astype(np.float32)
+    kps[0, pt.FACE.start, :2] = [759.9741821289062, 178.3238067626953]
+    kps[0, pt.FACE.stop - 1, :2] = [902.2845458984375, 424.1578369140625]
+    boxes, _ = face_boxes(kps, W, H, mode="official")
+    assert boxes[0].tolist() == [750, 152, 912, 432]
+    frame = np.random.default_rng(3).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    assert np.array_equal(crop_faces_official(frame[None], boxes)[0], official_crop_reference(frame, kps[0]))
+
+
+def test_official_boxes_without_a_crop_take_the_nearest_frame():
+    kps = np.zeros((6, 133, 3), np.float32)
+    for t in range(6):
+        kps[t, pt.FACE, 0] = np.linspace(100, 200, 68) + 10 * t
+        kps[t, pt.FACE, 1] = np.linspace(100, 220, 68)
+    kps[0, pt.FACE, :2] = 0.0                      # no face: all zeros (NaN box officially)
+    kps[2, pt.FACE, 1] = 150.0                     # a flat line: no height
+    kps[3, pt.FACE, 0] = np.linspace(W + 10, W + 90, 68)   # right of the image: empty region
+    boxes, usable = official_face_boxes(kps[:, pt.FACE], W, H)
+    assert usable.tolist() == [False, True, False, False, True, True]
+    held, low = face_boxes(kps, W, H, mode="official")
+    assert set(low) >= {0, 2, 3}
+    np.testing.assert_array_equal(held[[0, 2, 3]], boxes[[1, 1, 4]].astype(np.float32))   # tie -> earlier
+    np.testing.assert_array_equal(held[[1, 4, 5]], boxes[[1, 4, 5]].astype(np.float32))
+    with pytest.raises(ValueError, match="usable face box"):
+        face_boxes(np.zeros((3, 133, 3), np.float32), W, H, mode="official")
+    with pytest.raises(ValueError, match="whole pixels"):
+        crop_faces_official(np.zeros((1, 10, 10, 3), np.uint8), np.array([[0.5, 0, 5, 5]]))
+    with pytest.raises(ValueError, match="outside"):
+        crop_faces_official(np.zeros((1, 10, 10, 3), np.uint8), np.array([[0, 0, 11, 5]]))
+    with pytest.raises(ValueError, match="one box per frame"):
+        crop_faces_official(np.zeros((1, 10, 10, 3), np.uint8), np.array([[0, 0, 5, 5]] * 2))
+
+
+def test_official_crop_ignores_confidence_and_uses_only_the_68_landmarks():
+    rng = np.random.default_rng(5)
+    kps = random_faces(rng, 1, 320, 240)
+    kps[0, pt.FACE, 0] = np.linspace(100, 180, 68)
+    kps[0, pt.FACE, 1] = np.linspace(60, 160, 68)
+    other = kps.copy()
+    other[0, pt.FACE, 2] = 0.0                      # confidence: no effect
+    other[0, :23, :2] = 1000.0                      # body / feet (incl. index 22): no effect
+    other[0, pt.LEFT_HAND, :2] = -500.0             # hands: no effect
+    a, _ = face_boxes(kps, 320, 240, mode="official")
+    b, _ = face_boxes(other, 320, 240, mode="official")
+    np.testing.assert_array_equal(a, b)
 
 
 def test_square_box_contains_face_and_is_square():
     k = face_kps(10, 640, 360)
-    boxes, low = face_boxes(k, W, H)
+    boxes, low = face_boxes(k, W, H, mode="square")
     assert boxes.shape == (10, 4) and boxes.dtype == np.float32 and low == []
     side_w, side_h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     np.testing.assert_allclose(side_w, side_h, rtol=1e-5)
@@ -69,7 +184,7 @@ def test_square_box_contains_face_and_is_square():
 def test_square_box_stable_under_landmark_noise():
     t_len = 90
     k = face_kps(t_len, 640, 360, noise=2.0)
-    boxes, _ = face_boxes(k, W, H, fps=30)
+    boxes, _ = face_boxes(k, W, H, mode="square", fps=30)
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     box_jitter = np.diff(centre, axis=0).std(axis=0).mean()
     lm_jitter = np.diff(k[:, pt.FACE.start + 5, :2], axis=0).std(axis=0).mean()
@@ -87,7 +202,7 @@ def test_square_box_follows_motion():
     t_len = 60
     cx = 300 + 8 * np.arange(t_len)          # 240 px/s pan
     k = face_kps(t_len, cx, 360, noise=1.0)
-    boxes, _ = face_boxes(k, W, H, fps=30)
+    boxes, _ = face_boxes(k, W, H, mode="square", fps=30)
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     assert np.abs(centre_x[5:-5] - cx[5:-5]).max() < 4.0
 
@@ -96,7 +211,7 @@ def test_box_held_when_face_disappears_and_reported():
     t_len = 40
     k = face_kps(t_len, 500, 300)
     k[20:31] = 0.0                            # the person is gone for 11 frames
-    boxes, low = face_boxes(k, W, H, fps=30)
+    boxes, low = face_boxes(k, W, H, mode="square", fps=30)
     assert low == list(range(20, 31))
     np.testing.assert_allclose(boxes[20:31], np.repeat(boxes[19:20], 11, axis=0), atol=1e-3)
     assert np.isfinite(boxes).all()
@@ -107,7 +222,7 @@ def test_unsure_face_follows_head_points():
     cx = 400 + 10 * np.arange(t_len)
     k = face_kps(t_len, cx, 300)
     k[10:20, pt.FACE, 2] = 0.1                # face turned away: landmarks unsure, head still seen
-    boxes, low = face_boxes(k, W, H, fps=30, smoothing=0.0, size_sigma_s=0.0)
+    boxes, low = face_boxes(k, W, H, mode="square", fps=30, smoothing=0.0, size_sigma_s=0.0)
     assert low == list(range(10, 20))
     centre_x = (boxes[:, 0] + boxes[:, 2]) / 2
     np.testing.assert_allclose(centre_x[10:20], cx[10:20], atol=1e-3)
@@ -116,11 +231,11 @@ def test_unsure_face_follows_head_points():
 def test_leading_bad_frames_and_min_size_and_no_face_at_all():
     k = face_kps(10, 640, 360, w=10, h=12)
     k[:3, pt.FACE, 2] = 0.0
-    boxes, low = face_boxes(k, W, H, min_size=64)
+    boxes, low = face_boxes(k, W, H, mode="square", min_size=64)
     assert low == [0, 1, 2]
     np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], 64, rtol=1e-5)   # tiny face: size floor
     none = np.zeros((5, 133, 3), np.float32)
-    boxes, low = face_boxes(none, W, H)
+    boxes, low = face_boxes(none, W, H, mode="square")
     assert low == [0, 1, 2, 3, 4] and np.isfinite(boxes).all()
     np.testing.assert_allclose((boxes[:, 0] + boxes[:, 2]) / 2, W / 2)
     with pytest.raises(ValueError, match="133"):
