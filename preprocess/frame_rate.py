@@ -14,8 +14,8 @@ The rule, in float64 exactly as the official code evaluates it:
 * a sanity check on broken metadata: ``expected = int(end * video_fps + 0.5)`` where ``end`` is the
   end time (seconds, float32 as decord stores it) of the last frame in presentation order; when
   ``|frame_num - expected| / frame_num > 0.1``, ``frame_num = expected`` (:func:`official_frame_num`);
-* ``target_num = int(frame_num / video_fps * fps)`` (:func:`official_target_count`; note that the
-  float arithmetic can drop one frame even when ``fps == video_fps``, e.g. 25 frames at 25 fps);
+* ``target_num = int(frame_num / video_fps * fps)`` (:func:`official_target_count`; the float
+  arithmetic can drop one frame even when ``fps == video_fps``: 123 frames at 30 fps give 122);
 * output frame ``i`` shows source frame ``round(i / fps * video_fps)``, rounded half to even as
   ``np.round`` does, clipped to ``[0, frame_num - 1]`` (:func:`official_frame_indices`; official:
   wan/modules/animate/preprocess/utils.py, ``get_frame_indices``, with start frame 0).

@@ -1,0 +1,172 @@
+"""The driving video at the official frame rate, made on demand.
+
+The official preprocessing resamples the driving video to 30 fps before it extracts poses, faces
+and masks (``preprocess.frame_rate`` has the rule). This node does the same to a VIDEO without
+decoding it: the result is a :class:`~.lazy_video.ChunkVideo` whose frames are picked out of the
+source while a pack node reads it, a chunk at a time.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from fractions import Fraction
+
+import numpy as np
+from comfy_api.latest import io
+
+from .common import CATEGORY, PREFIX, InputError, VideoSource, _streams_from_a_file
+
+NODE = "Wan-Animate Driving Video"
+CHUNK = 32
+MAX_FPS = 240.0
+log = logging.getLogger("wan_animate_kit")
+
+
+def source_facts(video, src: VideoSource) -> tuple[int, float, float | None]:
+    """(frame count, average fps, end time in seconds of the last frame or None) as the official
+    preprocessing reads them with decord (official: process_pipepline.py, ``ProcessPipeline.__call__``):
+    for a file, the video packets of its first video stream are counted (demuxed, not decoded),
+    the rate is the stream's average rate and the end time is that of the packet latest in
+    presentation order; an in-memory VIDEO gives its frame count and rate."""
+    if not _streams_from_a_file(video):
+        return src.num_frames, src.fps, None
+    import av
+
+    source = video.get_stream_source()
+    if hasattr(source, "seek"):
+        source.seek(0)
+    with av.open(source, mode="r") as container:
+        if not container.streams.video:
+            raise InputError(NODE, "video", "has no video stream", "load a video file")
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate) if stream.average_rate else 0.0
+        base = stream.time_base
+        step = float(base.numerator) / float(base.denominator) if base else 0.0
+        start = stream.start_time or 0
+        count, latest, end = 0, None, None
+        for packet in container.demux(stream):
+            if packet.size == 0:  # the demuxer's end-of-stream marker, not a frame
+                continue
+            count += 1
+            if packet.pts is not None and (latest is None or packet.pts > latest):
+                latest = packet.pts
+                end = (packet.pts + (packet.duration or 0) - start) * step
+    return count, rate, end
+
+
+def source_audio(video):
+    """The VIDEO's own sound (the host's AUDIO) without decoding its frames, or None."""
+    if _streams_from_a_file(video):
+        from .video import decode_audio
+
+        return decode_audio(video.get_stream_source())
+    if hasattr(video, "iter_chunks"):  # the pack's on-demand VIDEO keeps its audio as an attribute
+        return getattr(video, "audio", None)
+    return video.get_components().audio  # frames already in memory
+
+
+def trim_audio(audio, seconds: Fraction):
+    """``audio`` cut at ``seconds`` (never stretched: the sound stays in step with the frames)."""
+    if audio is None:
+        return None
+    keep = math.ceil(Fraction(int(audio["sample_rate"])) * seconds)
+    wave = audio["waveform"]
+    if wave.shape[-1] <= keep:
+        return audio
+    return {**audio, "waveform": wave[..., :keep]}
+
+
+class DrivingVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id=PREFIX + "DrivingVideo",
+            display_name="Wan-Animate Driving Video (official 30 fps)",
+            category=CATEGORY + "/video",
+            description="The driving video at the frame rate the official Wan-Animate preprocessing uses: it "
+                        "resamples every driving video to 30 fps before poses, faces and masks are taken, and "
+                        "the model's output plays at 30 fps. Output frame i is source frame round(i / fps x "
+                        "source fps) (half to even), clipped to the last frame, for int(frames / source fps x "
+                        "fps) frames in float arithmetic: a 60 fps video keeps every other frame, a 24 fps one "
+                        "shows every fourth frame twice, and a 30 fps one is kept as it is (except that, like "
+                        "the official code, some lengths lose their last frame: 123 frames give 122). Nothing "
+                        "is decoded here: the frames are picked while the next node reads them, a chunk at a "
+                        "time. Connect its video output wherever the driving video goes (Pose Extraction, Face "
+                        "Crops, Output Size, SAM2 Segmentation, Environment Video) and its fps and audio to the "
+                        "sampler.",
+            inputs=[
+                io.Video.Input("video", tooltip="The driving video (Load Video)."),
+                io.Float.Input("fps", default=30.0, min=0.0, max=MAX_FPS, step=0.001,
+                               tooltip="Frame rate to resample to. 30 = official (preprocess_data.py --fps "
+                                       "default; the model's sample_fps is 30 too). 0 = source rate: every frame "
+                                       "kept, the video passed through unchanged (the official --fps -1 means "
+                                       "the same, but its float arithmetic drops the last frame for some lengths, "
+                                       "e.g. 29 frames at 25 fps). Other values: the official rule at that rate "
+                                       "(the official script takes whole numbers only)."),
+            ],
+            outputs=[
+                io.Video.Output(display_name="video",
+                                tooltip="The driving video at fps, with the source's sound cut at its end. Its "
+                                        "frames are decoded from the source when a node reads them."),
+                io.Float.Output(display_name="fps", tooltip="Its frame rate (the sampler's fps)."),
+                io.Int.Output(display_name="frames", tooltip="Its frame count."),
+                io.Audio.Output(display_name="audio",
+                                tooltip="The source's sound, unchanged in speed, cut at the end of the "
+                                        "resampled video (the sampler's audio); nothing when it has none."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, video, fps=30.0) -> io.NodeOutput:
+        from ..preprocess.frame_rate import official_frame_num, official_resample
+        from .lazy_video import ChunkVideo
+        from .video_file import frame_rate
+
+        fps = float(fps)
+        if not math.isfinite(fps) or fps < 0 or fps > MAX_FPS:
+            raise InputError(NODE, "fps", f"is {fps:g}", f"use 30 (official), 0 for the source rate, or a rate "
+                             f"up to {MAX_FPS:g}")
+        if video is None or not hasattr(video, "get_components"):
+            raise InputError(NODE, "video", f"is not a VIDEO ({type(video).__name__})", "connect Load Video")
+        src = VideoSource(video, "video")
+        width, height = src.size
+        count, source_fps, end = source_facts(video, src)
+        if count < 1:
+            raise InputError(NODE, "video", "has no frames", "check the video file")
+        if not source_fps > 0:
+            raise InputError(NODE, "video", "has no average frame rate in its metadata",
+                             "re-encode it with a constant frame rate (e.g. ffmpeg -i in.mp4 -r 30 out.mp4)")
+        if fps == 0:  # source rate: the identity
+            try:
+                rate = Fraction(video.get_frame_rate())
+            except Exception:
+                rate = frame_rate(source_fps)
+            frames = src.num_frames
+            audio = trim_audio(source_audio(video), frames / rate)
+            return io.NodeOutput(video, float(rate), frames, audio)
+
+        indices = official_resample(official_frame_num(count, source_fps, end), source_fps, fps)
+        frames = len(indices)
+        if frames < 1:
+            raise InputError(NODE, "video", f"is too short: {count} frames at {source_fps:g} fps make no frame at "
+                             f"{fps:g} fps", "use a longer video")
+        rate = frame_rate(fps)
+        audio = trim_audio(source_audio(video), frames / rate)
+        same = (frames == src.num_frames and np.array_equal(indices, np.arange(frames))
+                and Fraction(video.get_frame_rate()) == rate)
+        if same:  # already the official clip: hand the source on (a file stays a file)
+            return io.NodeOutput(video, float(rate), frames, audio)
+
+        def chunks():
+            from ..preprocess.frame_rate import pick_frames
+
+            missing = yield from pick_frames(src.iter_chunks(CHUNK), indices, CHUNK)
+            if missing:
+                log.warning("%s: the video decoded fewer frames than its metadata promised; the last frame "
+                            "stands in for the last %d of %d", NODE, missing, frames)
+
+        return io.NodeOutput(ChunkVideo(chunks, frames, width, height, float(rate), audio=audio),
+                             float(rate), frames, audio)
+
+
+NODES = [DrivingVideo]

@@ -1,0 +1,195 @@
+"""Wan-Animate Driving Video (official 30 fps) in the real host, on clips the tests write.
+
+Every source frame has its own grey level, so the frames that come out name the source frames
+they were taken from; the expected source frames are computed here with the official formula
+written out plainly (clip length int(n / src_fps * 30), frame i <- round(i / 30 * src_fps), clipped).
+"""
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+from media import ramp, write_mp4
+
+pytestmark = pytest.mark.host
+
+W, H = 64, 48
+STEP = 9  # grey levels 10, 19, 28, ...: distinct for up to 27 frames
+
+
+def write_clip(path, n, fps, audio=True):
+    """A lossless grey-ramp clip (frame k has level 10 + 9k mod 256) with a 440 Hz track."""
+    return write_mp4(path, ramp(n, W, H, start=10, step=STEP), fps, audio_hz=440 if audio else None, crf=0)
+
+
+def decode_all(path) -> np.ndarray:
+    with av.open(str(path)) as c:
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def official_indices(n, src_fps, fps=30):
+    count = int(n / src_fps * fps)
+    return [min(max(round(i / fps * src_fps), 0), n - 1) for i in range(count)]
+
+
+def level_index(frame: np.ndarray) -> int:
+    """The source frame a decoded frame came from, by its grey level."""
+    return int(round((float(frame.mean()) - 10) / STEP))
+
+
+def run(video, fps=30.0):
+    from wan_animate_kit.nodes.video_rate import DrivingVideo
+
+    return DrivingVideo.execute(video=video, fps=fps).result
+
+
+def read(video) -> np.ndarray:
+    from wan_animate_kit.nodes.common import VideoSource
+
+    parts = list(VideoSource(video, "video").iter_chunks(32))
+    assert all(1 <= len(p) <= 32 for p in parts)
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("n,src_fps", [(19, 24), (25, 60), (27, 25), (23, Fraction(30000, 1001))])
+def test_resampled_frames_are_the_official_source_frames(host, tmp_path, n, src_fps):
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+
+    path = write_clip(tmp_path / "clip.mp4", n, src_fps)
+    with av.open(str(path)) as c:
+        assert c.streams.video[0].average_rate == src_fps
+    video, fps, frames, audio = run(InputImpl.VideoFromFile(str(path)))
+    want = official_indices(n, float(src_fps))
+    assert isinstance(video, ChunkVideo) and fps == 30.0 and frames == len(want)
+    assert video.get_frame_count() == frames and video.get_frame_rate() == 30 and video.get_dimensions() == (W, H)
+    got = read(video)
+    assert [level_index(f) for f in got] == want  # the right source frames, in order
+    assert np.array_equal(got, decode_all(path)[want])  # and exactly their decoded pixels
+    # the same sound, cut at the end of the resampled clip (never stretched)
+    full = InputImpl.VideoFromFile(str(path)).get_components().audio
+    keep = math.ceil(16000 * frames / 30)
+    assert audio["sample_rate"] == 16000 and audio["waveform"].shape[-1] == min(keep, full["waveform"].shape[-1])
+    assert torch.equal(audio["waveform"], full["waveform"][..., :audio["waveform"].shape[-1]])
+    assert video.audio is audio
+
+
+def test_24_and_60_fps_by_hand(host, tmp_path):
+    from comfy_api.latest import InputImpl
+
+    clip24 = InputImpl.VideoFromFile(str(write_clip(tmp_path / "a.mp4", 9, 24)))
+    v, fps, frames, _ = run(clip24)
+    assert frames == 11 and [level_index(f) for f in read(v)] == [0, 1, 2, 2, 3, 4, 5, 6, 6, 7, 8]
+    clip60 = InputImpl.VideoFromFile(str(write_clip(tmp_path / "b.mp4", 9, 60)))
+    v, fps, frames, _ = run(clip60)
+    assert frames == 4 and [level_index(f) for f in read(v)] == [0, 2, 4, 6]
+
+
+def test_nothing_is_decoded_until_a_node_reads_the_video(host, tmp_path, monkeypatch):
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.nodes import common
+
+    calls = []
+    real = common.VideoSource.iter_chunks
+    monkeypatch.setattr(common.VideoSource, "iter_chunks", lambda self, *a: calls.append(1) or real(self, *a))
+    video = run(InputImpl.VideoFromFile(str(write_clip(tmp_path / "c.mp4", 19, 24))))[0]
+    assert calls == []
+    assert len(read(video)) == 23 and calls
+
+
+def test_source_rate_is_the_identity(host, tmp_path):
+    from comfy_api.latest import InputImpl
+
+    path = write_clip(tmp_path / "d.mp4", 19, 24)
+    src = InputImpl.VideoFromFile(str(path))
+    video, fps, frames, audio = run(src, fps=0.0)
+    assert video is src and fps == 24.0 and frames == 19
+    assert np.array_equal(read(video), decode_all(path))
+    assert audio["waveform"].shape[-1] == min(math.ceil(16000 * 19 / 24),
+                                              src.get_components().audio["waveform"].shape[-1])
+
+
+def test_a_30_fps_clip_passes_through_unless_the_official_arithmetic_drops_a_frame(host, tmp_path):
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+
+    src = InputImpl.VideoFromFile(str(write_clip(tmp_path / "e.mp4", 20, 30)))
+    video, fps, frames, _ = run(src)
+    assert video is src and (fps, frames) == (30.0, 20)
+    # int(123 / 30.0 * 30) == 122 in float arithmetic: the official clip loses its last frame
+    src = InputImpl.VideoFromFile(str(write_mp4(tmp_path / "f.mp4", ramp(123, 32, 32, step=2), 30, crf=0)))
+    video, fps, frames, audio = run(src)
+    assert isinstance(video, ChunkVideo) and frames == 122 and audio is None
+    assert np.array_equal(read(video), decode_all(tmp_path / "f.mp4")[:122])
+
+
+def test_saved_output_plays_at_30_fps_with_the_sound(host, tmp_path):
+    from comfy_api.latest import InputImpl
+
+    video, fps, frames, _ = run(InputImpl.VideoFromFile(str(write_clip(tmp_path / "g.mp4", 25, 60))))
+    out = tmp_path / "out.mp4"
+    video.save_to(str(out))
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 30 and len(c.streams.audio) == 1
+        assert sum(1 for _ in c.decode(video=0)) == frames == 12
+    comps = video.get_components()
+    assert comps.frame_rate == 30 and tuple(comps.images.shape) == (12, H, W, 3) and comps.audio is not None
+
+
+def test_an_in_memory_video_is_resampled_too(host):
+    from comfy_api.latest import InputImpl, Types
+
+    imgs = torch.from_numpy(ramp(19, W, H, start=10, step=STEP).astype(np.float32) / 255.0)
+    src = InputImpl.VideoFromComponents(Types.VideoComponents(images=imgs, frame_rate=Fraction(24)))
+    video, fps, frames, audio = run(src)
+    assert frames == 23 and audio is None
+    assert [level_index(f) for f in read(video)] == official_indices(19, 24.0)
+
+
+def test_pack_nodes_read_the_resampled_video(host, tmp_path, tiny_models):
+    import folder_paths
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.nodes.folders import register_model_folders
+    from wan_animate_kit.nodes.mask import EnvironmentVideo
+    from wan_animate_kit.nodes.pose import FaceCrops, PoseExtract, PoseModelLoader
+    from wan_animate_kit.nodes.video import VideoInfo
+
+    video, fps, frames, _ = run(InputImpl.VideoFromFile(str(write_clip(tmp_path / "h.mp4", 19, 24))))
+    info = VideoInfo.execute(video=video).result
+    assert (info[0], info[2], info[3], info[4]) == (30.0, 23, W, H)
+    mask = torch.zeros(frames, H, W)
+    mask[:, 10:20, 10:20] = 1.0
+    env = EnvironmentVideo.execute(mask=mask, video=video, width=0, height=0).result[0]
+    assert tuple(env.shape) == (23, H, W, 3) and env[:, 10:20, 10:20].max() == 0
+    levels = (env[:, 0, 0, 0] * 255).round().numpy()
+    assert [int(round((v - 10) / STEP)) for v in levels] == official_indices(19, 24.0)
+
+    register_model_folders()
+    folder_paths.add_model_folder_path("detection", str(tiny_models["root"] / "detection"))
+    folder_paths.filename_list_cache.pop("detection", None)
+    models = PoseModelLoader.execute(detector="tiny_yolov10.onnx", pose_model="tiny_vitpose_wholebody.onnx",
+                                     device="cpu", batch_size=4, bgr_like_official=False).result[0]
+    pose = PoseExtract.execute(pose_models=models, video=video, person="largest", smoothing=0.5,
+                               missing_frames="hold", chunk_frames=8).result[0]
+    assert pose.num_frames == 23 and pose.fps == 30.0
+    faces = FaceCrops.execute(pose=pose, mode="official", size=64, video=video).result[0]
+    assert tuple(faces.shape) == (23, 64, 64, 3)
+
+
+def test_bad_inputs_name_the_input(host, tmp_path):
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.nodes.common import InputError
+
+    src = InputImpl.VideoFromFile(str(write_clip(tmp_path / "i.mp4", 3, 24)))
+    for bad in (-1.0, float("nan"), 1000.0):
+        with pytest.raises(InputError, match="'fps'"):
+            run(src, fps=bad)
+    with pytest.raises(InputError, match="'video'.*not a VIDEO"):
+        run(torch.zeros(3, H, W, 3))
+    short = InputImpl.VideoFromFile(str(write_mp4(tmp_path / "j.mp4", ramp(1, W, H), 60, crf=0)))
+    with pytest.raises(InputError, match="'video'.*too short"):
+        run(short)
