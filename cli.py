@@ -10,7 +10,7 @@
 end), ``--out FILE`` (default ``<driving stem>_<mode>.mp4`` in the current folder),
 ``--workflow PATH`` (an API-format workflow instead of the shipped ``workflows/api/<mode>.json``),
 ``--fast`` (the ``<mode>_fast`` workflow: distill LoRA, few steps), ``--prompt TEXT``,
-``--seed N``, ``--timeout S``.
+``--seed N``, ``--fps N|source``, ``--timeout S``.
 
 What it does: checks the input files; checks that the server has the workflow's nodes and model
 files (``GET /object_info/{class}``, ``GET /models/{folder}``; missing files are named with their
@@ -30,6 +30,10 @@ CLI finds its nodes by ``_meta.title``:
 * optional ``"Seed"``: the WAK_AnimateSampler (or any node with a ``seed``/``noise_seed`` input);
   ``--seed`` sets it. Without such a title, ``--seed`` goes to the workflow's only
   WAK_AnimateSampler, else its only node with a seed input.
+* ``--fps`` sets the ``fps`` input of every WAK_DrivingVideo node (found by class, "Wan-Animate
+  Driving Video (official 30 fps)"), which resamples the driving video as the official
+  preprocessing does: 30 is the official rate (the node's default, what the workflow keeps when
+  ``--fps`` is left out), ``source`` keeps every frame at the video's own rate.
 
 The first three must appear exactly once. Errors the user can fix (unreachable server, missing
 models, a workflow the server refuses or that fails, missing input files) end with exit code 2 and
@@ -68,6 +72,8 @@ TITLE_DRIVING = "Driving video"
 TITLE_SAVE = "Save video"
 TITLE_PROMPT = "Positive prompt"
 TITLE_SEED = "Seed"
+RATE_NODE = "WAK_DrivingVideo"
+MAX_FPS = 240.0
 EXIT_USER_ERROR = 2
 
 
@@ -316,9 +322,28 @@ def seed_node(prompt: dict, source: pathlib.Path | str = "the workflow") -> str:
                    "with a seed input).")
 
 
+def fps_arg(value: str) -> float:
+    """``--fps``: a frame rate, or ``source`` (also 0, or -1 as the official script spells it): the
+    node's 0, every frame kept."""
+    text = str(value).strip().lower()
+    if text == "source":
+        return 0.0
+    try:
+        fps = float(text)
+    except ValueError:
+        fps = float("nan")
+    if fps in (0.0, -1.0):
+        return 0.0
+    if not 0 < fps <= MAX_FPS:
+        raise argparse.ArgumentTypeError(f"--fps must be a frame rate above 0 and up to {MAX_FPS:g} (30 is "
+                                         f"official) or 'source', got '{value}'")
+    return fps
+
+
 def fill_workflow(prompt: dict, character: str, driving: str, text: str | None = None, seed: int | None = None,
-                  source: pathlib.Path | str = "the workflow") -> dict:
-    """A copy of ``prompt`` with the uploaded inputs, prompt text and seed set on the titled nodes."""
+                  source: pathlib.Path | str = "the workflow", fps: float | None = None) -> dict:
+    """A copy of ``prompt`` with the uploaded inputs, prompt text and seed set on the titled nodes,
+    and ``fps`` (0 = source rate) on its WAK_DrivingVideo nodes."""
     prompt = json.loads(json.dumps(prompt))
     prompt[find_titled(prompt, TITLE_CHARACTER, source)].setdefault("inputs", {})["image"] = character
     prompt[find_titled(prompt, TITLE_DRIVING, source)].setdefault("inputs", {})["file"] = driving
@@ -331,6 +356,13 @@ def fill_workflow(prompt: dict, character: str, driving: str, text: str | None =
         nid = seed_node(prompt, source)
         inputs = prompt[nid].setdefault("inputs", {})
         inputs["noise_seed" if "noise_seed" in inputs and "seed" not in inputs else "seed"] = seed
+    if fps is not None:
+        ids = [nid for nid, n in prompt.items() if n.get("class_type") == RATE_NODE]
+        if not ids:
+            raise CliError(f"--fps was given but {source} has no {RATE_NODE} node (\"Wan-Animate Driving Video "
+                           "(official 30 fps)\") after its Load Video; add one, or leave out --fps.")
+        for nid in ids:
+            prompt[nid].setdefault("inputs", {})["fps"] = float(fps)
     return prompt
 
 
@@ -606,7 +638,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(f"The shipped workflow {wf_path} is missing from this install; pass --workflow PATH "
                            "(an API-format workflow following the title convention in --help).")
     prompt = load_workflow(wf_path)
-    fill_workflow(prompt, "", "", args.prompt, args.seed, wf_path)  # fails now on --prompt/--seed without a node
+    fill_workflow(prompt, "", "", args.prompt, args.seed, wf_path, args.fps)  # fails now on a missing node
     out = pathlib.Path(args.out).expanduser() if args.out else None
 
     def run_on(client: Client) -> int:
@@ -615,7 +647,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise CliError(unreachable_message(client.url, reason))
         check_server_ready(client, prompt)
         _say(f"uploading {character.name} and {driving.name} to {client.url}")
-        filled = fill_workflow(prompt, client.upload(character), client.upload(driving), args.prompt, args.seed, wf_path)
+        filled = fill_workflow(prompt, client.upload(character), client.upload(driving), args.prompt, args.seed,
+                               wf_path, args.fps)
         entry = run_prompt(client, filled, args.timeout)
         items = output_items(entry, find_titled(filled, TITLE_SAVE, wf_path))
         if not items:
@@ -720,6 +753,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fast", action="store_true", help=f"use the shipped {mode}_fast workflow")
         p.add_argument("--prompt", help="positive prompt text (node titled 'Positive prompt')")
         p.add_argument("--seed", type=int, help="sampler seed (node titled 'Seed')")
+        p.add_argument("--fps", type=fps_arg, default=None, metavar="N|source",
+                       help="frame rate the driving video is resampled to, as the official preprocessing does "
+                            "(WAK_DrivingVideo node): 30 is official and the shipped workflows' setting (the "
+                            "default: the workflow's value is kept); 'source' keeps every frame at the video's "
+                            "own rate")
         p.add_argument("--timeout", type=float, default=None, help="give up after S seconds (default: no limit)")
         p.add_argument("--start-timeout", type=float, default=900.0,
                        help="seconds to wait for a local ComfyUI to start (default 900; the first start installs it)")

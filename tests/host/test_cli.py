@@ -6,6 +6,7 @@ with LoadImage "Character image" -> CreateVideo (source fps and audio) -> SaveVi
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pathlib
@@ -103,6 +104,60 @@ def test_animate_writes_video_with_source_fps_and_character(server, media, capsy
     last, first = frames[-1].reshape(-1, 3).mean(0), frames[0].reshape(-1, 3).mean(0)
     assert last[0] > 180 and last[1] < 60 and last[2] < 60, last  # red: the character image
     assert abs(first[0] - first[1]) < 10, first  # grey: a driving frame
+
+
+def rate_workflow(fps: float = 30.0) -> dict:
+    """The test workflow with the driving video resampled by WAK_DrivingVideo (fps and audio from it)."""
+    return api_workflow(**{
+        "7": {"class_type": "WAK_DrivingVideo", "inputs": {"video": ["1", 0], "fps": fps},
+              "_meta": {"title": "Driving rate"}},
+        "2": {"class_type": "GetVideoComponents", "inputs": {"video": ["7", 0]}, "_meta": {"title": "Video parts"}},
+        "5": {"class_type": "CreateVideo", "inputs": {"images": ["4", 0], "fps": ["7", 1], "audio": ["7", 3]},
+              "_meta": {"title": "Make video"}}})
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("fps,frames,rate", [(None, int(FRAMES / FPS * 30), 30), ("source", FRAMES, FPS),
+                                             ("24", int(FRAMES / FPS * 24), 24)])
+def test_fps_resamples_the_driving_video(server, media, capsys, monkeypatch, fps, frames, rate):
+    monkeypatch.chdir(media["dir"])
+    wf = media["dir"] / "rate.json"
+    wf.write_text(json.dumps(rate_workflow()))
+    out = media["dir"] / "rate.mp4"
+    argv = ["animate", "--character", media["image"], "--driving", media["video"], "--server", server.url,
+            "--workflow", wf, "--timeout", "120", "--out", out] + (["--fps", fps] if fps else [])
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == rate and len(c.streams.audio) == 1
+        got = [f.to_ndarray(format="rgb24")[0, 0, 0] for f in c.decode(video=0)]
+    assert len(got) == frames + 1  # the resampled driving frames plus the character image
+    # the 8 fps ramp (40 + 15 k) at 30 fps: frame i shows source frame round(i / 30 * 8)
+    want = [40 + 15 * min(round(i / rate * FPS), FRAMES - 1) for i in range(frames)]
+    assert np.abs(np.array(got[:-1], float) - want).max() <= 6
+
+
+def test_fps_option_parsing_and_filling():
+    assert [cli.fps_arg(v) for v in ("30", "29.97", "source", "SOURCE", "0", "-1", "240")] == \
+        [30.0, 29.97, 0.0, 0.0, 0.0, 0.0, 240.0]
+    for bad in ("fast", "-2", "241", "nan", "inf"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--fps"):
+            cli.fps_arg(bad)
+    wf = rate_workflow(30.0)
+    assert cli.fill_workflow(wf, "a.png", "b.mp4", fps=0.0)["7"]["inputs"]["fps"] == 0.0
+    assert cli.fill_workflow(wf, "a.png", "b.mp4")["7"]["inputs"]["fps"] == 30.0  # left out: the workflow's
+    assert wf["7"]["inputs"]["fps"] == 30.0
+    with pytest.raises(cli.CliError, match="--fps was given but .* no WAK_DrivingVideo"):
+        cli.fill_workflow(api_workflow(), "a.png", "b.mp4", fps=30.0)
+
+
+def test_fps_errors_exit_2_before_any_server(media, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["animate", "--character", str(media["image"]), "--driving", str(media["video"]), "--fps", "x"])
+    assert e.value.code == 2 and "--fps must be" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "animate", "--character", media["image"], "--driving", media["video"],
+                           "--server", "http://127.0.0.1:9", "--workflow", media["wf"], "--fps", "30")
+    assert code == 2 and "no WAK_DrivingVideo" in err
 
 
 @pytest.mark.host
