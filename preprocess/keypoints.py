@@ -48,10 +48,72 @@ HAND_EDGES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0
               (18, 19), (19, 20)]
 
 
-def to_body20(kps133: np.ndarray) -> np.ndarray:
-    """[..., 133, 3] COCO-WholeBody -> [..., 20, 3] official body (pair means, scores averaged)."""
+BODY_FEET_133 = np.arange(23)  # COCO-WholeBody body (0-16) and feet (17-22): what the 20-point body is made of
+
+
+def _pair_means(kps133: np.ndarray) -> np.ndarray:
     kps133 = np.asarray(kps133, dtype=np.float32)
     return (kps133[..., _PAIR_A, :] + kps133[..., _PAIR_B, :]) * 0.5
+
+
+def invalid_body_frames(kps133: np.ndarray) -> np.ndarray:
+    """[T, ..., 133, 3] -> [T, ...] bool: frames whose every 20-point body joint has x < 0 or y < 0.
+
+    The official extraction treats such a body as a failed detection (official:
+    wan/modules/animate/preprocess/pose2d_utils.py, load_pose_metas_from_kp2ds_seq).
+    """
+    body = _pair_means(kps133)
+    return (body[..., :2].min(axis=-1) < 0).all(axis=-1)
+
+
+def held_body_source(invalid: np.ndarray) -> np.ndarray:
+    """[T, ...] invalid-frame mask -> [T, ...] index of the frame each frame takes its body from.
+
+    A valid frame keeps its own body; an invalid one takes the body the previous frame ended up
+    with (so a run of invalid frames repeats the last valid body). An invalid first frame keeps its
+    own body: the official code has no previous body there and stops with an error.
+    """
+    invalid = np.asarray(invalid, bool)
+    src = np.broadcast_to(np.arange(invalid.shape[0]).reshape((-1,) + (1,) * (invalid.ndim - 1)),
+                          invalid.shape).copy()
+    for t in range(1, invalid.shape[0]):
+        src[t] = np.where(invalid[t], src[t - 1], src[t])
+    return src
+
+
+def hold_invalid_bodies(kps133: np.ndarray) -> np.ndarray:
+    """[T, ..., 133, 3] sequence -> a copy where each invalid frame's body and feet points (COCO 0-22)
+    are those of the previous frame (official rule, see :func:`invalid_body_frames`).
+
+    Hands and face stay the frame's own, as in the official extraction. Axis 0 is time.
+    """
+    kps = np.array(kps133, copy=True)
+    if kps.ndim < 3 or kps.shape[0] < 2:
+        return kps
+    src = held_body_source(invalid_body_frames(kps))
+    if (src == np.arange(kps.shape[0]).reshape((-1,) + (1,) * (src.ndim - 1))).all():
+        return kps
+    idx = src[..., None, None]
+    body = kps[..., :BODY_FEET_133.size, :]
+    kps[..., :BODY_FEET_133.size, :] = np.take_along_axis(body, np.broadcast_to(idx, body.shape), axis=0)
+    return kps
+
+
+def to_body20(kps133: np.ndarray, hold_invalid: bool = True) -> np.ndarray:
+    """[..., 133, 3] COCO-WholeBody -> [..., 20, 3] official body (pair means, scores averaged).
+
+    For a sequence ([T, 133, 3] or [T, P, 133, 3]; axis 0 is time) with ``hold_invalid`` (the
+    official behaviour), a frame whose every body joint has x < 0 or y < 0 takes the previous
+    frame's body instead (official: wan/modules/animate/preprocess/pose2d_utils.py,
+    load_pose_metas_from_kp2ds_seq); ``hold_invalid=False`` keeps each frame's own body. A single
+    frame ([133, 3]) has no previous frame and is converted as it is.
+    """
+    body = _pair_means(kps133)
+    if not hold_invalid or body.ndim < 3 or body.shape[0] < 2:
+        return body
+    src = held_body_source((body[..., :2].min(axis=-1) < 0).all(axis=-1))
+    idx = np.broadcast_to(src[..., None, None], body.shape)
+    return np.take_along_axis(body, idx, axis=0)
 
 
 def left_hand(kps133: np.ndarray) -> np.ndarray:

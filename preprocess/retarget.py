@@ -5,17 +5,24 @@ with the reference's bone lengths (each bone keeps its driving angle), places th
 character stands in the reference image and writes it back as 133 COCO-WholeBody points on the
 output canvas. Two modes:
 
-* ``'official'`` reproduces wan-animate-reference.md §3.6: ratios from driving frame 0, max
-  symmetrisation of ratios, translation offsets from frame 0. It fails when frame 0 is not a
-  front-facing, stretched pose (foreshortened bones in frame 0 give stretched bones later).
-* ``'default'`` picks an anchor frame (the most extended, frontal pose, or the user's), symmetrises
-  bone *lengths* by max (the less foreshortened side wins), clamps every relative ratio, falls back
-  to the twin bone then the torso for missing bones, and keeps the feet on the ground frame by frame.
+* ``'official'`` (the default) reproduces the official plain route (wan-animate-reference.md §3.6;
+  official: wan/modules/animate/preprocess/retarget_pose.py, get_retarget_pose) to float
+  precision: ratios from driving frame 0, max symmetrisation of ratios, translation offsets from
+  frame 0, every joint moved whatever its score, the reference measured on the official truncated
+  canvas, hands moved from score 0.4 and placed by the official swap rule, whole pixels. It fails
+  when frame 0 is not a front-facing, stretched pose (foreshortened bones in frame 0 give stretched
+  bones later).
+* ``'default'`` is the pack's own mode: it picks an anchor frame (the most extended, frontal pose,
+  or the user's), symmetrises bone *lengths* by max (the less foreshortened side wins), clamps
+  every relative ratio, falls back to the twin bone then the torso for missing bones, keeps the
+  feet on the ground frame by frame, measures the reference without truncation, copies keypoints
+  below ``threshold`` through untouched (hands included: 0.5, not 0.4), and only swaps crossed
+  hands when both roots sit on the other wrist, hanging each from the wrist it is near.
 
 Units: ``scale`` is reference pixels per driving pixel (the official ``scale_min`` is ``1/scale``);
 ``ratios`` are per bone in the same unit; ``relative_ratios = ratios / scale``.
-Keypoints below ``threshold`` are copied through untouched (position and score) and do not steer
-anything; confident points keep their scores.
+Confident points keep their scores. In both modes a driving frame whose whole body is at negative
+x or y takes the previous frame's body (the official extraction rule, ``keypoints.to_body20``).
 Replacement mode never retargets: see ``RETARGET_REPLACEMENT_WARNING``.
 """
 from __future__ import annotations
@@ -26,13 +33,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .keypoints import to_body20
+from .keypoints import hold_invalid_bodies, invalid_body_frames, to_body20
 from .pose_types import PoseSequence
 from .retarget_official import (
     AVERAGED_PAIRS, BONE_NAMES, PART_BONES, SYMMETRIC_PAIRS, apply_part_scale, assemble_133,
     body_type, bone_lengths, global_scale, hip_mid_x, lowest_foot_y, min_body_type,
-    official_ground_reference, official_ground_result, official_relative_ratios, rebuild_chain,
-    swap_crossed_hands,
+    official_body_type, official_canvas_factors, official_relative_ratios, official_scale,
+    place_hands_official, rebuild_chain, swap_crossed_hands,
 )
 
 __all__ = ["RetargetResult", "retarget", "choose_anchor_frame", "default_relative_ratios",
@@ -228,7 +235,7 @@ def _anchor_index(anchor_frame, mode: str, drv20: np.ndarray, thr: float) -> int
 # --------------------------------------------------------------------------------------------
 # the API
 # --------------------------------------------------------------------------------------------
-def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "default",
+def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "official",
              out_width: int, out_height: int, ref_tpose: PoseSequence | None = None,
              drv_tpose: PoseSequence | None = None, anchor_frame: int | None = None,
              ratio_clamp: tuple[float, float] = (0.5, 2.0), part_scale: dict[str, float] | None = None,
@@ -241,44 +248,59 @@ def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "def
     paper's auxiliary route). anchor_frame: the driving frame to measure and place on (default:
     chosen automatically in 'default' mode, 0 in 'official' mode). ratio_clamp and
     keep_feet_on_ground apply to 'default' mode only; part_scale multiplies the ratios of the
-    head / torso / arms / legs bones in both modes.
+    head / torso / arms / legs bones in both modes. ``threshold`` is the joint confidence of the
+    'default' mode; 'official' mode uses the official fixed scores (see ``_retarget_official``).
+    Driving frames whose whole body lies at negative x or y take the previous frame's body
+    (official, see ``keypoints.hold_invalid_bodies``) in both modes.
     """
     scales = _check_options(mode, out_width, out_height, reference, ratio_clamp, part_scale,
                             threshold, ref_tpose, drv_tpose)
     thr = float(threshold)
-    official = mode == "official"
     warnings: list[str] = []
-    drv = _subject(driving, "driving")
+    raw = _subject(driving, "driving")
+    drv = hold_invalid_bodies(raw)
+    held = int(invalid_body_frames(raw)[1:].sum())
+    if held:
+        warnings.append(f"driving: {held} frames have their whole body at negative x or y (a failed "
+                        f"detection); they take the previous frame's body, as the official extraction does")
+    if invalid_body_frames(raw)[0]:
+        warnings.append("driving: frame 0 has its whole body at negative x or y (a failed detection) and "
+                        "no previous frame to take a body from; it is kept as it is")
     ref = _single_frame(reference, "reference", thr, warnings)
-    drv = swap_crossed_hands(drv, drv[..., 2] >= thr, strict=not official)
-    drv20, ref20 = to_body20(drv).astype(np.float64), to_body20(ref).astype(np.float64)
-    drv_ok, ref_ok = drv20[..., 2] >= thr, ref20[:, 2] >= thr
-    a = _anchor_index(anchor_frame, mode, drv20, thr)
-    dwh, rwh = (driving.width, driving.height), (reference.width, reference.height)
-    scale_thr = 0.5 if official else thr
-    g, scale_method = global_scale(drv20[a], ref20, dwh, rwh, scale_thr)
-
-    # per-bone ratios
-    if ref_tpose is not None:
-        tp_ref = to_body20(_single_frame(ref_tpose, "ref_tpose", thr, warnings)).astype(np.float64)
-        tp_drv = to_body20(_single_frame(drv_tpose, "drv_tpose", thr, warnings)).astype(np.float64)
-        unit, _ = global_scale(tp_drv, tp_ref, (drv_tpose.width, drv_tpose.height),
-                               (ref_tpose.width, ref_tpose.height), scale_thr)
-        src_len, dst_len = bone_lengths(tp_drv, thr), bone_lengths(tp_ref, thr)
+    if mode == "official":
+        out, ratios, g, a, kind, method = _retarget_official(
+            drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr, ref_tpose,
+            drv_tpose, warnings)
     else:
-        unit, src_len, dst_len = g, bone_lengths(drv20[a], thr), bone_lengths(ref20, thr)
-    if official:
-        rel, w = official_relative_ratios(src_len, dst_len, unit)
-    else:
-        rel, w = default_relative_ratios(src_len, dst_len, unit, (float(ratio_clamp[0]), float(ratio_clamp[1])))
-    warnings += w
-    rel = apply_part_scale(rel, scales)
-    ratios = rel * g
+        out, ratios, g, a, kind, method = _retarget_default(
+            drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr, ref_tpose,
+            drv_tpose, ratio_clamp, keep_feet_on_ground, warnings)
 
-    # body type and anchoring
-    ref_type = body_type(ref20, *rwh)
-    drv_type = body_type(drv20[a], *dwh)
-    kind = min_body_type(drv_type, ref_type)
+    note = f"retargeted ({mode}, anchor frame {a}, {kind})"
+    poses = driving.only_subject()
+    poses = poses.with_canvas(out_width, out_height, retargeted=True, notes=tuple(driving.notes) + (note,))
+    poses = poses.with_subject_keypoints(out.astype(np.float32))
+    return RetargetResult(poses=poses, ratios=ratios, anchor_frame=a, body_type=kind, scale=float(g),
+                          warnings=warnings, relative_ratios=ratios / g, mode=mode,
+                          scale_method=method)
+
+
+def _fit(reference: PoseSequence, out_width: int, out_height: int) -> tuple[float, np.ndarray]:
+    """Letterbox of the reference canvas onto the output canvas: (scale, shift)."""
+    fit = min(out_width / reference.width, out_height / reference.height)
+    shift = np.array([(out_width - reference.width * fit) / 2, (out_height - reference.height * fit) / 2])
+    return fit, shift
+
+
+def _tpose_lengths(ref_tpose, drv_tpose, thr: float, scale_thr: float, warnings: list[str]):
+    tp_ref = to_body20(_single_frame(ref_tpose, "ref_tpose", thr, warnings)).astype(np.float64)
+    tp_drv = to_body20(_single_frame(drv_tpose, "drv_tpose", thr, warnings)).astype(np.float64)
+    unit, _ = global_scale(tp_drv, tp_ref, (drv_tpose.width, drv_tpose.height),
+                           (ref_tpose.width, ref_tpose.height), scale_thr)
+    return unit, bone_lengths(tp_drv, thr), bone_lengths(tp_ref, thr)
+
+
+def _body_type_warnings(ref_type: str, drv_type: str, a: int, warnings: list[str]) -> None:
     if ref_type != "full_body":
         missing = "ankles" if ref_type == "three_quarter" else "hips and ankles"
         warnings.append(f"reference: the character's {missing} are not visible, so this is a "
@@ -287,6 +309,98 @@ def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "def
     if drv_type != "full_body" and ref_type == "full_body":
         warnings.append(f"driving frame {a}: the subject is not fully in frame ({drv_type}); "
                         f"anchoring on the neck")
+
+
+def _retarget_official(drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr,
+                       ref_tpose, drv_tpose, warnings):
+    """The official plain retargeting (official: wan/modules/animate/preprocess/retarget_pose.py,
+    retarget_pose, write_to_poses and get_scaled_pose), reproduced to float precision.
+
+    The official pipeline extracts the reference pose on the reference image resized to the
+    sampling canvas and draws there, so the reference is first placed on the output canvas. Then:
+    ``scale_min`` from nose-ankle (else nose-hip) heights with scores strictly above 0.5; the
+    reference measured on a canvas of ``int(W * scale_min)`` x ``int(H * scale_min)`` (the truncation
+    shifts the character by up to ~1/scale_min px); every joint retargeted whatever its score;
+    ratios from driving frame 0 (or ``anchor_frame``), left/right max, eye/ear mean; feet clamped
+    to half the calf; offsets from the anchor frame (lower ankle on the reference's higher
+    ankle-toe midpoint and the hip midpoints for a full body, else the neck); hands scaled by the
+    shoulder ratio, moved from score 0.4, swapped by the official right-root test and truncated to
+    whole pixels (``retarget_official.place_hands_official``). Body joints keep their scores; face
+    landmarks (not part of the official output) follow the nose.
+    """
+    fit, shift = _fit(reference, out_width, out_height)
+    ref = ref.copy()
+    ref[:, :2] = ref[:, :2] * fit + shift
+    drv20, ref20 = to_body20(drv).astype(np.float64), to_body20(ref).astype(np.float64)
+    a = _anchor_index(anchor_frame, "official", drv20, thr)
+    dwh = (driving.width, driving.height)
+    scale_min, method = official_scale(drv20[a], ref20, dwh, (out_width, out_height))
+    g = 1.0 / scale_min
+    kx, ky = official_canvas_factors(out_width, out_height, scale_min)
+    ref_m = ref20.copy()  # the reference as the official code measures it (truncated canvas)
+    ref_m[:, 0] *= kx
+    ref_m[:, 1] *= ky
+
+    if ref_tpose is not None:
+        unit, src_len, dst_len = _tpose_lengths(ref_tpose, drv_tpose, thr, 0.5, warnings)
+    else:
+        unit, src_len, dst_len = g, bone_lengths(drv20[a], -np.inf), bone_lengths(ref_m, -np.inf)
+    rel, w = official_relative_ratios(src_len, dst_len, unit)
+    warnings += w
+    rel = apply_part_scale(rel, scales)
+    ratios = rel * g
+
+    ref_type = official_body_type(ref20, out_height)
+    drv_type = official_body_type(drv20[a], driving.height)
+    kind = min_body_type(drv_type, ref_type)
+    _body_type_warnings(ref_type, drv_type, a, warnings)
+    every = np.ones(drv20.shape[:2], bool)
+    chain = rebuild_chain(drv20[..., :2], every, ratios, g)
+    res_a = chain.out[a]
+    if kind == "full_body":
+        ref_y = max((ref_m[10, 1] + ref_m[19, 1]) / 2, (ref_m[13, 1] + ref_m[18, 1]) / 2)
+        off = np.array([ref_m[[8, 11], 0].mean() - res_a[[8, 11], 0].mean(), ref_y - res_a[[10, 13], 1].max()])
+    else:
+        off = ref_m[1, :2] - res_a[1]
+
+    ok133 = drv[..., 2] >= thr
+    ok133[:, :23] = True  # every body and foot point is moved
+    ok133[:, 91:] = False  # hands: placed below
+    k = max(ratios[0], ratios[1])
+    xy, moved = assemble_133(drv, ok133, chain, (k, k), (ratios[13] + ratios[15]) / 2, snap_hand_root=True)
+    out = drv.copy()
+    out[..., :2] = np.where(moved[..., None], xy + off, drv[..., :2])
+    hands, _, _ = place_hands_official(drv, drv20[:, [4, 7], :2], chain.out[:, [4, 7]] + off, k, dwh)
+    out[:, 91:133] = hands
+    # ratios and scale are reported in reference pixels per driving pixel
+    return out, ratios / fit, g / fit, a, kind, method
+
+
+def _retarget_default(drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr,
+                      ref_tpose, drv_tpose, ratio_clamp, keep_feet_on_ground, warnings):
+    """The pack's own retargeting ('default' mode): see the module docstring."""
+    drv = swap_crossed_hands(drv, drv[..., 2] >= thr, strict=True)
+    drv20, ref20 = to_body20(drv).astype(np.float64), to_body20(ref).astype(np.float64)
+    drv_ok, ref_ok = drv20[..., 2] >= thr, ref20[:, 2] >= thr
+    a = _anchor_index(anchor_frame, "default", drv20, thr)
+    dwh, rwh = (driving.width, driving.height), (reference.width, reference.height)
+    g, scale_method = global_scale(drv20[a], ref20, dwh, rwh, thr)
+
+    # per-bone ratios
+    if ref_tpose is not None:
+        unit, src_len, dst_len = _tpose_lengths(ref_tpose, drv_tpose, thr, thr, warnings)
+    else:
+        unit, src_len, dst_len = g, bone_lengths(drv20[a], thr), bone_lengths(ref20, thr)
+    rel, w = default_relative_ratios(src_len, dst_len, unit, (float(ratio_clamp[0]), float(ratio_clamp[1])))
+    warnings += w
+    rel = apply_part_scale(rel, scales)
+    ratios = rel * g
+
+    # body type and anchoring
+    ref_type = body_type(ref20, *rwh)
+    drv_type = body_type(drv20[a], *dwh)
+    kind = min_body_type(drv_type, ref_type)
+    _body_type_warnings(ref_type, drv_type, a, warnings)
     chain = rebuild_chain(drv20[..., :2], drv_ok, ratios, g)
     if (~drv_ok[:, 1] & drv_ok.any(axis=1)).any():
         n = int((~drv_ok[:, 1] & drv_ok.any(axis=1)).sum())
@@ -294,47 +408,33 @@ def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "def
                         f"driver's proportions")
 
     offset, dy, kind = _placement(chain, ref20[:, :2], ref_ok, drv20[..., :2], drv_ok, a, g, kind,
-                                  official, keep_feet_on_ground, warnings)
+                                  keep_feet_on_ground, warnings)
 
     # write back into 133 points, then to the output canvas
-    if official:
-        hands = (max(ratios[0], ratios[1]),) * 2
-    else:
-        hands = (ratios[3], ratios[5])
+    hands = (ratios[3], ratios[5])
     face = (ratios[13] + ratios[15]) / 2
     ok133 = drv[..., 2] >= thr
-    xy, moved = assemble_133(drv, ok133, chain, hands, face, snap_hand_root=official)
+    xy, moved = assemble_133(drv, ok133, chain, hands, face, snap_hand_root=False)
     xy = xy + offset + np.stack([np.zeros_like(dy), dy], axis=1)[:, None]
-    fit = min(out_width / rwh[0], out_height / rwh[1])
-    shift = np.array([(out_width - rwh[0] * fit) / 2, (out_height - rwh[1] * fit) / 2])
+    fit, shift = _fit(reference, out_width, out_height)
     xy = xy * fit + shift
     out = drv.copy()
     out[..., :2] = np.where(moved[..., None], xy, drv[..., :2])
-
-    note = f"retargeted ({mode}, anchor frame {a}, {kind})"
-    poses = driving.only_subject()
-    poses = poses.with_canvas(out_width, out_height, retargeted=True, notes=tuple(driving.notes) + (note,))
-    poses = poses.with_subject_keypoints(out.astype(np.float32))
-    return RetargetResult(poses=poses, ratios=ratios, anchor_frame=a, body_type=kind, scale=float(g),
-                          warnings=warnings, relative_ratios=ratios / g, mode=mode,
-                          scale_method=scale_method)
+    return out, ratios, g, a, kind, scale_method
 
 
-def _placement(chain, ref_xy, ref_ok, drv_xy, drv_ok, a: int, g: float, kind: str, official: bool,
-               keep_feet: bool, warnings: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+def _placement(chain, ref_xy, ref_ok, drv_xy, drv_ok, a: int, g: float, kind: str, keep_feet: bool,
+               warnings: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
     """Translation (reference px) from the anchor frame, the per-frame ground correction dy and
     the body type really used (a full body falls back to the neck when its feet are not confident)."""
     t = chain.out.shape[0]
     dy = np.zeros(t)
     res_a, ok_a = chain.out[a], chain.placed[a]
     if kind == "full_body":
-        if official:
-            ref_y, res_y = official_ground_reference(ref_xy, ref_ok), official_ground_result(res_a, ok_a)
-        else:
-            ref_y, res_y = float(lowest_foot_y(ref_xy, ref_ok)), float(lowest_foot_y(res_a, ok_a))
+        ref_y, res_y = float(lowest_foot_y(ref_xy, ref_ok)), float(lowest_foot_y(res_a, ok_a))
         off = np.array([hip_mid_x(ref_xy, ref_ok) - hip_mid_x(res_a, ok_a), ref_y - res_y])
         if np.isfinite(off).all():
-            if not official and keep_feet:
+            if keep_feet:
                 dy = _ground_follow(chain, drv_xy, drv_ok, a, g, off[1])
             return off, dy, kind
         warnings.append(f"feet or hips below the threshold in the reference or driving frame {a}: "

@@ -135,11 +135,14 @@ def official_relative_ratios(src_len: np.ndarray, dst_len: np.ndarray, unit: flo
     """Official per-bone ratios, relative to ``unit`` (the global scale of the pair they come from).
 
     ratio = dst_len / src_len; a missing ratio becomes the mean of the two shoulder ratios (1.0 if
-    those are missing too); left/right pairs take the max, eye and ear pairs are averaged.
+    those are missing too); left/right pairs take the max, eye and ear pairs are averaged
+    (official: retarget_pose.py, retarget_pose and rescale_shorten_skeleton). The official plain
+    route measures every bone whatever its score, so a ratio is only missing here when a driving
+    bone has zero length (where the official code stops with a division error).
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.asarray(dst_len, np.float64) / (np.asarray(src_len, np.float64) * unit)
-    bad = ~np.isfinite(rel) | (rel <= 0)
+    bad = ~np.isfinite(rel)
     warnings: list[str] = []
     if bad.any():
         if not bad[0] and not bad[1]:
@@ -294,3 +297,101 @@ def assemble_133(kps: np.ndarray, ok: np.ndarray, chain: Chain, hand_scale: tupl
             pivot = np.where(use[:, None], kps[:, root, :2], chain.base_drv[:, joint])
         hang(points, joint, k, pivot)
     return xy, moved
+
+
+# --------------------------------------------------------------------------------------------
+# the official plain route (no T-poses), rule by rule
+# --------------------------------------------------------------------------------------------
+OFFICIAL_SCALE_SCORE = 0.5  # nose/ankle/hip scores must be strictly above this for the height scale
+OFFICIAL_BODY_SCORE = 0.4   # hips/ankles at or above this count for the body type
+OFFICIAL_HAND_SCORE = 0.4   # hand points at or above this are moved (the rest are dropped)
+
+
+def official_scale(src: np.ndarray, dst: np.ndarray, src_wh: tuple[int, int], dst_wh: tuple[int, int]
+                   ) -> tuple[float, str]:
+    """The official ``scale_min`` (source px per destination px) and the rule that gave it.
+
+    Height = |mean ankle y - nose y| when the nose and both ankles of both bodies score strictly
+    above 0.5, else the same with the hips, else the square root of the canvas-area ratio
+    (official: retarget_pose.py, retarget_pose). src/dst are [20, 3] bodies in pixels.
+    """
+    for pair, name in ((ANKLES, "nose_to_ankles"), (HIPS, "nose_to_hips")):
+        idx = [0, *pair]
+        if (src[idx, 2] > OFFICIAL_SCALE_SCORE).all() and (dst[idx, 2] > OFFICIAL_SCALE_SCORE).all():
+            hs = abs((float(src[pair[0], 1]) + float(src[pair[1], 1])) / 2 - float(src[0, 1]))
+            hd = abs((float(dst[pair[0], 1]) + float(dst[pair[1], 1])) / 2 - float(dst[0, 1]))
+            if hs > 1e-6 and hd > 1e-6:
+                return hs / hd, name
+    return float(np.sqrt(src_wh[0] * src_wh[1]) / np.sqrt(dst_wh[0] * dst_wh[1])), "canvas_area"
+
+
+def official_canvas_factors(width: int, height: int, scale_min: float) -> tuple[float, float]:
+    """How the official code distorts the reference when it measures it on a canvas scaled by
+    ``scale_min`` with truncated sides (``int(W * scale_min)``, ``int(H * scale_min)``): the factors
+    (kx, ky) by which reference x and y end up multiplied (each within 1/(side * scale_min) of 1)."""
+    kx = int(width * scale_min) / (width * scale_min)
+    ky = int(height * scale_min) / (height * scale_min)
+    return kx, ky
+
+
+def official_body_type(b20: np.ndarray, height: int, thr: float = OFFICIAL_BODY_SCORE) -> str:
+    """Official body type: hips and ankles with score >= thr and y <= canvas height ('full_body'),
+    the hips only ('three_quarter') or neither ('half_body'). Only the bottom edge is checked
+    (official: retarget_pose.py, check_full_body)."""
+    def seen(i: int) -> bool:
+        return bool(b20[i, 2] >= thr and b20[i, 1] <= height)
+
+    hips = all(seen(i) for i in HIPS)
+    if hips and all(seen(i) for i in ANKLES):
+        return "full_body"
+    return "three_quarter" if hips else "half_body"
+
+
+def place_hands_official(kps: np.ndarray, drv_wrists: np.ndarray, out_wrists: np.ndarray, k: float,
+                         drv_wh: tuple[int, int], thr: float = OFFICIAL_HAND_SCORE
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The official hand placement, frame by frame (official: retarget_pose.py, get_scaled_pose,
+    deal_hand_keypoints and get_handpose_meta).
+
+    kps [T, 133, 3] driving points; drv_wrists / out_wrists [T, 2, 2]: (right, left) wrist of the
+    driving body and of the retargeted body (output pixels); k: hand scale (output px per driving
+    px). Each hand is scaled by k about its own root point. A hand whose root scores >= thr is
+    shifted so its root lands on its wrist; otherwise it moves with its wrist. The swap test looks
+    at the right-hand root only (or at (-W, -H) of the driving canvas when that root is below thr):
+    when it is farther from the right wrist than from the left one, the two hands trade wrists but
+    keep the other hand's root offset, so they can land away from the wrist. Output coordinates are
+    truncated towards zero like the official ``int()``. Points below thr are not moved.
+
+    Returns (hands [T, 42, 3]: the COCO left-hand slots 91-111 then the right-hand slots 112-132,
+    each slot holding the hand attached to that side's wrist, with its score; moved [T, 42]: the
+    points placed; swapped [T]).
+    """
+    kps = np.asarray(kps, np.float64)
+    t = kps.shape[0]
+    r_pts, l_pts = kps[:, R_HAND_POINTS], kps[:, L_HAND_POINTS]
+    r_root, l_root = r_pts[:, 0], l_pts[:, 0]
+    r_ok, l_ok = r_root[:, 2] >= thr, l_root[:, 2] >= thr
+
+    def scaled(pts: np.ndarray) -> np.ndarray:
+        root = pts[:, :1, :2]
+        return root + (pts[..., :2] - root) * k
+
+    shift_r = out_wrists[:, 0] - np.where(r_ok[:, None], r_root[:, :2], drv_wrists[:, 0])
+    shift_l = out_wrists[:, 1] - np.where(l_ok[:, None], l_root[:, :2], drv_wrists[:, 1])
+    probe = np.where(r_ok[:, None], r_root[:, :2], -np.asarray(drv_wh, np.float64))
+    d_right = np.hypot(*(drv_wrists[:, 0] - probe).T)
+    d_left = np.hypot(*(drv_wrists[:, 1] - probe).T)
+    swapped = d_right > d_left
+    sw = swapped[:, None, None]
+    r_xy = np.trunc(scaled(r_pts) + np.where(sw, shift_l[:, None], shift_r[:, None]))
+    l_xy = np.trunc(scaled(l_pts) + np.where(sw, shift_r[:, None], shift_l[:, None]))
+    r_hand = np.concatenate([np.where((r_pts[..., 2] >= thr)[..., None], r_xy, r_pts[..., :2]),
+                             r_pts[..., 2:]], axis=-1)
+    l_hand = np.concatenate([np.where((l_pts[..., 2] >= thr)[..., None], l_xy, l_pts[..., :2]),
+                             l_pts[..., 2:]], axis=-1)
+    left_slot = np.where(sw, r_hand, l_hand)
+    right_slot = np.where(sw, l_hand, r_hand)
+    hands = np.concatenate([left_slot, right_slot], axis=1)
+    moved = hands[..., 2] >= thr
+    assert hands.shape == (t, 42, 3)
+    return hands, moved, swapped
