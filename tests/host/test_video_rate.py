@@ -78,6 +78,21 @@ def test_resampled_frames_are_the_official_source_frames(host, tmp_path, n, src_
     assert video.audio is audio
 
 
+def test_source_facts_are_read_like_decord(host, tmp_path):
+    from comfy_api.latest import InputImpl, Types
+    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.video_rate import source_facts
+
+    for n, fps in ((19, 24), (23, Fraction(30000, 1001))):
+        video = InputImpl.VideoFromFile(str(write_clip(tmp_path / f"facts{n}.mp4", n, fps)))
+        count, rate, end = source_facts(video, VideoSource(video))
+        # packets of the video stream, the average rate as a double, end of the last frame in seconds
+        assert count == n and rate == float(fps) and end == pytest.approx(n / float(fps), abs=1e-6)
+    imgs = torch.zeros(5, H, W, 3)
+    memory = InputImpl.VideoFromComponents(Types.VideoComponents(images=imgs, frame_rate=Fraction(25)))
+    assert source_facts(memory, VideoSource(memory)) == (5, 25.0, None)
+
+
 def test_24_and_60_fps_by_hand(host, tmp_path):
     from comfy_api.latest import InputImpl
 
@@ -178,6 +193,21 @@ def test_pack_nodes_read_the_resampled_video(host, tmp_path, tiny_models):
     assert pose.num_frames == 23 and pose.fps == 30.0
     faces = FaceCrops.execute(pose=pose, mode="official", size=64, video=video).result[0]
     assert tuple(faces.shape) == (23, 64, 64, 3)
+
+
+def test_the_samplers_frame_reader_takes_it_segment_by_segment(host, tmp_path):
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.models.animate_sampler import frames_of
+    from wan_animate_kit.nodes.common import VideoSource
+
+    path = write_clip(tmp_path / "k.mp4", 19, 24)
+    video = run(InputImpl.VideoFromFile(str(path)))[0]
+    expected = decode_all(path)[official_indices(19, 24.0)]
+    reader = frames_of(VideoSource(video, "pose_video"))
+    assert reader.num_frames == 23
+    for segment in (range(0, 9), range(5, 16), range(14, 23), range(0, 4)):  # overlaps, then a restart
+        got = (reader.get(list(segment)).numpy() * 255).round().astype(np.uint8)
+        assert np.array_equal(got, expected[list(segment)])
 
 
 def test_bad_inputs_name_the_input(host, tmp_path):
