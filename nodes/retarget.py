@@ -49,17 +49,24 @@ class PoseRetarget(io.ComfyNode):
                                                      "image)."),
                 io.Image.Input("reference_image", tooltip="The character image: sets the output canvas size when "
                                                           "width/height are 0, and is the preview's background."),
-                io.Combo.Input("mode", options=["default", "official"], default="default",
-                               tooltip="default: anchor frame chosen automatically, ratios clamped, feet kept on the "
-                                       "ground. official: the Wan-Animate rule (ratios from driving frame 0, which must "
-                                       "be a front-facing stretched pose)."),
+                io.Combo.Input("mode", options=["official", "default"], default="official",
+                               tooltip="official: the Wan-Animate retargeting exactly (bone ratios and placement from "
+                                       "driving frame 0, which must be a front-facing stretched pose). default: the "
+                                       "pack's own rules, which differ from official: the anchor frame is chosen "
+                                       "automatically, ratios are clamped, feet follow the ground in every frame, the "
+                                       "character is measured without the official canvas truncation (which shifts "
+                                       "it by up to ~1.5 px), joints and hand points below 0.5 confidence are left "
+                                       "where they are (official moves every joint and hand points from 0.4), and "
+                                       "crossed hands hang from the wrist they are near (official keeps the other "
+                                       "hand's offset, so they can land off the wrist)."),
                 io.Int.Input("width", default=0, min=0, max=8192, step=16,
                              tooltip="Output canvas width in pixels; 0 = the reference image's width."),
                 io.Int.Input("height", default=0, min=0, max=8192, step=16,
                              tooltip="Output canvas height in pixels; 0 = the reference image's height."),
                 io.Int.Input("anchor_frame", default=-1, min=-1, max=1_000_000,
-                             tooltip="Driving frame whose pose gives the bone ratios and the placement; -1 = the most "
-                                     "frontal, extended frame (default mode) or frame 0 (official)."),
+                             tooltip="Driving frame whose pose gives the bone ratios and the placement; -1 = frame 0 "
+                                     "(official) or the most frontal, extended frame (default mode). Another frame in "
+                                     "official mode differs from official, which always uses frame 0."),
                 io.Float.Input("ratio_min", default=0.5, min=0.05, max=1.0, step=0.05,
                                tooltip="Lowest allowed bone ratio relative to the driver's proportions (default "
                                        "mode)."),
@@ -67,7 +74,8 @@ class PoseRetarget(io.ComfyNode):
                                tooltip="Highest allowed bone ratio relative to the driver's proportions (default "
                                        "mode)."),
                 io.Float.Input("head_scale", default=1.0, min=0.2, max=5.0, step=0.05,
-                               tooltip="Extra scale of the head bones, for stylised characters with big heads."),
+                               tooltip="Extra scale of the head bones, for stylised characters with big heads (1 = "
+                                       "official; the part scales apply in both modes)."),
                 io.Float.Input("torso_scale", default=1.0, min=0.2, max=5.0, step=0.05,
                                tooltip="Extra scale of the torso bones."),
                 io.Float.Input("arms_scale", default=1.0, min=0.2, max=5.0, step=0.05,

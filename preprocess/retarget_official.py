@@ -111,18 +111,6 @@ def lowest_foot_y(xy: np.ndarray, ok: np.ndarray) -> np.ndarray:
     return _fmax(np.where(ok[..., idx], xy[..., idx, 1], np.nan))
 
 
-def official_ground_reference(xy: np.ndarray, ok: np.ndarray) -> float:
-    """Reference ground y of the official rule: max of the ankle-toe midpoints, else of the ankles."""
-    if ok[[10, 13, 18, 19]].all():
-        return float(max((xy[10, 1] + xy[19, 1]) / 2, (xy[13, 1] + xy[18, 1]) / 2))
-    return float(_fmax(np.where(ok[list(ANKLES)], xy[list(ANKLES), 1], np.nan)))
-
-
-def official_ground_result(xy: np.ndarray, ok: np.ndarray) -> float:
-    """Retargeted-frame ground y of the official rule: the lower ankle."""
-    return float(_fmax(np.where(ok[list(ANKLES)], xy[list(ANKLES), 1], np.nan)))
-
-
 def hip_mid_x(xy: np.ndarray, ok: np.ndarray) -> float:
     return float(xy[list(HIPS), 0].mean()) if ok[list(HIPS)].all() else float("nan")
 
@@ -237,8 +225,10 @@ def rebuild_chain(xy: np.ndarray, ok: np.ndarray, ratios: np.ndarray, g: float,
 def swap_crossed_hands(kps: np.ndarray, ok: np.ndarray, strict: bool) -> np.ndarray:
     """Swap the two hands (x, y and score) in frames where they sit on the wrong wrists.
 
-    Official rule (``strict=False``): the left-hand root is closer to the right wrist than to the
-    left one. ``strict=True`` also needs the right-hand root to be closer to the left wrist.
+    The pack's rule ('default' mode): the left-hand root is closer to the right wrist than to the
+    left one and, with ``strict``, the right-hand root is closer to the left wrist. The swapped
+    hands then hang from the wrist they are near. (The official rule, which tests the right-hand
+    root only and keeps the other hand's root offset, is ``place_hands_official``.)
     Returns a copy; ``kps`` is [T, 133, 3], ``ok`` its [T, 133] confidence mask.
     """
     lw, rw, lr, rr = 9, 10, L_HAND_POINTS[0], R_HAND_POINTS[0]

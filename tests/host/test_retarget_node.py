@@ -10,7 +10,7 @@ pytestmark = pytest.mark.host
 def run(**kw):
     from wan_animate_kit.nodes.retarget import PoseRetarget
 
-    args = dict(mode="default", width=0, height=0, anchor_frame=-1, ratio_min=0.5, ratio_max=2.0,
+    args = dict(mode="official", width=0, height=0, anchor_frame=-1, ratio_min=0.5, ratio_max=2.0,
                 head_scale=1.0, torso_scale=1.0, arms_scale=1.0, legs_scale=1.0, keep_feet_on_ground=True)
     args.update(kw)
     return PoseRetarget.execute(**args)
@@ -45,3 +45,24 @@ def test_node_names_the_reference_when_it_has_no_person(host):
     driving = seq(moving_driver(3))
     with pytest.raises(ValueError, match="reference"):
         run(driving_pose=driving, reference_pose=empty_sequence(1, 480, 640), reference_image=torch.rand(1, 640, 480, 3))
+
+
+def test_node_defaults_to_the_official_retargeting(host):
+    import numpy as np
+
+    from wan_animate_kit.nodes.retarget import PoseRetarget
+    from wan_animate_kit.preprocess.retarget import retarget
+
+    defaults = {i.id: getattr(i, "default", None) for i in PoseRetarget.GET_SCHEMA().inputs}
+    assert defaults["mode"] == "official" and defaults["anchor_frame"] == -1
+    assert all(defaults[f"{p}_scale"] == 1.0 for p in ("head", "torso", "arms", "legs"))
+    driving = seq(moving_driver(4))
+    reference = seq([character()], width=480, height=640)
+    image = torch.rand(1, 640, 480, 3)
+    for mode in ("official", "default"):
+        pose = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode=mode).result[0]
+        want = retarget(driving, reference, mode=mode, out_width=480, out_height=640).poses
+        np.testing.assert_array_equal(pose.subject_keypoints, want.subject_keypoints)
+    official = run(driving_pose=driving, reference_pose=reference, reference_image=image).result[0]
+    own = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="default").result[0]
+    assert not np.allclose(official.subject_keypoints, own.subject_keypoints)
