@@ -39,15 +39,24 @@ class MaskShape(io.ComfyNode):
                 io.Int.Input("kernel", default=7, min=1, max=101, step=2,
                              tooltip="Dilation kernel size in pixels (official 7)."),
                 io.Int.Input("iterations", default=3, min=0, max=50,
-                             tooltip="Dilation iterations (official 3); 0 skips the dilation."),
+                             tooltip="Dilation iterations (official 3); 0 skips the dilation only (the official "
+                                     "code then skips the block mask too: turn block off for that)."),
                 io.Boolean.Input("block", default=True,
                                  tooltip="Turn the mask into blocks over its bounding box (official). Off keeps the "
                                          "dilated silhouette."),
                 io.Int.Input("block_rows", default=1, min=1, max=64,
-                             tooltip="Rows of the block grid over the mask's box: 1x1 (official) is the whole "
-                                     "bounding box; Animate Anyone 2 uses about h/10."),
+                             tooltip="Rows of the block grid over the mask's box (official h_len 1: one cell, the "
+                                     "bounding rectangle); Animate Anyone 2 uses about h/10."),
                 io.Int.Input("block_cols", default=1, min=1, max=64,
-                             tooltip="Columns of the block grid over the mask's box (official 1)."),
+                             tooltip="Columns of the block grid over the mask's box (official w_len 1)."),
+                io.Combo.Input("block_grid", options=["official", "even"], default="official",
+                               tooltip="How the box is cut into cells. official: as the official get_aug_mask - "
+                                       "cells of int((last - first) / n) pixels from the first on pixel (the last "
+                                       "cell partial), ending before the box's last on row and column, which are "
+                                       "never filled (with 1x1: the rectangle less its last row and column). even: "
+                                       "the pack's variant, differs from the official mask - the whole box including "
+                                       "its last row and column, cut into n nearly equal cells (edges "
+                                       "floor(i * size / n))."),
                 io.Float.Input("head_growth", default=0.0, min=0.0, max=4.0, step=0.1,
                                tooltip="Extra growth around the head to cover hair, as a multiple of the head size; "
                                        "0 = off. Needs the pose input."),
@@ -57,7 +66,8 @@ class MaskShape(io.ComfyNode):
                                        "hard mask, which saves a full-length copy when soft_mask is not used."),
                 io.Boolean.Input("fill_empty", default=True,
                                  tooltip="Frames where the mask is empty take the nearest non-empty frame's mask "
-                                         "instead of leaving the character unmasked."),
+                                         "instead of leaving the character unmasked (the official preprocessing "
+                                         "stops with an error on an empty mask)."),
                 Pose.Input("pose", optional=True,
                            tooltip="Poses of the same video (the same tracked person), for the head growth."),
             ],
@@ -70,13 +80,15 @@ class MaskShape(io.ComfyNode):
 
     @classmethod
     def execute(cls, mask, kernel, iterations, block, block_rows, block_cols, head_growth, feather, fill_empty,
-                pose=None):
+                pose=None, block_grid="official"):
         from ..preprocess.masks import coverage_warnings, feather as feather_mask, fill_empty_masks, shape_mask_sequence
 
         if mask.ndim == 2:
             mask = mask[None]
         if mask.ndim != 3 or mask.shape[0] == 0:
             raise InputError("Mask Shaping", "mask", f"expected [frames, H, W], got {tuple(mask.shape)}")
+        if block_grid not in ("official", "even"):
+            raise InputError("Mask Shaping", "block_grid", f"is {block_grid!r}", "pick 'official' or 'even'")
         if head_growth > 0 and pose is None:
             raise InputError("Mask Shaping", "pose", "head_growth is on but no pose is connected",
                              "connect the pose of the same video, or set head_growth to 0")
@@ -91,7 +103,8 @@ class MaskShape(io.ComfyNode):
         heads = head_points_for(pose, t, w, h) if head_growth > 0 else None
         progress = Progress(2)
         shaped = shape_mask_sequence(m, kernel=kernel, iterations=iterations, kh=block_rows, kw=block_cols,
-                                     block=block, head_points=heads, head_radius_scale=max(head_growth, 1e-3))
+                                     block=block, head_points=heads, head_radius_scale=max(head_growth, 1e-3),
+                                     grid=block_grid)
         progress.update()
         hard = torch.from_numpy(shaped.astype(np.float32))
         # feather 0: soft_mask is the hard mask itself (no second full-length copy held by the host)

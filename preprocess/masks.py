@@ -6,8 +6,13 @@ masks. Binary operations (dilate, block, head growth) return the input's dtype; 
 keeps its scale (on = 255 if any value is above 1, else 1). Soft results (feather, composite)
 are float32 in 0..1.
 
-Official chain: SAM2 mask -> ``cv2.dilate`` (7x7 ones, 3 iterations) -> block mask on the
-bounding box (1x1 grid = the full rectangle) -> ``bg = frame * (1 - mask)``. The pack adds
+Official chain (official: wan/modules/animate/preprocess/process_pipepline.py, replacement branch,
+with utils.py ``get_mask_body_img`` and ``get_aug_mask``): SAM2 mask (logits > 0, 0/1) ->
+``cv2.dilate`` (7x7 ones, 3 iterations) -> block mask on the dilated mask's box (1x1 grid = the
+rectangle from the first to the last on pixel, its last row and column excluded) ->
+``bg = frame * (1 - mask)``. The official pipeline then stores the mask x 255 as an H.264 mp4 and
+the generator reads it back as ``[..., 0] / 255`` (lossy, not binarised); the pack hands the exact
+0/1 mask on instead. The pack adds
 optional head growth for hair, empty-frame filling, a coverage check and a feathered composite
 for the final picture (never for the model's conditioning).
 """
@@ -133,19 +138,68 @@ def _block_frame(mask: np.ndarray, out: np.ndarray, kh: int, kw: int, on) -> Non
     out[y1:y2, x1:x2][full] = on
 
 
-def block_mask(mask: np.ndarray, kh: int = 1, kw: int = 1) -> np.ndarray:
-    """Shape-agnostic block mask (Animate Anyone 2, official ``get_aug_mask``).
+def _official_cells(first: int, last: int, cells: int) -> np.ndarray:
+    """Cell starts along one axis of the official grid, relative to ``first``, plus the end.
 
-    The on pixels' bounding box is split into ``kh`` rows x ``kw`` columns of cells with integer
-    edges ``floor(i * size / cells)``; a cell is filled when any pixel in it is on. 1x1 gives the
-    full bounding rectangle. A box smaller than the grid uses one cell per pixel along that axis.
-    An empty frame stays empty.
+    The official loop walks ``first, first + step, ...`` below ``last`` (the box's last on pixel,
+    which is never reached) with ``step = int((last - first) / cells)``; each cell ends at the next
+    start, the last one at ``last``. A zero step (a box narrower than the grid) would stop the
+    official code; here it is one pixel.
+    """
+    span = last - first
+    step = max(int(span / cells), 1)
+    return np.append(np.arange(0, span, step), span)
+
+
+def _official_block_frame(mask: np.ndarray, out: np.ndarray, kh: int, kw: int, on) -> None:
+    nz = mask if mask.dtype == np.uint8 else np.ascontiguousarray(binary(mask)).view(np.uint8)
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(nz))
+    if w == 0 or h == 0:
+        return
+    out[y:y + h, x:x + w] = mask[y:y + h, x:x + w]  # unfilled cells, last row and column keep the mask
+    x2, y2 = x + w - 1, y + h - 1  # inclusive: the box's last on column / row
+    ye, xe = _official_cells(y, y2, kh), _official_cells(x, x2, kw)
+    if ye[-1] == 0 or xe[-1] == 0:  # one row or column: the official grid has no cell
+        return
+    crop = binary(mask[y:y2, x:x2]).view(np.uint8)
+    if len(ye) == 2 and len(xe) == 2:  # one cell (the official 1x1 default)
+        if crop.any():
+            out[y:y2, x:x2] = on
+        return
+    cells = np.maximum.reduceat(np.maximum.reduceat(crop, ye[:-1], axis=0), xe[:-1], axis=1)
+    for i, j in zip(*np.nonzero(cells)):  # slice writes: faster than a full-size boolean index
+        out[y + ye[i]:y + ye[i + 1], x + xe[j]:x + xe[j + 1]] = on
+
+
+BLOCK_GRIDS = ("official", "even")
+
+
+def block_mask(mask: np.ndarray, kh: int = 1, kw: int = 1, grid: str = "official") -> np.ndarray:
+    """Shape-agnostic block mask (Animate Anyone 2): the mask's bounding box cut into a grid of
+    ``kh`` rows x ``kw`` columns of cells, each cell filled where any of its pixels is on.
+
+    grid 'official' (official: wan/modules/animate/preprocess/utils.py, ``get_aug_mask``): the box
+    runs from the first to the last on pixel, the cells are ``int((last - first) / n)`` pixels from
+    the first (the last cell partial) and end *before* the last on row and column, which are never
+    filled (they keep the mask's own pixels). With 1x1 that is the bounding rectangle less its last
+    row and column. Only where the official code would stop (a box narrower than the grid: zero
+    step) the step is 1 pixel.
+
+    grid 'even' (the pack's variant): the whole bounding box including its last row and column, cut
+    at integer edges ``floor(i * size / n)`` (cells of nearly equal size); 1x1 is the full bounding
+    rectangle; a box smaller than the grid uses one cell per pixel along that axis.
+
+    An empty frame stays empty (the official code stops there). Outside the box every pixel is off
+    (float values below 0.5 there become 0).
     """
     mask = _check_mask(mask)
     if int(kh) < 1 or int(kw) < 1:
         raise ValueError(f"block grid must be at least 1x1, got {kh}x{kw}")
+    if grid not in BLOCK_GRIDS:
+        raise ValueError(f"block grid rule must be one of {BLOCK_GRIDS}, got {grid!r}")
     on = _on_value(mask)
-    return _per_frame(mask, lambda m, o: _block_frame(m, o, int(kh), int(kw), on))
+    frame_fn = _official_block_frame if grid == "official" else _block_frame
+    return _per_frame(mask, lambda m, o: frame_fn(m, o, int(kh), int(kw), on))
 
 
 def head_ellipse(head_points: np.ndarray, threshold: float = 0.3, radius_scale: float = 1.0,
@@ -271,18 +325,24 @@ def fill_empty_masks(masks: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
 def shape_mask_sequence(masks: np.ndarray, kernel: int = 7, iterations: int = 3, kh: int = 1, kw: int = 1,
                         block: bool = True, head_points: np.ndarray | None = None,
-                        head_threshold: float = 0.3, head_radius_scale: float = 1.0) -> np.ndarray:
-    """Dilate -> optional head growth -> block mask, frame by frame. Official defaults.
+                        head_threshold: float = 0.3, head_radius_scale: float = 1.0,
+                        grid: str = "official") -> np.ndarray:
+    """Dilate -> optional head growth -> block mask (``grid`` rule, see ``block_mask``), frame by
+    frame. Official defaults (official: wan/modules/animate/preprocess/process_pipepline.py, the
+    replacement branch of ``ProcessPipeline.__call__``: ``get_mask_body_img`` then ``get_aug_mask``).
 
-    Unlike the official code, ``iterations=0`` only skips the dilation; use ``block=False`` to
-    skip the block mask. Empty frames stay empty (see ``fill_empty_masks``).
+    Unlike the official code, ``iterations=0`` only skips the dilation (the official code then skips
+    the block mask too); use ``block=False`` to skip the block mask. Empty frames stay empty (see
+    ``fill_empty_masks``).
     """
     masks = _check_mask(masks, "masks")
+    if block and grid not in BLOCK_GRIDS:
+        raise ValueError(f"block grid rule must be one of {BLOCK_GRIDS}, got {grid!r}")
     out = dilate(masks, kernel, iterations)
     if head_points is not None:
         out = grow_head(out, head_points, head_threshold, head_radius_scale)
     if block:
-        out = block_mask(out, kh, kw)
+        out = block_mask(out, kh, kw, grid)
     return out
 
 

@@ -23,11 +23,15 @@ def test_official_shaping_gives_the_dilated_bounding_box_and_fills_empty_frames(
     hard, soft, report = shape(m)
     assert hard.shape == (3, 64, 80) and soft.shape == (3, 64, 80)
     on = np.argwhere(hard[0].numpy() > 0.5)
-    # 3 iterations of a 7x7 dilation grow by 9 px on each side; 1x1 blocks = full bounding rectangle
+    # 3 iterations of a 7x7 dilation grow by 9 px on each side; the official 1x1 block is the bounding
+    # rectangle less its last row and column, which keep the dilated pixels
     assert on[:, 0].min() == 20 - 9 and on[:, 0].max() == 40 + 9
     assert on[:, 1].min() == 30 - 9 and on[:, 1].max() == 50 + 9
-    assert hard[0].sum() == (49 - 11 + 1) * (59 - 21 + 1)
+    assert hard[0, 11:49, 21:59].min() == 1 and hard[0, 49, 41:60].min() == 1 and hard[0, 49, :41].max() == 0
     assert torch.equal(hard[1], hard[0]) or torch.equal(hard[1], hard[2])
+    even = shape(m, block_grid="even")[0]
+    assert even[0].sum() == (49 - 11 + 1) * (59 - 21 + 1)  # the pack's variant: the full rectangle
+    assert torch.equal(shape(m, block_grid="official")[0], hard)
     assert "1 empty frame" in report
     assert 0 < soft[0].min() + 1 and ((soft[0] > 0) & (soft[0] < 1)).any()  # feathered edge exists
 
@@ -40,9 +44,36 @@ def test_feather_zero_hands_out_the_hard_mask_once(host):
     assert set(torch.unique(hard).tolist()) == {0.0, 1.0}
 
 
+def test_official_shaping_equals_the_official_chain(host):
+    """Default node settings = official dilation (7x7, 3 iterations) + get_aug_mask (w_len = h_len = 1)."""
+    import cv2
+
+    rng = np.random.default_rng(4)
+    m = torch.from_numpy((rng.random((4, 70, 90)) < 0.004).astype(np.float32))
+    m[1, 0, 0] = m[1, 69, 89] = 1  # box touching every border
+    m[2] = 0
+    m[2, 30, 40] = 1  # one pixel
+    from wan_animate_kit.nodes.mask import MaskShape
+
+    defaults = {i.id: getattr(i, "default", None) for i in MaskShape.GET_SCHEMA().inputs}
+    assert (defaults["kernel"], defaults["iterations"], defaults["block"], defaults["block_rows"],
+            defaults["block_cols"], defaults["block_grid"], defaults["head_growth"]) == (7, 3, True, 1, 1, "official", 0)
+    hard = shape(m, feather=0.0)[0].numpy()
+    for t in range(4):
+        d = cv2.dilate(m[t].numpy().astype(np.uint8), np.ones((7, 7), np.uint8), iterations=3)
+        ys, xs = np.nonzero(d)
+        want = d.copy()
+        # one cell from the first on pixel up to (not including) the last on row / column
+        if d[ys.min():ys.max(), xs.min():xs.max()].any():
+            want[ys.min():ys.max(), xs.min():xs.max()] = 1
+        assert np.array_equal(hard[t], want.astype(np.float32)), t
+
+
 def test_head_growth_needs_a_pose(host):
     with pytest.raises(ValueError, match="pose"):
         shape(torch.ones(1, 8, 8), head_growth=1.0)
+    with pytest.raises(ValueError, match="'block_grid'"):
+        shape(torch.ones(1, 8, 8), block_grid="floor")
 
 
 def test_environment_video_is_black_inside_the_mask_only(host):
