@@ -96,6 +96,9 @@ def load_lora_file(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        if "global" not in str(e).lower():  # random bytes or a cut file, not a refused Python object
+            raise ValueError(f"LoRA file '{path.name}' could not be read as a PyTorch checkpoint (truncated or not "
+                             "a checkpoint); re-download it or use the .safetensors file") from e
         raise ValueError(f"LoRA file '{path.name}' holds Python objects besides tensors; it is only loaded "
                          "safely (torch.load weights_only=True) and was refused. Convert it to .safetensors "
                          f"or use the official file. Detail: {str(e).splitlines()[0]}") from e

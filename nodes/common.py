@@ -47,6 +47,51 @@ def model_file(node: str, input_name: str, folder: str, name, folder_file: str |
     return path
 
 
+def check_number(node: str, input_name: str, value, lo: float | None = None, hi: float | None = None,
+                 fix: str = "") -> float:
+    """``value`` as a float when it is a finite number within [lo, hi]; otherwise an InputError naming
+    the input. The host lets NaN and infinity through its min/max check (every comparison with NaN
+    is false), and nodes would then quietly treat them as 0 or 'off'."""
+    import math
+
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        ok = False
+    if not ok:
+        span = (f" from {lo:g} to {hi:g}" if lo is not None and hi is not None
+                else f" of at least {lo:g}" if lo is not None else f" of at most {hi:g}" if hi is not None else "")
+        raise InputError(node, input_name, f"must be a finite number{span}, got {value!r}",
+                         fix or "type a number in that range")
+    return float(value)
+
+
+# An IMAGE batch is float32 RGB: 12 bytes a pixel.
+IMAGE_BYTES_PER_PIXEL = 12
+
+
+def check_image_memory(node: str, input_name: str, frames: int, width: int, height: int, fix: str,
+                       memory: tuple[int, int] | None = None) -> None:
+    """Refuse, before allocating, an IMAGE batch of ``frames`` x ``height`` x ``width`` that cannot fit in
+    this machine's RAM; log a warning when it is over 80 % of what is free now. ``memory`` = (total,
+    available) bytes (default: psutil's reading)."""
+    if memory is None:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        memory = (vm.total, vm.available)
+    total, available = memory
+    need = int(frames) * int(width) * int(height) * IMAGE_BYTES_PER_PIXEL
+    gib = 2 ** 30
+    what = f"{frames} frame(s) of {width}x{height} as an IMAGE need about {need / gib:.1f} GiB of RAM"
+    if need > total:
+        raise InputError(node, input_name, f"{what}, more than this machine has ({total / gib:.1f} GiB)", fix)
+    if need > 0.8 * available:
+        import logging
+
+        logging.getLogger("wan_animate_kit").warning("%s: %s, and %.1f GiB is free now", node, what,
+                                                     available / gib)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """IMAGE [B,H,W,C] 0..1 -> uint8 numpy [B,H,W,3]."""
     arr = images[..., :3].clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
@@ -65,19 +110,50 @@ class VideoSource:
     """Frames of an IMAGE batch or of the host's VIDEO, read in chunks so a long file never sits
     whole in memory."""
 
-    def __init__(self, value, name: str = "video"):
+    def __init__(self, value, name: str = "video", node: str = "Wan-Animate Kit"):
         self.name = name
+        self.node = node
         self.images: torch.Tensor | None = None
         self.video = None
         self._fps: float = 0.0
         if isinstance(value, torch.Tensor):
             if value.ndim != 4 or value.shape[-1] not in (3, 4):
-                raise ValueError(f"input '{name}': expected an IMAGE batch [frames, H, W, 3], got {tuple(value.shape)}")
+                raise InputError(node, name, f"expected an IMAGE batch [frames, H, W, 3], got {tuple(value.shape)}")
             self.images = value
         elif hasattr(value, "get_components"):
             self.video = value
+            self._probe()
         else:
-            raise ValueError(f"input '{name}': expected IMAGE or VIDEO, got {type(value).__name__}")
+            raise InputError(node, name, f"expected IMAGE or VIDEO, got {type(value).__name__}")
+
+    def _unreadable(self, problem: str) -> InputError:
+        return InputError(self.node, self.name, problem, "check the file (an incomplete download or upload?), re-export "
+                          "it as an .mp4 (H.264) or load another video")
+
+    def _probe(self) -> None:
+        """Open a file-backed VIDEO once and decode its first frame, so a file without a video track,
+        a truncated one or random bytes is a clear error here, before any work (not a library error
+        deep inside a node)."""
+        if hasattr(self.video, "iter_chunks") or not _streams_from_a_file(self.video):
+            return
+        try:
+            source = self.video.get_stream_source()
+        except Exception:
+            return
+        import av
+
+        try:
+            if hasattr(source, "seek"):
+                source.seek(0)
+            with av.open(source, mode="r") as container:
+                if not container.streams.video:
+                    raise self._unreadable("the file has no video stream (only sound or data)")
+                if next(iter(container.decode(container.streams.video[0])), None) is None:
+                    raise self._unreadable("the file's video stream has no frame that can be decoded")
+        except InputError:
+            raise
+        except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
+            raise self._unreadable(f"could not be read as a video ({_first_line(e)})") from e
 
     # -- metadata ------------------------------------------------------------------------
     @property
@@ -133,16 +209,23 @@ class VideoSource:
 
         if hasattr(source, "seek"):
             source.seek(0)
-        with av.open(source, mode="r") as container:
-            stream = container.streams.video[0]
-            buf = []
-            for frame in container.decode(stream):
-                buf.append(frame.to_ndarray(format="rgb24"))
-                if len(buf) == chunk:
+        try:
+            with av.open(source, mode="r") as container:
+                if not container.streams.video:
+                    raise self._unreadable("the file has no video stream (only sound or data)")
+                stream = container.streams.video[0]
+                buf = []
+                for frame in container.decode(stream):
+                    buf.append(frame.to_ndarray(format="rgb24"))
+                    if len(buf) == chunk:
+                        yield np.stack(buf)
+                        buf = []
+                if buf:
                     yield np.stack(buf)
-                    buf = []
-            if buf:
-                yield np.stack(buf)
+        except InputError:
+            raise
+        except Exception as e:  # av.error.* (damaged data further into the file), OSError
+            raise self._unreadable(f"could not be decoded to the end ({_first_line(e)})") from e
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """uint8 frames [start, stop) (decodes from the start for a file-backed video)."""
@@ -157,6 +240,10 @@ class VideoSource:
             if pos >= stop:
                 break
         return np.concatenate(out) if out else np.zeros((0, *self.size[::-1], 3), np.uint8)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def frames_output_input(what: str):
@@ -203,7 +290,7 @@ def one_source(node: str, images, video) -> VideoSource:
     if (images is None) == (video is None):
         raise InputError(node, "images" if images is None else "video",
                          "connect exactly one of 'images' (IMAGE) or 'video' (VIDEO)")
-    src = VideoSource(images if images is not None else video, "images" if images is not None else "video")
+    src = VideoSource(images if images is not None else video, "images" if images is not None else "video", node)
     if src.num_frames == 0:
         raise InputError(node, src.name, "has no frames", "check the video file")
     return src

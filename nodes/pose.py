@@ -9,14 +9,17 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_interrupt,
-                     frames_blocked, frames_of, frames_output_input, model_file, one_source, preview_size,
-                     to_image)
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_image_memory,
+                     check_interrupt, check_number, frames_blocked, frames_of, frames_output_input, model_file,
+                     one_source, preview_size, to_image)
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
 log = logging.getLogger("wan_animate_kit")
 CAT = CATEGORY + "/pose"
+# Render Pose: the largest canvas side, and the uint8 frames drawn at a time (at most 16).
+MAX_RENDER_SIDE = 8192
+DRAW_CHUNK_BYTES = 256 * 2 ** 20
 # ViTPose crops per call when batch_size is 0. bench/bench_pose_extract.py on a 2-core CPU with a
 # ViT-B-sized model: batch 4 ran 1.11x faster than one crop per call, batch 16 0.85x.
 AUTO_BATCH_CPU, AUTO_BATCH_CUDA = 4, 16
@@ -164,6 +167,8 @@ class PoseExtract(io.ComfyNode):
         from ..preprocess.smoothing import fill_missing_frames, smooth_sequence
         from ..preprocess.tracking import select_subject, track_people
 
+        smoothing = check_number("Pose Extraction", "smoothing", smoothing, 0.0, 1.0,
+                                 "use 0 (off, official) up to 1")
         src = one_source("Pose Extraction", images, video)
         total = src.num_frames
         width, height = src.size
@@ -240,15 +245,32 @@ class RenderPose(io.ComfyNode):
 
     @classmethod
     def execute(cls, pose, width, height, letterbox, draw_hands, draw_head, frames_output=True):
-        from ..preprocess.render import render_pose_frame, sequence_keypoints_for_canvas
+        from ..preprocess.render import keypoints_problem, render_pose_frame, sequence_keypoints_for_canvas
         from .lazy_video import ChunkVideo
 
+        node = "Render Pose"
         if pose.num_people == 0:
-            raise InputError("Render Pose", "pose", "has no tracked person")
+            raise InputError(node, "pose", "has no tracked person")
+        for name, value in (("width", width), ("height", height)):
+            if not isinstance(value, int) or not 0 <= value <= MAX_RENDER_SIDE:
+                raise InputError(node, name, f"must be 0 (the pose's canvas) or up to {MAX_RENDER_SIDE} pixels, "
+                                 f"got {value!r}", "use the sampler's output size")
         w, h = width or pose.width, height or pose.height
+        if max(w, h) > MAX_RENDER_SIDE:  # a pose canvas from POSE_KEYPOINT or other code
+            raise InputError(node, "pose", f"has a {pose.width}x{pose.height} canvas, larger than "
+                             f"{MAX_RENDER_SIDE} pixels a side", "set width and height to the output size")
+        problem = keypoints_problem(pose.subject_keypoints)
+        if problem:
+            raise InputError(node, "pose", problem, "extract or import the poses again")
+        # Before anything is drawn: one frame must fit in RAM, and with frames_output the whole batch.
+        check_image_memory(node, "width" if width else "pose", 1, w, h, "choose a smaller width and height")
+        if frames_output:
+            check_image_memory(node, "frames_output", pose.num_frames, w, h,
+                               "turn frames_output off and use the video output (drawn on demand, flat memory)")
         kps = sequence_keypoints_for_canvas(pose, w, h, letterbox, "subject")
+        frames_per_chunk = max(1, min(16, DRAW_CHUNK_BYTES // (w * h * 3)))
 
-        def draw(chunk: int = 16):
+        def draw(chunk: int = frames_per_chunk):
             for s in range(0, pose.num_frames, chunk):
                 yield np.stack([render_pose_frame(kps[t], w, h, draw_hands=draw_hands, draw_head=draw_head)
                                 for t in range(s, min(s + chunk, pose.num_frames))])
@@ -448,6 +470,7 @@ class PoseFromKeypoint(io.ComfyNode):
         from ..preprocess.openpose_json import from_pose_keypoint
         from ..preprocess.tracking import select_subject
 
+        fps = check_number("POSE_KEYPOINT to Pose", "fps", fps, 0.0, 240.0, "use the video's frame rate, or 0")
         try:
             seq = from_pose_keypoint(pose_keypoint, fps=fps)
             if seq.num_people:

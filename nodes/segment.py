@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, model_file,
-                     one_source, preview_size, to_image)
+from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, check_number,
+                     model_file, one_source, preview_size, to_image)
 
 REQUIRES = ("sam2", "cv2")
 CAT = CATEGORY + "/mask"
@@ -140,6 +140,7 @@ class CharacterSegmentation(io.ComfyNode):
         from ..preprocess.sam_prompts import parse_points_json, plan_prompts
 
         node = "SAM2 Character Segmentation"
+        threshold = check_number(node, "threshold", threshold, 0.0, 1.0, "use the official 0.5")
         src = one_source(node, images, video)
         n = src.num_frames
         w, h = src.size

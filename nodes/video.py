@@ -51,12 +51,16 @@ class VideoInfo(io.ComfyNode):
 
     @classmethod
     def execute(cls, video):
-        src = VideoSource(video, "video")
+        src = VideoSource(video, "video", "Video Info")  # a file without a readable video track stops here
         try:
             source = video.get_stream_source()
         except Exception:
             source = None
-        audio = decode_audio(source) if source is not None else video.get_components().audio
+        try:
+            audio = decode_audio(source) if source is not None else video.get_components().audio
+        except Exception as e:  # a damaged sound track (the video track was checked above)
+            raise InputError("Video Info", "video", f"its sound track could not be decoded ({str(e)[:200]})",
+                             "re-export the file, or remove its sound") from e
         w, h = src.size
         if src.num_frames <= 0:
             raise InputError("Video Info", "video", "has no frames")

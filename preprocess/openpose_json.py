@@ -93,7 +93,12 @@ def _points(value: Any, name: str) -> np.ndarray | None:
     """A part as [n, 3] (x, y, c) from a flat or nested list; None when missing."""
     if value is None:
         return None
-    arr = np.asarray(value, dtype=np.float64)
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{name} must hold numbers (x, y, c triples); {e}") from e
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
     if arr.size == 0:
         return None
     if arr.ndim == 2 and arr.shape[1] in (2, 3):
@@ -105,14 +110,48 @@ def _points(value: Any, name: str) -> np.ndarray | None:
     raise ValueError(f"{name} must be a flat list of x, y, c triples or a list of [x, y, c]; got shape {arr.shape}")
 
 
+# The largest canvas side accepted on import: a bigger one would only ever reach the allocator.
+MAX_CANVAS = 16384
+
+
 def _load(data: Any) -> list[dict]:
+    """The frames of POSE_KEYPOINT, checked for structure and values (a clear error for each frame
+    that is not a dict with a list of person dicts, and for any NaN/infinite or non-numeric value)."""
     if isinstance(data, (str, bytes)):
-        data = json.loads(data)
+        try:
+            data = json.loads(data)
+        except ValueError as e:  # json.JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"POSE_KEYPOINT is not valid JSON ({e})") from e
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, (list, tuple)) or not all(isinstance(f, dict) for f in data):
         raise ValueError("POSE_KEYPOINT must be a list of frame dicts with a 'people' list (or one such dict)")
+    for t, frame in enumerate(data):
+        people = frame.get("people")
+        if people is not None and (not isinstance(people, (list, tuple))
+                                   or not all(isinstance(p, dict) for p in people)):
+            raise ValueError(f"frame {t}: 'people' must be a list of person dicts, got {type(people).__name__}")
+        for key in ("canvas_width", "canvas_height"):
+            if frame.get(key) is not None:
+                _canvas_side(frame[key], f"frame {t}: {key}")
+        for i, person in enumerate(people or []):
+            for key in KEYS + ("foot_keypoints_2d",):
+                try:
+                    _points(person.get(key), key)
+                except ValueError as e:
+                    raise ValueError(f"frame {t}, person {i}: {e}") from e
     return list(data)
+
+
+def _canvas_side(value: Any, name: str) -> int:
+    """A canvas side as a whole number of pixels from 1 to MAX_CANVAS."""
+    try:
+        side = float(value)
+    except (TypeError, ValueError):
+        side = float("nan")
+    if isinstance(value, bool) or not np.isfinite(side) or side < 1 or side > MAX_CANVAS:
+        raise ValueError(f"{name} must be a number of pixels from 1 to {MAX_CANVAS}, got {value!r}")
+    return int(side)
 
 
 def _is_normalised(frames: list[dict]) -> bool:
@@ -185,7 +224,7 @@ def from_pose_keypoint(data: Any, width: int | None = None, height: int | None =
     ch = frames[0].get("canvas_height") or height
     if not cw or not ch:
         raise ValueError("POSE_KEYPOINT has no canvas_width/canvas_height: pass width and height")
-    cw, ch = int(cw), int(ch)
+    cw, ch = _canvas_side(cw, "canvas_width"), _canvas_side(ch, "canvas_height")
     normalised = _is_normalised(frames)
     all_people = [p for f in frames for p in (f.get("people") or [])]
     use_ids = bool(all_people) and all("person_id" in p for p in all_people)
@@ -198,12 +237,15 @@ def from_pose_keypoint(data: Any, width: int | None = None, height: int | None =
         n_people = max((len(f.get("people") or []) for f in frames), default=0)
     kps = np.zeros((len(frames), n_people, NUM_KEYPOINTS, 3), np.float32)
     for t, frame in enumerate(frames):
-        fw = int(frame.get("canvas_width") or cw)
-        fh = int(frame.get("canvas_height") or ch)
+        fw = _canvas_side(frame.get("canvas_width") or cw, "canvas_width")
+        fh = _canvas_side(frame.get("canvas_height") or ch, "canvas_height")
         sx, sy = (cw, ch) if normalised else (cw / fw, ch / fh)
         for i, person in enumerate(frame.get("people") or []):
             col = columns[person["person_id"]] if use_ids else i
-            kps[t, col] = person_from_openpose(person, sx, sy)
+            try:
+                kps[t, col] = person_from_openpose(person, sx, sy)
+            except ValueError as e:
+                raise ValueError(f"frame {t}, person {i}: {e}") from e
     ids = tuple(int(i) if isinstance(i, (int, np.integer)) else n for n, i in enumerate(columns)) \
         if use_ids else tuple(range(n_people))
     if len(set(ids)) != len(ids):

@@ -107,6 +107,21 @@ def draw_person(canvas: np.ndarray, kps133: np.ndarray, threshold: float = 0.5, 
     return canvas
 
 
+def keypoints_problem(kps: np.ndarray) -> str:
+    """Why keypoints [..., 133, 3] cannot be drawn ('' when they can): a NaN/infinite score, or a
+    NaN/infinite coordinate on a point with a positive score (unscored points are never drawn)."""
+    k = np.asarray(kps, dtype=np.float32)
+    if k.ndim < 2 or k.shape[-1] != 3:
+        return f"keypoints must be [..., 3] (x, y, score), got {k.shape}"
+    score = k[..., 2]
+    bad = ~np.isfinite(score) | ((score > 0) & ~np.isfinite(k[..., :2]).all(axis=-1))
+    if not bad.any():
+        return ""
+    where = np.argwhere(bad)[0]
+    at = f" (first at frame {where[0]})" if k.ndim >= 4 else ""
+    return f"{int(bad.sum())} keypoint(s) have NaN or infinite values{at}"
+
+
 def render_pose_frame(kps133: np.ndarray, width: int, height: int, threshold: float = 0.5,
                       draw_hands: bool = True, draw_head: bool = True, stick_width: int | None = None,
                       hand_width: int | None = None) -> np.ndarray:
@@ -121,6 +136,9 @@ def render_pose_frame(kps133: np.ndarray, width: int, height: int, threshold: fl
     people = kps[None] if kps.ndim == 2 else kps
     if people.ndim != 3:
         raise ValueError(f"render_pose_frame expects [133, 3] or [P, 133, 3] keypoints, got {kps.shape}")
+    problem = keypoints_problem(people)
+    if problem:
+        raise ValueError(f"render_pose_frame: {problem}")
     if hand_width == 0:
         draw_hands = False
     canvas = np.zeros((int(height), int(width), 3), np.uint8)
