@@ -324,3 +324,38 @@ def test_unreadable_lora_and_embedding_files(model_roots, tiny_models):
             LoadPromptEmbedding.execute(embedding=name)
         text = str(err.value)
         assert text.startswith("Load Prompt Embedding: input 'embedding':") and "not a readable" in text, text
+
+
+def test_api_prompt_with_an_outside_path_is_refused_by_the_pack(server, tmp_path):
+    """Through POST /prompt (the host does not check combo values against their list): an uploaded
+    file, an absolute path and '..' are refused with one message, existing or not."""
+    from host_harness import PromptError
+
+    fake = tmp_path / "uploaded.onnx"
+    fake.write_bytes(b"\x08\x07uploaded")
+    uploaded = server.base / "input" / server.upload(fake)
+    assert uploaded.is_file()
+    detection = server.models / "detection"
+    up = os.path.relpath(uploaded, detection)
+    names = [str(uploaded), str(uploaded.with_name("never_uploaded.onnx")), up,
+             up.replace("uploaded.onnx", "never_uploaded.onnx"), "/etc/passwd", "/etc/no_such_file"]
+    seen = set()
+    for name in names:
+        prompt = {
+            "1": {"class_type": "WAK_PoseModelLoader",
+                  "inputs": {"detector": name, "pose_model": "tiny_vitpose_wholebody.onnx", "device": "cpu",
+                             "batch_size": 0, "bgr_like_official": False}},
+            "2": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": 0}},
+            "3": {"class_type": "WAK_PoseExtract",
+                  "inputs": {"pose_models": ["1", 0], "images": ["2", 0], "person": "largest", "smoothing": 0.0,
+                             "missing_frames": "hold", "chunk_frames": 8}},
+            "4": {"class_type": "PreviewImage", "inputs": {"images": ["3", 1]}},
+        }
+        with pytest.raises(PromptError) as err:
+            server.run_prompt(prompt, timeout=300)
+        body = err.value.body
+        assert body.get("node_type") == "WAK_PoseModelLoader", body
+        text = body["exception_message"]
+        assert "Pose Models: input 'detector':" in text and "refused" in text, text
+        seen.add(text.replace(name, "<name>"))
+    assert len(seen) == 1, seen
