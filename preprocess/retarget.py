@@ -38,7 +38,8 @@ from .pose_types import PoseSequence
 from .retarget_official import (
     AVERAGED_PAIRS, BONE_NAMES, PART_BONES, SYMMETRIC_PAIRS, apply_part_scale, assemble_133,
     body_type, bone_lengths, global_scale, hip_mid_x, lowest_foot_y, min_body_type,
-    official_body_type, official_canvas_factors, official_relative_ratios, official_scale,
+    official_body_type, official_canvas_factors, official_edit_compensation, official_relative_ratios,
+    official_scale,
     place_hands_official, rebuild_chain, swap_crossed_hands,
 )
 
@@ -300,6 +301,29 @@ def _tpose_lengths(ref_tpose, drv_tpose, thr: float, scale_thr: float, warnings:
     return unit, bone_lengths(tp_drv, thr), bone_lengths(tp_ref, thr)
 
 
+def _official_tpose_lengths(ref_tpose, drv_tpose, drv_a, dwh, ref_o, out_width, out_height, thr, warnings):
+    """The official edited-pose route (official: retarget_pose.py, retarget_pose with
+    use_edit_for_base): the edited reference on the output canvas, its own ``scale_min`` (strict 0.5
+    scores), measured on its truncated canvas, every bone whatever its score; when that scale fell
+    back to the canvas area, the official size correction of each pair. Returns (unit, driving
+    T-pose lengths, reference T-pose lengths) for ``official_relative_ratios``."""
+    tp_ref = _single_frame(ref_tpose, "ref_tpose", thr, warnings).copy()
+    fit, shift = _fit(ref_tpose, out_width, out_height)
+    tp_ref[:, :2] = tp_ref[:, :2] * fit + shift
+    tp_ref = to_body20(tp_ref).astype(np.float64)
+    tp_drv = to_body20(_single_frame(drv_tpose, "drv_tpose", thr, warnings)).astype(np.float64)
+    twh = (drv_tpose.width, drv_tpose.height)
+    s_edit, method = official_scale(tp_drv, tp_ref, twh, (out_width, out_height))
+    kx, ky = official_canvas_factors(out_width, out_height, s_edit)
+    measured = tp_ref * np.array([kx, ky, 1.0])
+    unit = 1.0 / s_edit
+    if method == "canvas_area":
+        owh = (out_width, out_height)
+        unit *= (official_edit_compensation(drv_a, tp_drv, dwh, twh)
+                 / official_edit_compensation(ref_o, tp_ref, owh, owh))
+    return unit, bone_lengths(tp_drv, -np.inf), bone_lengths(measured, -np.inf)
+
+
 def _body_type_warnings(ref_type: str, drv_type: str, a: int, warnings: list[str]) -> None:
     if ref_type != "full_body":
         missing = "ankles" if ref_type == "three_quarter" else "hips and ankles"
@@ -326,7 +350,8 @@ def _retarget_official(drv, ref, driving, reference, out_width, out_height, anch
     ankle-toe midpoint and the hip midpoints for a full body, else the neck); hands scaled by the
     shoulder ratio, moved from score 0.4, swapped by the official right-root test and truncated to
     whole pixels (``retarget_official.place_hands_official``). Body joints keep their scores; face
-    landmarks (not part of the official output) follow the nose.
+    landmarks (not part of the official output) follow the nose. With T-poses the bone ratios
+    come from them the official way (``_official_tpose_lengths``); the rest is unchanged.
     """
     fit, shift = _fit(reference, out_width, out_height)
     ref = ref.copy()
@@ -342,7 +367,8 @@ def _retarget_official(drv, ref, driving, reference, out_width, out_height, anch
     ref_m[:, 1] *= ky
 
     if ref_tpose is not None:
-        unit, src_len, dst_len = _tpose_lengths(ref_tpose, drv_tpose, thr, 0.5, warnings)
+        unit, src_len, dst_len = _official_tpose_lengths(ref_tpose, drv_tpose, drv20[a], dwh, ref20, out_width,
+                                                         out_height, thr, warnings)
     else:
         unit, src_len, dst_len = g, bone_lengths(drv20[a], -np.inf), bone_lengths(ref_m, -np.inf)
     rel, w = official_relative_ratios(src_len, dst_len, unit)

@@ -324,6 +324,23 @@ def official_canvas_factors(width: int, height: int, scale_min: float) -> tuple[
     return kx, ky
 
 
+def official_edit_compensation(body: np.ndarray, edited: np.ndarray, wh: tuple[int, int],
+                               edited_wh: tuple[int, int]) -> float:
+    """The official correction for an editing model that changed the person's size, used when the
+    T-pose pair's scale fell back to the canvas area: max(head width ratio, shoulder length ratio)
+    of the body over its edited version (head width = x extent of nose, eyes and ears, relative to
+    the canvas width; shoulders in pixels). Official: retarget_pose.py, calculate_scale_ratio."""
+    head = [0, 14, 15, 16, 17]
+
+    def head_width(b: np.ndarray, w: int) -> float:
+        return float(b[head, 0].max() - b[head, 0].min()) / w
+
+    def shoulders(b: np.ndarray) -> float:
+        return float(np.hypot(*(b[5, :2] - b[2, :2])))
+
+    return max(head_width(body, wh[0]) / head_width(edited, edited_wh[0]), shoulders(body) / shoulders(edited))
+
+
 def official_body_type(b20: np.ndarray, height: int, thr: float = OFFICIAL_BODY_SCORE) -> str:
     """Official body type: hips and ankles with score >= thr and y <= canvas height ('full_body'),
     the hips only ('three_quarter') or neither ('half_body'). Only the bottom edge is checked

@@ -242,13 +242,14 @@ def test_tpose_pair_sets_the_ratios():
         # float32 input; official: truncated measuring canvas
         np.testing.assert_allclose(plain.relative_ratios, 1.0, atol=1e-4 if mode == "default" else 3e-3)
         res = retarget(drv, ref, mode=mode, out_width=REF_W, out_height=REF_H, ref_tpose=ref_t, drv_tpose=drv_t)
-        np.testing.assert_allclose(res.relative_ratios[arms], 1.3, atol=1e-4)
-        np.testing.assert_allclose(res.relative_ratios[rest], 1.0, atol=1e-4)
+        tol = 1e-4 if mode == "default" else 3e-3  # official: the T-pose too is measured truncated
+        np.testing.assert_allclose(res.relative_ratios[arms], 1.3, atol=tol)
+        np.testing.assert_allclose(res.relative_ratios[rest], 1.0, atol=tol)
         np.testing.assert_allclose(res.ratios, res.relative_ratios * res.scale)
         assert res.scale == pytest.approx(1.2, rel=1e-6)
         got = lengths(out20(res))
         drv_len = lengths(to_body20(drv.subject_keypoints).astype(np.float64))
-        np.testing.assert_allclose(got[:, arms], drv_len[:, arms] * 1.3 * 1.2, atol=0.01)
+        np.testing.assert_allclose(got[:, arms], drv_len[:, arms] * 1.3 * 1.2, atol=0.01, rtol=tol)
 
 
 def test_part_scale_multiplies_head_and_leg_bones():

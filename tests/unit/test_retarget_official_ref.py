@@ -47,13 +47,23 @@ def hand_of(kp, first, w, h):
     return [[float(kp[i, 0]) / w, float(kp[i, 1]) / h, float(kp[i, 2])] for i in range(first, first + 21)]
 
 
-def ref_scale_min(src, dst, sw, sh, dw, dh):
+def ref_scale_min(src, dst, sw, sh, dw, dh, with_fallback=False):
     for a, b in ((10, 13), (8, 11)):
         if all(p[i][2] > 0.5 for p in (src, dst) for i in (0, a, b)):
             hs = sh * abs((src[a][1] + src[b][1]) / 2 - src[0][1])
             hd = dh * abs((dst[a][1] + dst[b][1]) / 2 - dst[0][1])
-            return hs / hd
-    return math.sqrt(sh * sw) / math.sqrt(dh * dw)
+            return (hs / hd, False) if with_fallback else hs / hd
+    s = math.sqrt(sh * sw) / math.sqrt(dh * dw)
+    return (s, True) if with_fallback else s
+
+
+def size_change(body, w, h, edited, ew, eh):
+    """Head width (normalised x extent of nose, eyes, ears) and shoulder length (pixels) of a body
+    over its edited version: the larger ratio."""
+    xs, exs = [body[i][0] for i in (0, 14, 15, 16, 17)], [edited[i][0] for i in (0, 14, 15, 16, 17)]
+    sh = math.hypot((body[5][0] - body[2][0]) * w, (body[5][1] - body[2][1]) * h)
+    esh = math.hypot((edited[5][0] - edited[2][0]) * ew, (edited[5][1] - edited[2][1]) * eh)
+    return max((max(xs) - min(xs)) / (max(exs) - min(exs)), sh / esh)
 
 
 def kind_of(body):
@@ -81,9 +91,10 @@ def rebuild(px, ratios, clamp_feet):
     return new
 
 
-def official_retarget(drv_frames, dw, dh, ref_kp, rw, rh):
+def official_retarget(drv_frames, dw, dh, ref_kp, rw, rh, edit=None):
     """Per frame: (body [20, 3] in reference pixels, left-hand list, right-hand list) as the
-    official code labels them (None for a dropped hand point)."""
+    official code labels them (None for a dropped hand point). ``edit``: (driving edited pose,
+    its width, height, reference edited pose, its width, height) for the edited-pose route."""
     bodies = []
     for kp in drv_frames:
         body = body_of(kp, dw, dh)
@@ -98,6 +109,18 @@ def official_retarget(drv_frames, dw, dh, ref_kp, rw, rh):
         ld = math.hypot((dst[a][0] - dst[b][0]) * mw, (dst[a][1] - dst[b][1]) * mh)
         ls = math.hypot((src[a][0] - src[b][0]) * dw, (src[a][1] - src[b][1]) * dh)
         ratios.append(ld / ls)
+    if edit is not None:  # bone ratios from the edited pair instead, measured the same way
+        se_kp, sew, seh, de_kp, dew, deh = edit
+        src_e, dst_e = body_of(se_kp, sew, seh), body_of(de_kp, dew, deh)
+        s_e, fell_back = ref_scale_min(src_e, dst_e, sew, seh, dew, deh, with_fallback=True)
+        k_src = size_change(src, dw, dh, src_e, sew, seh) if fell_back else 1
+        k_dst = size_change(dst, rw, rh, dst_e, dew, deh) if fell_back else 1
+        mwe, mhe = int(dew * s_e), int(deh * s_e)
+        ratios = []
+        for a, b in BONES:
+            ld = math.hypot((dst_e[a][0] - dst_e[b][0]) * mwe, (dst_e[a][1] - dst_e[b][1]) * mhe)
+            ls = math.hypot((src_e[a][0] - src_e[b][0]) * sew, (src_e[a][1] - src_e[b][1]) * seh)
+            ratios.append(ld * k_dst / ls / k_src)
     for a, b in MAX_PAIRS:
         ratios[a] = ratios[b] = max(ratios[a], ratios[b])
     for a, b in MEAN_PAIRS:
@@ -244,6 +267,34 @@ def test_official_mode_matches_the_official_algorithm(seed, drv_wh, ref_wh, fit,
                 np.testing.assert_allclose(got[t, first + i], p, atol=1e-3, rtol=0,
                                            err_msg=f"frame {t}, point {first + i}")
     assert moved_low > 0  # hand points scored 0.4-0.5 were exercised
+
+
+@pytest.mark.parametrize("seed, weak_edit_nose", [(7, False), (8, True)])
+def test_official_mode_with_edited_poses_matches_the_official_algorithm(seed, weak_edit_nose):
+    """The edited-pose (T-pose) route; a weak nose on the edited reference makes its scale fall
+    back to the canvas area, which brings in the official size correction."""
+    drv, ref, (ow, oh) = make_case(seed, (640, 480), (256, 384), 2.0)
+    rng = np.random.default_rng(seed + 100)
+    drv_t = roughen(rng, skeleton(rng, DRIVER, (300.0, 110.0), 1.1), body_low=False).astype(np.float32)
+    ref_t = roughen(rng, skeleton(rng, CHARACTER, (200.0, 180.0), 1.6), body_low=False)
+    if weak_edit_nose:
+        ref_t[0, 2] = 0.3
+    ref_t = ref_t.astype(np.float32)  # on a 400 x 600 canvas, letterboxed to the output like the image
+    res = retarget(PoseSequence(np.stack(drv)[:, None], (1,), 640, 480), PoseSequence(ref[None, None], (1,), 256, 384),
+                   out_width=ow, out_height=oh, drv_tpose=PoseSequence(drv_t[None, None], (1,), 720, 540),
+                   ref_tpose=PoseSequence(ref_t[None, None], (1,), 400, 600))
+    ref_out, ref_t_out = ref.copy(), ref_t.copy()
+    ref_out[:, :2] *= 2.0
+    ref_t_out[:, :2] *= ow / 400
+    want = official_retarget(drv, 640, 480, ref_out, ow, oh, edit=(drv_t, 720, 540, ref_t_out, ow, oh))
+    got = res.poses.subject_keypoints.astype(np.float64)
+    for t, (body, lhand, rhand) in enumerate(want):
+        gb = np.array([(got[t, a] + got[t, b]) / 2 for a, b in BODY_FROM_COCO])
+        np.testing.assert_allclose(gb[:, :2], np.array(body)[:, :2], atol=1e-3, rtol=0, err_msg=f"frame {t}")
+        for official_hand, first in ((rhand, 91), (lhand, 112)):
+            for i, p in enumerate(official_hand):
+                if p is not None:
+                    np.testing.assert_allclose(got[t, first + i], p, atol=1e-3, rtol=0)
 
 
 def test_cases_cover_the_official_branches():
