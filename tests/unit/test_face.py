@@ -89,9 +89,19 @@ def test_official_crop_is_pixel_equal_to_the_reference(w, h, seed):
     kps[3, pt.FACE, 1] = np.linspace(0, h, 68)
     kps[4, pt.FACE, 0] = np.round(rng.uniform(0.3, 0.6, 68) * w) + 0.5   # half pixels
     kps[4, pt.FACE, 1] = np.round(rng.uniform(0.3, 0.6, 68) * h) + 0.5
+    kps[5, pt.FACE, 0] = 10.2 + rng.uniform(0, 0.6, 68)   # within one pixel column: empty region
+    kps[5, pt.FACE, 1] = 20.0 + rng.uniform(0, 30, 68)
+    kps[6, pt.FACE, 0] = 10.2 + rng.uniform(0, 1.5, 68)   # a box one or two pixels wide
+    kps[6, pt.FACE, 1] = 20.7 + rng.uniform(0, 1.2, 68)
+    kps[7, pt.FACE, 0] = w                                 # a vertical line on the right edge: no width
+    kps[7, pt.FACE, 1] = rng.uniform(0, h, 68)
+    kps[8, pt.FACE, :2] = [w / 3, h / 3]                   # one point: no box at all
+    kps[9, pt.FACE, 0] = rng.uniform(w - 0.5, w, 68)       # a sliver at the right edge
+    kps[9, pt.FACE, 1] = rng.uniform(0, h, 68)
     frames = rng.integers(0, 256, (t_len, h, w, 3), dtype=np.uint8)
-    ok = np.array([_official_ok(frames[t], kps[t]) for t in range(t_len)])
-    assert ok[:5].all() and ok.sum() >= 30
+    with np.errstate(all="ignore"):
+        ok = np.array([_official_ok(frames[t], kps[t]) for t in range(t_len)])
+    assert ok[:5].all() and ok[6] and not ok[[5, 7, 8]].any() and ok.sum() >= 28
     boxes, low = face_boxes(kps, w, h, mode="official")
     crops = crop_faces_official(frames, boxes, size=512)
     assert crops.dtype == np.uint8 and crops.shape == (t_len, 512, 512, 3)
