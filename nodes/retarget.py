@@ -125,7 +125,12 @@ class PoseRetarget(io.ComfyNode):
                 part_scale={"head": head_scale, "torso": torso_scale, "arms": arms_scale, "legs": legs_scale},
                 keep_feet_on_ground=keep_feet_on_ground)
         except ValueError as e:
-            raise InputError(NODE, "reference_pose" if "reference" in str(e) else "driving_pose", str(e)) from e
+            msg = str(e)
+            names = (("ref_tpose", "reference_tpose"), ("drv_tpose", "driving_tpose"), ("reference", "reference_pose"))
+            name = next((ui_name for key, ui_name in names if msg.startswith(key)), None)
+            if name is None:
+                name = "reference_pose" if "reference" in msg else "driving_pose"
+            raise InputError(NODE, name, msg) from e
         a = result.anchor_frame
         from ..preprocess.render import sequence_keypoints_for_canvas
 

@@ -319,8 +319,14 @@ def _official_tpose_lengths(ref_tpose, drv_tpose, drv_a, dwh, ref_o, out_width, 
     unit = 1.0 / s_edit
     if method == "canvas_area":
         owh = (out_width, out_height)
-        unit *= (official_edit_compensation(drv_a, tp_drv, dwh, twh)
-                 / official_edit_compensation(ref_o, tp_ref, owh, owh))
+        k_drv = official_edit_compensation(drv_a, tp_drv, dwh, twh)
+        k_ref = official_edit_compensation(ref_o, tp_ref, owh, owh)
+        for name, k in (("drv_tpose", k_drv), ("ref_tpose", k_ref)):
+            if not (np.isfinite(k) and k > 0):
+                raise ValueError(f"{name}: the head or the shoulders of this T-pose (or of the pose it edits) "
+                                 f"have no width, so the official size correction cannot be measured; give a "
+                                 f"T-pose where the face and both shoulders are visible")
+        unit *= k_drv / k_ref
     return unit, bone_lengths(tp_drv, -np.inf), bone_lengths(measured, -np.inf)
 
 

@@ -329,7 +329,8 @@ def official_edit_compensation(body: np.ndarray, edited: np.ndarray, wh: tuple[i
     """The official correction for an editing model that changed the person's size, used when the
     T-pose pair's scale fell back to the canvas area: max(head width ratio, shoulder length ratio)
     of the body over its edited version (head width = x extent of nose, eyes and ears, relative to
-    the canvas width; shoulders in pixels). Official: retarget_pose.py, calculate_scale_ratio."""
+    the canvas width; shoulders in pixels). NaN when the edited head or shoulders have no width.
+    Official: retarget_pose.py, calculate_scale_ratio."""
     head = [0, 14, 15, 16, 17]
 
     def head_width(b: np.ndarray, w: int) -> float:
@@ -338,7 +339,10 @@ def official_edit_compensation(body: np.ndarray, edited: np.ndarray, wh: tuple[i
     def shoulders(b: np.ndarray) -> float:
         return float(np.hypot(*(b[5, :2] - b[2, :2])))
 
-    return max(head_width(body, wh[0]) / head_width(edited, edited_wh[0]), shoulders(body) / shoulders(edited))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.array([head_width(body, wh[0]), shoulders(body)]) / np.array(
+            [head_width(edited, edited_wh[0]), shoulders(edited)])
+    return float(ratios.max()) if np.isfinite(ratios).all() else float("nan")
 
 
 def official_body_type(b20: np.ndarray, height: int, thr: float = OFFICIAL_BODY_SCORE) -> str:

@@ -66,3 +66,17 @@ def test_node_defaults_to_the_official_retargeting(host):
     official = run(driving_pose=driving, reference_pose=reference, reference_image=image).result[0]
     own = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="default").result[0]
     assert not np.allclose(official.subject_keypoints, own.subject_keypoints)
+
+
+def test_node_names_the_tpose_input_that_is_bad(host):
+    from wan_animate_kit.preprocess.pose_types import empty_sequence
+
+    driving = seq(moving_driver(3))
+    reference = seq([character()], width=480, height=640)
+    image = torch.rand(1, 640, 480, 3)
+    with pytest.raises(ValueError, match="input 'reference_tpose'"):
+        run(driving_pose=driving, reference_pose=reference, reference_image=image,
+            reference_tpose=empty_sequence(1, 480, 640), driving_tpose=seq(moving_driver(1)))
+    with pytest.raises(ValueError, match="input 'driving_tpose'"):
+        run(driving_pose=driving, reference_pose=reference, reference_image=image,
+            reference_tpose=reference, driving_tpose=empty_sequence(1, 640, 480))

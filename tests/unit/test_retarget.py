@@ -396,6 +396,14 @@ def test_errors_name_the_bad_input():
         retarget(drv, ref, out_width=REF_W, out_height=REF_H, anchor_frame=5)
     with pytest.raises(ValueError, match="ratio_clamp"):
         retarget(drv, ref, out_width=REF_W, out_height=REF_H, ratio_clamp=(1.5, 2.0))
+    # official T-pose route whose scale falls back to the canvas area: the size correction needs
+    # the edited head and shoulders to have a width
+    flat = character()
+    flat[0, 2] = 0.3  # weak nose: no height scale
+    flat[[0, 1, 2, 3, 4], 0] = 256.0
+    with pytest.raises(ValueError, match="ref_tpose: the head or the shoulders"):
+        retarget(drv, ref, out_width=REF_W, out_height=REF_H, ref_tpose=seq([flat], REF_W, REF_H),
+                 drv_tpose=seq([moving_driver(1)[0]]))
     no_neck = character()
     no_neck[[5, 6], 2] = 0.0
     with pytest.raises(ValueError, match="reference: the character's shoulders"):
