@@ -195,6 +195,37 @@ def test_pack_nodes_read_the_resampled_video(host, tmp_path, tiny_models):
     assert tuple(faces.shape) == (23, 64, 64, 3)
 
 
+def test_sam2_segmentation_reads_the_resampled_frames(host, tmp_path, monkeypatch):
+    """The SAM2 node's frame path, with the model replaced by a recorder of the frames it is fed."""
+    from types import SimpleNamespace
+
+    from comfy_api.latest import InputImpl
+    from wan_animate_kit.models import sam2_video
+    from wan_animate_kit.nodes.segment import CharacterSegmentation
+    from wan_animate_kit.preprocess.pose_types import PoseSequence
+
+    fed = []
+
+    def recorder(model, frames, prompts, n, **kw):
+        for i, frame in enumerate(frames):
+            fed.append(frame.copy())
+            yield SimpleNamespace(index=i, mask=np.zeros(frame.shape[:2], bool), prompted=True)
+
+    monkeypatch.setattr(sam2_video, "iter_segment_frames", recorder)
+    path = write_clip(tmp_path / "l.mp4", 19, 24)
+    video = run(InputImpl.VideoFromFile(str(path)))[0]
+    kps = np.zeros((23, 1, 133, 3), np.float32)
+    kps[..., 0], kps[..., 1], kps[..., 2] = W / 2, H / 2, 0.9
+    kps[:, 0, :17, 0] += np.linspace(-8, 8, 17)
+    kps[:, 0, :17, 1] += np.linspace(-6, 6, 17)
+    pose = PoseSequence(kps, (0,), W, H, fps=30.0)
+    mask = CharacterSegmentation.execute(sam2_model=None, pose=pose, video=video, chunk_size=8, keyframes=1,
+                                         threshold=0.5, positive_points="", negative_points="", points_mode="add",
+                                         points_frame=0, object_points="").result[0]
+    assert tuple(mask.shape) == (23, H, W)
+    assert np.array_equal(np.stack(fed), decode_all(path)[official_indices(19, 24.0)])
+
+
 def test_the_samplers_frame_reader_takes_it_segment_by_segment(host, tmp_path):
     from comfy_api.latest import InputImpl
     from wan_animate_kit.models.animate_sampler import frames_of
