@@ -35,22 +35,29 @@ def source_facts(video, src: VideoSource) -> tuple[int, float, float | None]:
     source = video.get_stream_source()
     if hasattr(source, "seek"):
         source.seek(0)
-    with av.open(source, mode="r") as container:
-        if not container.streams.video:
-            raise InputError(NODE, "video", "has no video stream", "load a video file")
-        stream = container.streams.video[0]
-        rate = float(stream.average_rate) if stream.average_rate else 0.0
-        base = stream.time_base
-        step = float(base.numerator) / float(base.denominator) if base else 0.0
-        start = stream.start_time or 0
-        count, latest, end = 0, None, None
-        for packet in container.demux(stream):
-            if packet.size == 0:  # the demuxer's end-of-stream marker, not a frame
-                continue
-            count += 1
-            if packet.pts is not None and (latest is None or packet.pts > latest):
-                latest = packet.pts
-                end = (packet.pts + (packet.duration or 0) - start) * step
+    try:
+        with av.open(source, mode="r") as container:
+            if not container.streams.video:
+                raise InputError(NODE, "video", "has no video stream", "load a video file")
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate) if stream.average_rate else 0.0
+            base = stream.time_base
+            step = float(base.numerator) / float(base.denominator) if base else 0.0
+            start = stream.start_time or 0
+            count, latest, end = 0, None, None
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the demuxer's end-of-stream marker, not a frame
+                    continue
+                count += 1
+                if packet.pts is not None and (latest is None or packet.pts > latest):
+                    latest = packet.pts
+                    end = (packet.pts + (packet.duration or 0) - start) * step
+    except InputError:
+        raise
+    except Exception as e:  # av.error.* on damaged data, OSError
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise InputError(NODE, "video", f"could not be read to the end ({first})",
+                         "check the file, re-export it as an .mp4 (H.264) or load another video") from e
     return count, rate, end
 
 
@@ -59,7 +66,11 @@ def source_audio(video):
     if _streams_from_a_file(video):
         from .video import decode_audio
 
-        return decode_audio(video.get_stream_source())
+        try:
+            return decode_audio(video.get_stream_source())
+        except Exception as e:  # a damaged sound track: the frames are what the pipeline needs
+            log.warning("%s: the video's sound could not be read (%s); going on without it", NODE, e)
+            return None
     if hasattr(video, "iter_chunks"):  # the pack's on-demand VIDEO keeps its audio as an attribute
         return getattr(video, "audio", None)
     return video.get_components().audio  # frames already in memory
@@ -128,7 +139,7 @@ class DrivingVideo(io.ComfyNode):
                              f"up to {MAX_FPS:g}")
         if video is None or not hasattr(video, "get_components"):
             raise InputError(NODE, "video", f"is not a VIDEO ({type(video).__name__})", "connect Load Video")
-        src = VideoSource(video, "video")
+        src = VideoSource(video, "video", NODE)  # a file without a readable video track stops here
         width, height = src.size
         count, source_fps, end = source_facts(video, src)
         if count < 1:

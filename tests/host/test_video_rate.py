@@ -254,3 +254,7 @@ def test_bad_inputs_name_the_input(host, tmp_path):
     short = InputImpl.VideoFromFile(str(write_mp4(tmp_path / "j.mp4", ramp(1, W, H), 60, crf=0)))
     with pytest.raises(InputError, match="'video'.*too short"):
         run(short)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    with pytest.raises(InputError, match="Wan-Animate Driving Video: input 'video'"):
+        run(InputImpl.VideoFromFile(str(junk)))
