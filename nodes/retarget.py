@@ -7,6 +7,9 @@ from comfy_api.latest import io, ui
 from .common import CATEGORY, PREFIX, InputError, Pose, to_image, to_uint8
 
 NODE = "Pose Retarget"
+# The retarget modes offered; the old name 'default' of 'improved' is still accepted (an API prompt or
+# a saved workflow keeps it: the host does not check combo values against the list).
+MODE_OPTIONS = ("official", "improved")
 
 
 def _tinted(skeleton: np.ndarray, colour: tuple[int, int, int] | None) -> tuple[np.ndarray, np.ndarray]:
@@ -49,10 +52,11 @@ class PoseRetarget(io.ComfyNode):
                                                      "image)."),
                 io.Image.Input("reference_image", tooltip="The character image: sets the output canvas size when "
                                                           "width/height are 0, and is the preview's background."),
-                io.Combo.Input("mode", options=["official", "default"], default="official",
+                io.Combo.Input("mode", options=list(MODE_OPTIONS), default="official",
                                tooltip="official: the Wan-Animate retargeting exactly (bone ratios and placement from "
-                                       "driving frame 0, which must be a front-facing stretched pose). default: the "
-                                       "pack's own rules, which differ from official: the anchor frame is chosen "
+                                       "driving frame 0, which must be a front-facing stretched pose). improved "
+                                       "(called 'default' in older workflows, still accepted): the pack's own rules, "
+                                       "which differ from official: the anchor frame is chosen "
                                        "automatically, ratios are clamped, feet follow the ground in every frame, the "
                                        "character is measured without the official canvas truncation (which shifts "
                                        "it by up to ~1.5 px), joints and hand points below 0.5 confidence are left "
@@ -65,13 +69,13 @@ class PoseRetarget(io.ComfyNode):
                              tooltip="Output canvas height in pixels; 0 = the reference image's height."),
                 io.Int.Input("anchor_frame", default=-1, min=-1, max=1_000_000,
                              tooltip="Driving frame whose pose gives the bone ratios and the placement; -1 = frame 0 "
-                                     "(official) or the most frontal, extended frame (default mode). Another frame in "
+                                     "(official) or the most frontal, extended frame (improved mode). Another frame in "
                                      "official mode differs from official, which always uses frame 0."),
                 io.Float.Input("ratio_min", default=0.5, min=0.05, max=1.0, step=0.05,
-                               tooltip="Lowest allowed bone ratio relative to the driver's proportions (default "
+                               tooltip="Lowest allowed bone ratio relative to the driver's proportions (improved "
                                        "mode)."),
                 io.Float.Input("ratio_max", default=2.0, min=1.0, max=10.0, step=0.05,
-                               tooltip="Highest allowed bone ratio relative to the driver's proportions (default "
+                               tooltip="Highest allowed bone ratio relative to the driver's proportions (improved "
                                        "mode)."),
                 io.Float.Input("head_scale", default=1.0, min=0.2, max=5.0, step=0.05,
                                tooltip="Extra scale of the head bones, for stylised characters with big heads (1 = "
@@ -84,7 +88,7 @@ class PoseRetarget(io.ComfyNode):
                                tooltip="Extra scale of the leg bones, e.g. below 1 for short-legged characters."),
                 io.Boolean.Input("keep_feet_on_ground", default=True,
                                  tooltip="Make the character's lowest foot follow the driver's ground contact in every "
-                                         "frame, so it neither floats nor sinks (default mode)."),
+                                         "frame, so it neither floats nor sinks (improved mode)."),
                 Pose.Input("reference_tpose", optional=True,
                            tooltip="Optional: pose of the character edited into a T-pose or A-pose (any image editor "
                                    "or editing model). When given with driving_tpose, bone lengths come from these."),
@@ -103,8 +107,12 @@ class PoseRetarget(io.ComfyNode):
     def execute(cls, driving_pose, reference_pose, reference_image, mode, width, height, anchor_frame, ratio_min,
                 ratio_max, head_scale, torso_scale, arms_scale, legs_scale, keep_feet_on_ground,
                 reference_tpose=None, driving_tpose=None):
-        from ..preprocess.retarget import retarget
+        from ..preprocess.retarget import canonical_mode, retarget
 
+        mode = canonical_mode(mode)  # 'default' from workflows saved before the rename
+        if mode not in MODE_OPTIONS:
+            raise InputError(NODE, "mode", f"{mode!r} is not one of {', '.join(MODE_OPTIONS)}",
+                             "pick one from the list ('default' in older workflows means 'improved')")
         if reference_image.ndim != 4 or reference_image.shape[0] < 1:
             raise InputError(NODE, "reference_image", "is empty", "connect the character image")
         img = to_uint8(reference_image[:1])[0]

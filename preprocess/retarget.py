@@ -12,7 +12,8 @@ output canvas. Two modes:
   canvas, hands moved from score 0.4 and placed by the official swap rule, whole pixels. It fails
   when frame 0 is not a front-facing, stretched pose (foreshortened bones in frame 0 give stretched
   bones later).
-* ``'default'`` is the pack's own mode: it picks an anchor frame (the most extended, frontal pose,
+* ``'improved'`` is the pack's own mode (called ``'default'`` before; that name is still accepted,
+  see ``MODE_ALIASES``): it picks an anchor frame (the most extended, frontal pose,
   or the user's), symmetrises bone *lengths* by max (the less foreshortened side wins), clamps
   every relative ratio, falls back to the twin bone then the torso for missing bones, keeps the
   feet on the ground frame by frame, measures the reference without truncation, copies keypoints
@@ -43,10 +44,13 @@ from .retarget_official import (
     place_hands_official, rebuild_chain, swap_crossed_hands,
 )
 
-__all__ = ["RetargetResult", "retarget", "choose_anchor_frame", "default_relative_ratios",
-           "RETARGET_REPLACEMENT_WARNING", "BONE_NAMES", "PART_BONES", "MODES"]
+__all__ = ["RetargetResult", "retarget", "choose_anchor_frame", "improved_relative_ratios",
+           "RETARGET_REPLACEMENT_WARNING", "BONE_NAMES", "PART_BONES", "MODES", "MODE_ALIASES", "canonical_mode"]
 
-MODES = ("default", "official")
+MODES = ("improved", "official")
+# Old mode names still accepted from saved workflows and API prompts: the pack's own mode was
+# called 'default' while it was the default, which it no longer is.
+MODE_ALIASES = {"default": "improved"}
 RETARGET_REPLACEMENT_WARNING = (
     "Pose retargeting only applies to Animation mode. Replacement mode keeps the driving video's "
     "own body proportions (the character is inserted into the video's person), so the retargeted "
@@ -73,7 +77,7 @@ class RetargetResult:
     scale: float
     warnings: list[str] = field(default_factory=list)
     relative_ratios: np.ndarray | None = None
-    mode: str = "default"
+    mode: str = "improved"
     scale_method: str = ""
 
     def ratio_dict(self) -> dict[str, float]:
@@ -81,7 +85,7 @@ class RetargetResult:
 
 
 # --------------------------------------------------------------------------------------------
-# default-mode rules
+# improved-mode rules (the pack's own)
 # --------------------------------------------------------------------------------------------
 def _robust_max(a: np.ndarray, axis: int = 0) -> np.ndarray:
     """95th percentile ignoring NaN (NaN for an all-NaN column), without warnings."""
@@ -117,9 +121,9 @@ def choose_anchor_frame(b20: np.ndarray, thr: float) -> tuple[int, np.ndarray]:
     return int(np.argmax(scores)), scores
 
 
-def default_relative_ratios(src_len: np.ndarray, dst_len: np.ndarray, unit: float,
-                            clamp: tuple[float, float]) -> tuple[np.ndarray, list[str]]:
-    """Relative ratios of the default mode.
+def improved_relative_ratios(src_len: np.ndarray, dst_len: np.ndarray, unit: float,
+                             clamp: tuple[float, float]) -> tuple[np.ndarray, list[str]]:
+    """Relative ratios of the improved mode.
 
     Left/right (and eye/ear) pairs first take the max *length* on each side, so a foreshortened or
     missing bone takes its twin; a bone still missing takes the torso ratio, else 1. Each ratio is
@@ -176,10 +180,16 @@ def _single_frame(seq: PoseSequence, name: str, thr: float, warnings: list[str])
     return frame
 
 
+def canonical_mode(mode: str) -> str:
+    """``mode`` with an old name (``MODE_ALIASES``: 'default' -> 'improved') replaced by the current one."""
+    return MODE_ALIASES.get(mode, mode) if isinstance(mode, str) else mode
+
+
 def _check_options(mode, out_width, out_height, reference, ratio_clamp, part_scale, threshold,
                    ref_tpose, drv_tpose) -> dict[str, float]:
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        raise ValueError(f"mode must be one of {MODES} (or the old name 'default' for 'improved'), "
+                         f"got {mode!r}")
     if not isinstance(reference, PoseSequence):
         raise ValueError(f"reference: expected a PoseSequence, got {type(reference).__name__}")
     for name, v in (("out_width", out_width), ("out_height", out_height)):
@@ -224,7 +234,7 @@ def _anchor_index(anchor_frame, mode: str, drv20: np.ndarray, thr: float) -> int
     if mode == "official":
         if drv20[0, 1, 2] < thr:
             raise ValueError("driving: official mode measures the bones on frame 0, but the subject's "
-                             "shoulders are not confident there; use mode='default' or pass anchor_frame")
+                             "shoulders are not confident there; use mode='improved' or pass anchor_frame")
         return 0
     a, _ = choose_anchor_frame(drv20, thr)
     if a < 0:
@@ -247,13 +257,15 @@ def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "off
     extraction (frame 0 of its subject is used). ref_tpose/drv_tpose (both or neither): T-pose
     versions of the reference and of a driving frame; bone ratios then come from them (the
     paper's auxiliary route). anchor_frame: the driving frame to measure and place on (default:
-    chosen automatically in 'default' mode, 0 in 'official' mode). ratio_clamp and
-    keep_feet_on_ground apply to 'default' mode only; part_scale multiplies the ratios of the
+    chosen automatically in 'improved' mode, 0 in 'official' mode). ratio_clamp and
+    keep_feet_on_ground apply to 'improved' mode only; part_scale multiplies the ratios of the
     head / torso / arms / legs bones in both modes. ``threshold`` is the joint confidence of the
-    'default' mode; 'official' mode uses the official fixed scores (see ``_retarget_official``).
+    'improved' mode; 'official' mode uses the official fixed scores (see ``_retarget_official``).
     Driving frames whose whole body lies at negative x or y take the previous frame's body
-    (official, see ``keypoints.hold_invalid_bodies``) in both modes.
+    (official, see ``keypoints.hold_invalid_bodies``) in both modes. ``mode='default'`` (the old
+    name of 'improved') is accepted; the result then says 'improved'.
     """
+    mode = canonical_mode(mode)
     scales = _check_options(mode, out_width, out_height, reference, ratio_clamp, part_scale,
                             threshold, ref_tpose, drv_tpose)
     thr = float(threshold)
@@ -273,7 +285,7 @@ def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "off
             drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr, ref_tpose,
             drv_tpose, warnings)
     else:
-        out, ratios, g, a, kind, method = _retarget_default(
+        out, ratios, g, a, kind, method = _retarget_improved(
             drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr, ref_tpose,
             drv_tpose, ratio_clamp, keep_feet_on_ground, warnings)
 
@@ -408,13 +420,13 @@ def _retarget_official(drv, ref, driving, reference, out_width, out_height, anch
     return out, ratios / fit, g / fit, a, kind, method
 
 
-def _retarget_default(drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr,
+def _retarget_improved(drv, ref, driving, reference, out_width, out_height, anchor_frame, scales, thr,
                       ref_tpose, drv_tpose, ratio_clamp, keep_feet_on_ground, warnings):
-    """The pack's own retargeting ('default' mode): see the module docstring."""
+    """The pack's own retargeting ('improved' mode): see the module docstring."""
     drv = swap_crossed_hands(drv, drv[..., 2] >= thr, strict=True)
     drv20, ref20 = to_body20(drv).astype(np.float64), to_body20(ref).astype(np.float64)
     drv_ok, ref_ok = drv20[..., 2] >= thr, ref20[:, 2] >= thr
-    a = _anchor_index(anchor_frame, "default", drv20, thr)
+    a = _anchor_index(anchor_frame, "improved", drv20, thr)
     dwh, rwh = (driving.width, driving.height), (reference.width, reference.height)
     g, scale_method = global_scale(drv20[a], ref20, dwh, rwh, thr)
 
@@ -423,7 +435,7 @@ def _retarget_default(drv, ref, driving, reference, out_width, out_height, ancho
         unit, src_len, dst_len = _tpose_lengths(ref_tpose, drv_tpose, thr, thr, warnings)
     else:
         unit, src_len, dst_len = g, bone_lengths(drv20[a], thr), bone_lengths(ref20, thr)
-    rel, w = default_relative_ratios(src_len, dst_len, unit, (float(ratio_clamp[0]), float(ratio_clamp[1])))
+    rel, w = improved_relative_ratios(src_len, dst_len, unit, (float(ratio_clamp[0]), float(ratio_clamp[1])))
     warnings += w
     rel = apply_part_scale(rel, scales)
     ratios = rel * g

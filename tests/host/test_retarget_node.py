@@ -59,13 +59,34 @@ def test_node_defaults_to_the_official_retargeting(host):
     driving = seq(moving_driver(4))
     reference = seq([character()], width=480, height=640)
     image = torch.rand(1, 640, 480, 3)
-    for mode in ("official", "default"):
+    for mode in ("official", "improved"):
         pose = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode=mode).result[0]
         want = retarget(driving, reference, mode=mode, out_width=480, out_height=640).poses
         np.testing.assert_array_equal(pose.subject_keypoints, want.subject_keypoints)
     official = run(driving_pose=driving, reference_pose=reference, reference_image=image).result[0]
-    own = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="default").result[0]
+    own = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="improved").result[0]
     assert not np.allclose(official.subject_keypoints, own.subject_keypoints)
+
+
+def test_node_offers_improved_and_still_takes_the_old_name_default(host):
+    """'default' (the improved mode's old name) from a saved workflow or an API prompt runs the
+    improved mode; the host passes combo values through unchecked, so the node checks them."""
+    import numpy as np
+
+    from wan_animate_kit.nodes.retarget import PoseRetarget
+
+    mode = next(i for i in PoseRetarget.GET_SCHEMA().inputs if i.id == "mode")
+    assert list(mode.options) == ["official", "improved"]
+    assert "improved" in mode.tooltip and "'default'" in mode.tooltip
+    driving = seq(moving_driver(4))
+    reference = seq([character()], width=480, height=640)
+    image = torch.rand(1, 640, 480, 3)
+    old = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="default").result
+    new = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="improved").result
+    np.testing.assert_array_equal(old[0].subject_keypoints, new[0].subject_keypoints)
+    assert old[2].startswith("mode improved")
+    with pytest.raises(ValueError, match="input 'mode'"):
+        run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="fancy")
 
 
 def test_node_names_the_tpose_input_that_is_bad(host):

@@ -108,7 +108,7 @@ def character(props=CHARACTER, angles_=None, **scale_bones) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # geometry
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("mode", ["default", "official"])
+@pytest.mark.parametrize("mode", ["improved", "official"])
 @pytest.mark.parametrize("out_size", [(REF_W, REF_H), (256, 384)])
 def test_every_bone_gets_the_reference_length_and_keeps_the_driver_angle(mode, out_size):
     drv = seq(moving_driver())
@@ -119,7 +119,7 @@ def test_every_bone_gets_the_reference_length_and_keeps_the_driver_angle(mode, o
     got = out20(res)
     # official: the reference is measured on a canvas with truncated sides (int(W * scale_min)),
     # which changes its bones by up to 1/(side * scale_min) relative
-    assert np.abs(lengths(got) / want - 1).max() < (1e-4 if mode == "default" else 3e-3)
+    assert np.abs(lengths(got) / want - 1).max() < (1e-4 if mode == "improved" else 3e-3)
     d_ang = angles(got) - angles(to_body20(np.stack(drv.subject_keypoints)).astype(np.float64))
     assert np.abs(np.angle(np.exp(1j * d_ang))).max() < 1e-4
     assert res.body_type == "full_body"
@@ -130,10 +130,10 @@ def test_full_body_anchor_lands_on_the_reference_feet_and_hips():
     drv = seq(moving_driver())
     ref_kp = character()
     ref20 = to_body20(ref_kp).astype(np.float64)
-    for mode in ("official", "default"):
+    for mode in ("official", "improved"):
         res = retarget(drv, seq([ref_kp], REF_W, REF_H), mode=mode, out_width=REF_W, out_height=REF_H)
         o = out20(res)[res.anchor_frame]
-        tol = 1e-3 if mode == "default" else 1.5  # official: truncated measuring canvas (see above)
+        tol = 1e-3 if mode == "improved" else 1.5  # official: truncated measuring canvas (see above)
         assert o[[8, 11], 0].mean() == pytest.approx(ref20[[8, 11], 0].mean(), abs=tol)
         if mode == "official":  # the frame's lower ankle on the reference's ankle-toe midpoint
             ref_ground = max((ref20[10, 1] + ref20[19, 1]) / 2, (ref20[13, 1] + ref20[18, 1]) / 2)
@@ -142,14 +142,14 @@ def test_full_body_anchor_lands_on_the_reference_feet_and_hips():
             assert o[[10, 13, 18, 19], 1].max() == pytest.approx(ref20[[10, 13, 18, 19], 1].max(), abs=1e-3)
 
 
-def test_feet_follow_the_driver_ground_in_default_mode_and_drift_in_official_mode():
+def test_feet_follow_the_driver_ground_in_improved_mode_and_drift_in_official_mode():
     stand = ground(body20(DRIVER), 440.0)
     crouch = ground(body20(DRIVER, dict(r_thigh=H - 0.9, l_thigh=H - 0.7, r_calf=H + 0.9, l_calf=H + 0.8,
                                         r_torso=H + 0.4, l_torso=H + 0.1)), 440.0)
     jump = stand - (0.0, 30.0)
     drv = seq([to133(stand), to133(crouch), to133(jump), to133(stand)])
     ref = seq([character()], REF_W, REF_H)
-    res = retarget(drv, ref, mode="default", out_width=REF_W, out_height=REF_H)
+    res = retarget(drv, ref, mode="improved", out_width=REF_W, out_height=REF_H)
     assert res.anchor_frame in (0, 3)
     low = out20(res)[:, [10, 13, 18, 19], 1].max(axis=1)
     ref_low = to_body20(character())[[10, 13, 18, 19], 1].max()
@@ -174,9 +174,9 @@ def test_first_frame_mid_turn_stretches_the_forearm_in_official_mode_only():
     assert (later[:, 5] > 2.0 * ref_len[5]).all()  # left forearm 2.5x too long
     assert (later[:, 3] > 2.0 * ref_len[3]).all()  # and the right one through max symmetrisation
     assert (later[:, 0] > 1.5 * ref_len[0]).all()  # shoulders too wide
-    default = retarget(drv, ref, mode="default", out_width=REF_W, out_height=REF_H)
-    assert default.anchor_frame != 0
-    assert np.abs(lengths(out20(default))[1:] - ref_len).max() < 0.01
+    improved = retarget(drv, ref, mode="improved", out_width=REF_W, out_height=REF_H)
+    assert improved.anchor_frame != 0
+    assert np.abs(lengths(out20(improved))[1:] - ref_len).max() < 0.01
 
 
 def test_anchor_frame_choice_prefers_extended_frontal_frames_and_can_be_forced():
@@ -188,7 +188,7 @@ def test_anchor_frame_choice_prefers_extended_frontal_frames_and_can_be_forced()
     frames[2][[5, 6], 2] = 0.1  # no neck in frame 2
     _, scores = choose_anchor_frame(to_body20(np.stack(frames)), 0.5)
     assert scores[2] == -np.inf
-    res = retarget(seq(frames), seq([character()], REF_W, REF_H), anchor_frame=0, mode="default", out_width=REF_W,
+    res = retarget(seq(frames), seq([character()], REF_W, REF_H), anchor_frame=0, mode="improved", out_width=REF_W,
                    out_height=REF_H)
     assert res.anchor_frame == 0
 
@@ -202,13 +202,13 @@ def test_reference_without_legs_falls_back_to_a_neck_anchor(hidden, kind):
     ref_kp = character()
     ref_kp[hidden, 2] = 0.0
     ref20 = to_body20(ref_kp)
-    for mode in ("default", "official"):
+    for mode in ("improved", "official"):
         res = retarget(seq(moving_driver()), seq([ref_kp], REF_W, REF_H), mode=mode, out_width=256,
                        out_height=384)
         assert res.body_type == kind
         assert any("reference" in w and "neck" in w for w in res.warnings)
         neck = out20(res)[res.anchor_frame, 1, :2]
-        np.testing.assert_allclose(neck, ref20[1, :2] * 0.5, atol=1e-3 if mode == "default" else 1.0)
+        np.testing.assert_allclose(neck, ref20[1, :2] * 0.5, atol=1e-3 if mode == "improved" else 1.0)
         assert np.isfinite(res.ratios).all() and (res.ratios > 0).all()
         assert np.isfinite(res.poses.subject_keypoints).all()
 
@@ -218,7 +218,7 @@ def test_driver_without_legs_in_frame_anchors_on_the_neck():
     for f in frames:
         f[[13, 14, 15, 16, 17, 18, 19, 20, 21, 22], 2] = 0.1
     ref_kp = character()
-    res = retarget(seq(frames), seq([ref_kp], REF_W, REF_H), mode="default", out_width=REF_W, out_height=REF_H)
+    res = retarget(seq(frames), seq([ref_kp], REF_W, REF_H), mode="improved", out_width=REF_W, out_height=REF_H)
     assert res.body_type == "three_quarter"
     np.testing.assert_allclose(out20(res)[res.anchor_frame, 1, :2], to_body20(ref_kp)[1, :2], atol=1e-3)
 
@@ -237,12 +237,12 @@ def test_tpose_pair_sets_the_ratios():
                                      **long_arms), 900.0))], 1000, 1000)
     arms = [2, 3, 4, 5]
     rest = [i for i in range(19) if i not in arms]
-    for mode in ("default", "official"):
+    for mode in ("improved", "official"):
         plain = retarget(drv, ref, mode=mode, out_width=REF_W, out_height=REF_H)
         # float32 input; official: truncated measuring canvas
-        np.testing.assert_allclose(plain.relative_ratios, 1.0, atol=1e-4 if mode == "default" else 3e-3)
+        np.testing.assert_allclose(plain.relative_ratios, 1.0, atol=1e-4 if mode == "improved" else 3e-3)
         res = retarget(drv, ref, mode=mode, out_width=REF_W, out_height=REF_H, ref_tpose=ref_t, drv_tpose=drv_t)
-        tol = 1e-4 if mode == "default" else 3e-3  # official: the T-pose too is measured truncated
+        tol = 1e-4 if mode == "improved" else 3e-3  # official: the T-pose too is measured truncated
         np.testing.assert_allclose(res.relative_ratios[arms], 1.3, atol=tol)
         np.testing.assert_allclose(res.relative_ratios[rest], 1.0, atol=tol)
         np.testing.assert_allclose(res.ratios, res.relative_ratios * res.scale)
@@ -256,7 +256,7 @@ def test_part_scale_multiplies_head_and_leg_bones():
     drv = seq(moving_driver(3))
     ref_kp = character()
     ref_len = lengths(to_body20(ref_kp)[None].astype(np.float64))[0]
-    res = retarget(drv, seq([ref_kp], REF_W, REF_H), mode="default", out_width=REF_W, out_height=REF_H,
+    res = retarget(drv, seq([ref_kp], REF_W, REF_H), mode="improved", out_width=REF_W, out_height=REF_H,
                    part_scale={"head": 2.0, "legs": 0.8})
     got = lengths(out20(res))
     factor = np.ones(19)
@@ -265,10 +265,10 @@ def test_part_scale_multiplies_head_and_leg_bones():
     assert np.abs(got - ref_len * factor).max() < 0.01
 
 
-def test_default_mode_clamps_wild_ratios_and_official_does_not():
+def test_improved_mode_clamps_wild_ratios_and_official_does_not():
     ref_kp = character(r_forearm=3.0, l_forearm=3.0)
     drv = seq(moving_driver(3))
-    res = retarget(drv, seq([ref_kp], REF_W, REF_H), mode="default", out_width=REF_W, out_height=REF_H)
+    res = retarget(drv, seq([ref_kp], REF_W, REF_H), mode="improved", out_width=REF_W, out_height=REF_H)
     raw = CHARACTER["forearm"] * 3.0 / DRIVER["forearm"] / res.scale
     assert raw > 2.0
     assert res.relative_ratios[3] == pytest.approx(2.0) and res.relative_ratios[5] == pytest.approx(2.0)
@@ -277,7 +277,7 @@ def test_default_mode_clamps_wild_ratios_and_official_does_not():
     assert off.relative_ratios[3] == pytest.approx(raw, rel=3e-3)  # truncated measuring canvas
 
 
-@pytest.mark.parametrize("mode", ["default", "official"])
+@pytest.mark.parametrize("mode", ["improved", "official"])
 def test_feet_are_clamped_to_half_the_calf(mode):
     ref_kp = character(l_foot=2.4, r_foot=2.4)  # feet of 60 px on 100 px calves
     drv = seq(moving_driver(3))
@@ -292,12 +292,12 @@ def test_feet_are_clamped_to_half_the_calf(mode):
 def test_missing_reference_bone_takes_its_twin_then_the_torso():
     ref_kp = character()
     ref_kp[10, 2] = 0.0  # right wrist unseen: right forearm missing
-    res = retarget(seq(moving_driver(3)), seq([ref_kp], REF_W, REF_H), mode="default", out_width=REF_W, out_height=REF_H)
+    res = retarget(seq(moving_driver(3)), seq([ref_kp], REF_W, REF_H), mode="improved", out_width=REF_W, out_height=REF_H)
     assert res.ratios[3] == pytest.approx(res.ratios[5])
     ref_len = lengths(to_body20(character())[None].astype(np.float64))[0]
     assert np.abs(lengths(out20(res))[:, 3] - ref_len[5]).max() < 0.01
     ref_kp[9, 2] = 0.0  # both wrists unseen: forearms take the torso ratio
-    res = retarget(seq(moving_driver(3)), seq([ref_kp], REF_W, REF_H), mode="default", out_width=REF_W, out_height=REF_H)
+    res = retarget(seq(moving_driver(3)), seq([ref_kp], REF_W, REF_H), mode="improved", out_width=REF_W, out_height=REF_H)
     assert res.relative_ratios[3] == pytest.approx(res.relative_ratios[6])
     assert any("forearm" in w for w in res.warnings)
 
@@ -312,7 +312,7 @@ def test_low_confidence_points_are_carried_through_untouched():
     frames[1][95:100, 2] = 0.2  # some left-hand points
     frames[2][40, 2] = 0.1  # a face landmark
     drv = seq(frames)
-    res = retarget(drv, seq([character()], REF_W, REF_H), mode="default", out_width=256, out_height=384)
+    res = retarget(drv, seq([character()], REF_W, REF_H), mode="improved", out_width=256, out_height=384)
     out = res.poses.subject_keypoints
     src = drv.subject_keypoints
     np.testing.assert_array_equal(out[..., 2], src[..., 2])
@@ -327,7 +327,7 @@ def test_low_confidence_points_are_carried_through_untouched():
 
 def test_hands_face_and_feet_ride_on_their_joints():
     drv = seq(moving_driver(3))
-    res = retarget(drv, seq([character()], REF_W, REF_H), mode="default", out_width=REF_W, out_height=REF_H)
+    res = retarget(drv, seq([character()], REF_W, REF_H), mode="improved", out_width=REF_W, out_height=REF_H)
     out = res.poses.subject_keypoints.astype(np.float64)
     src = drv.subject_keypoints.astype(np.float64)
     for hand, wrist, bone in ((slice(91, 112), 9, 5), (slice(112, 133), 10, 3)):
@@ -345,7 +345,7 @@ def test_crossed_hands_are_swapped_back():
     frames = moving_driver(2)
     f = frames[1]
     f[91:112], f[112:133] = f[112:133].copy(), f[91:112].copy()
-    for mode in ("default", "official"):
+    for mode in ("improved", "official"):
         res = retarget(seq(frames), seq([character()], REF_W, REF_H), mode=mode, out_width=REF_W,
                        out_height=REF_H)
         out = res.poses.subject_keypoints
@@ -358,11 +358,11 @@ def test_only_the_subject_is_kept():
     kps = np.stack([np.stack(other), np.stack(mine)], axis=1).astype(np.float32)
     drv = PoseSequence(kps, (3, 9), 640, 480, subject=1, fps=30.0)
     ref = seq([character()], REF_W, REF_H)
-    res = retarget(drv, ref, mode="default", out_width=REF_W, out_height=REF_H)
+    res = retarget(drv, ref, mode="improved", out_width=REF_W, out_height=REF_H)
     p = res.poses
     assert p.num_people == 1 and p.track_ids == (9,) and p.subject == 0 and p.fps == 30.0
     assert p.detected.shape == (3, 1) and p.retargeted
-    alone = retarget(seq(mine), ref, mode="default", out_width=REF_W, out_height=REF_H)
+    alone = retarget(seq(mine), ref, mode="improved", out_width=REF_W, out_height=REF_H)
     np.testing.assert_allclose(p.subject_keypoints, alone.poses.subject_keypoints, atol=1e-4)
 
 
@@ -413,3 +413,20 @@ def test_errors_name_the_bad_input():
 def test_replacement_warning_text():
     assert isinstance(RETARGET_REPLACEMENT_WARNING, str)
     assert "Replacement" in RETARGET_REPLACEMENT_WARNING and "Animation" in RETARGET_REPLACEMENT_WARNING
+
+
+def test_old_mode_name_default_is_the_improved_mode():
+    """The pack's own mode was called 'default'; saved workflows and scripts may still pass that name."""
+    from wan_animate_kit.preprocess.retarget import MODES, canonical_mode
+
+    assert MODES == ("improved", "official") and "default" not in MODES
+    assert canonical_mode("default") == "improved" and canonical_mode("official") == "official"
+    drv, ref = seq(moving_driver(4)), seq([character()], REF_W, REF_H)
+    old = retarget(drv, ref, mode="default", out_width=REF_W, out_height=REF_H)
+    new = retarget(drv, ref, mode="improved", out_width=REF_W, out_height=REF_H)
+    official = retarget(drv, ref, out_width=REF_W, out_height=REF_H)
+    assert old.mode == new.mode == "improved" and official.mode == "official"
+    np.testing.assert_array_equal(old.poses.subject_keypoints, new.poses.subject_keypoints)
+    assert not np.allclose(official.poses.subject_keypoints, new.poses.subject_keypoints)
+    with pytest.raises(ValueError, match="'improved'"):
+        retarget(drv, ref, mode="Default", out_width=REF_W, out_height=REF_H)

@@ -317,13 +317,13 @@ def test_cases_cover_the_official_branches():
 
 def test_official_mode_moves_what_the_pack_mode_leaves():
     """(b) low-score joints are retargeted, (c) hand points from 0.4, (d) crossed hands keep the
-    other hand's root offset (they land off the wrist) in official mode; 'default' mode differs."""
+    other hand's root offset (they land off the wrist) in official mode; 'improved' mode differs."""
     drv, ref, (ow, oh) = make_case(0, (640, 480), (512, 768), 1.0)
     drv[2][[9, 10, 91, 112], 2] = 0.9  # confident wrists and hand roots in the crossed-hands frame
     d = PoseSequence(np.stack(drv)[:, None], (1,), 640, 480)
     r = PoseSequence(ref[None, None], (1,), 512, 768)
     off = retarget(d, r, out_width=ow, out_height=oh).poses.subject_keypoints
-    own = retarget(d, r, mode="default", out_width=ow, out_height=oh).poses.subject_keypoints
+    own = retarget(d, r, mode="improved", out_width=ow, out_height=oh).poses.subject_keypoints
     src = hold_invalid_bodies(d.subject_keypoints)  # both modes take frames 3 and 5 from frame 2
     low = (src[1:, :17, 2] < 0.5)
     assert low.any()
