@@ -26,6 +26,15 @@ NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风�
             "残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，"
             "三条腿，背景人很多，倒着走")
 
+PROMPT_NOTE = (
+    "**Prompts (official, in Chinese).** Positive: *the person in the video is doing actions* (Wan2.2 "
+    "wan_animate_14B.py `prompt`; the authors advise against custom prompts, though they work). Negative (Wan's "
+    "standard `sample_neg_prompt`, used only when cfg > 1): *garish colours, overexposed, static, blurred details, "
+    "subtitles, style, artwork, painting, frame, still, greyish overall, worst quality, low quality, JPEG "
+    "artefacts, ugly, mutilated, extra fingers, badly drawn hands, badly drawn face, deformed, disfigured, "
+    "malformed limbs, fused fingers, motionless frame, cluttered background, three legs, many people in the "
+    "background, walking backwards*.")
+
 MODEL_FILES = {
     "dit": "wan2.2_animate_14B_bf16.safetensors",
     "vae": "wan_2.1_vae.safetensors",
@@ -34,8 +43,9 @@ MODEL_FILES = {
     "relight": "wan2.2_animate_14B_relight_lora_bf16.safetensors",
     "distill": "lightx2v_I2V_14B_480p_cfg_step_distill_rank64_bf16.safetensors",
     "detector": "yolov10m.onnx",
-    "vitpose": "vitpose-l-wholebody.onnx",
-    "sam2": "sam2.1_hiera_large.pt",
+    "vitpose": "vitpose_h_wholebody_model.onnx",  # official ViTPose-H (its .bin beside it)
+    "vitpose_data": "vitpose_h_wholebody_data.bin",
+    "sam2": "sam2_hiera_large.pt",  # official SAM 2 Hiera-L
 }
 
 
@@ -153,24 +163,29 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     g.group("1 · Inputs", 0, 0, 760, 620)
     char = g.node("LoadImage", (20, 40), title="Character image", size=(320, 320), image="character.png")
     video = g.node("LoadVideo", (360, 40), title="Driving video", size=(380, 320), file="driving.mp4")
-    vinfo = g.node(PREFIX + "VideoInfo", (360, 400), size=(300, 150), video=g.out(video, 0))
-    g.note((20, 400), "**Inputs.** The character image and the driving video. The output has exactly the video's "
-           "frame count, fps and audio. " + ("Replacement: the person in the video becomes the character, scene and "
-           "lighting kept." if replace else "Animation: the character moves like the person in the video, on the "
-           "image's background."), size=(320, 190))
+    area = dict(resize_area=OFFICIAL_AREA) if replace else {}
+    drv = g.node(PREFIX + "DrivingVideo", (360, 400), title="Driving video at 30 fps (official)", size=(380, 200),
+                 video=g.out(video, 0), fps=30.0, **area)
+    g.note((20, 400), "**Inputs.** The character image and the driving video. As in the official preprocessing, the "
+           "video is resampled to 30 fps (set fps 0 to keep its own rate)" + (" and resized to about 1280x720 "
+           "before pose, masks and face crops" if replace else "") + "; the output has its frame count, fps and "
+           "sound. " + ("Replacement: the person in the video becomes the character, scene and lighting kept."
+                        if replace else "Animation: the character moves like the person in the video, on the "
+                        "image's background."), size=(320, 200))
     # -- pose -----------------------------------------------------------------------------------
     g.group("2 · Pose (ViTPose, tracked)", 800, 0, 1140, 620, color="#8a6e3f")
     pm = g.node(PREFIX + "PoseModelLoader", (820, 40), size=(320, 200), detector=MODEL_FILES["detector"],
                 pose_model=MODEL_FILES["vitpose"])
-    g.models(pm, "detector", "vitpose")
+    g.models(pm, "detector", "vitpose", "vitpose_data")
     dpose = g.node(PREFIX + "PoseExtract", (1160, 40), title="Driving pose", size=(360, 260),
-                   pose_models=g.out(pm, 0), video=g.out(video, 0))
-    size_src = dict(video=g.out(video, 0)) if replace else dict(image=g.out(char, 0))
-    size = g.node(PREFIX + "OutputSize", (820, 400), size=(320, 150), area=832 * 480, **size_src)
+                   pose_models=g.out(pm, 0), video=g.out(drv, 0))
+    size_src = dict(video=g.out(drv, 0)) if replace else dict(image=g.out(char, 0))
+    size = g.node(PREFIX + "OutputSize", (820, 400), size=(320, 150), area=OFFICIAL_AREA, **size_src)
     g.note((1160, 330), "**Pose.** Everyone is detected and tracked; `person` picks who drives the character "
-           "('largest', an index, or a point 'x,y'). Keypoints are smoothed. The output size keeps the aspect of the "
-           + ("video" if replace else "character image") + " for a pixel budget (832x480 here, 1280x720 official).",
-           size=(360, 200))
+           "('largest' as official, an index, or a point 'x,y'). `smoothing` above 0 steadies jittery keypoints (the "
+           "official pipeline does not smooth). The output size keeps the aspect of the "
+           + ("video" if replace else "character image") + " at the official pixel budget of 1280x720; lower "
+           "`area` (e.g. 832x480) for less memory and time.", size=(360, 200))
     if replace:
         pose_for_render = dpose
     else:
@@ -184,7 +199,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     g.group("3 · Skeleton, face" + (", masks" if replace else ""), 0, 660, 1940, 560, color="#3f8a5e")
     render = g.node(PREFIX + "RenderPose", (20, 700), size=(320, 220), pose=g.out(pose_for_render, 0),
                     width=g.out(size, 0), height=g.out(size, 1), frames_output=False)
-    faces = g.node(PREFIX + "FaceCrops", (360, 700), size=(320, 180), pose=g.out(dpose, 0), video=g.out(video, 0),
+    faces = g.node(PREFIX + "FaceCrops", (360, 700), size=(320, 180), pose=g.out(dpose, 0), video=g.out(drv, 0),
                    frames_output=False)
     refimg = g.node(PREFIX + "PaddingResize", (20, 940), title="Reference at output size", size=(320, 130),
                     images=g.out(char, 0), width=g.out(size, 0), height=g.out(size, 1))
@@ -193,19 +208,19 @@ def build(info: dict, mode: str, fast: bool) -> dict:
         sam = g.node(PREFIX + "Sam2Loader", (720, 700), size=(320, 130), checkpoint=MODEL_FILES["sam2"])
         g.models(sam, "sam2")
         seg = g.node(PREFIX + "CharacterSegmentation", (1060, 700), size=(340, 240), sam2_model=g.out(sam, 0),
-                     pose=g.out(dpose, 0), video=g.out(video, 0))
+                     pose=g.out(dpose, 0), video=g.out(drv, 0))
         shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 0), pose=g.out(dpose, 0),
                        feather=0.0)  # soft_mask is not used here: feather 0 keeps no second copy
-        env = g.node(PREFIX + "EnvironmentVideo", (720, 900), size=(340, 240), video=g.out(video, 0),
+        env = g.node(PREFIX + "EnvironmentVideo", (720, 900), size=(340, 240), video=g.out(drv, 0),
                      mask=g.out(shape, 0), width=g.out(size, 0), height=g.out(size, 1), frames_output=False)
         g.note((1420, 990), "**Masks.** SAM2 follows the same tracked person, prompted from its confident body "
                "keypoints in every chunk. The mask is dilated and turned into blocks as in training; check the "
                "overlay output before sampling.", size=(320, 170))
     else:
         g.note((720, 700), "**Skeleton and face.** The retargeted poses are drawn exactly as the official "
-               "pipeline draws them; face crops come from the original video (square, smoothed, never "
-               "stretched). Both are VIDEO outputs made on demand while the sampler reads them (frames_output "
-               "off), so no whole video sits in memory.", size=(360, 170))
+               "pipeline draws them; face crops are the official ones (landmark box, stretched to 512x512; "
+               "`mode` square gives square, smoothed crops). Both are VIDEO outputs made on demand while the "
+               "sampler reads them (frames_output off), so no whole video sits in memory.", size=(360, 170))
     # -- model --------------------------------------------------------------------------------------
     g.group("4 · Models", 0, 1260, 1140, 620, color="#6e3f8a")
     unet = g.node("UNETLoader", (20, 1300), size=(340, 110), unet_name=MODEL_FILES["dit"])
@@ -234,6 +249,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
                  image=g.out(refimg, 0), crop="none")
     vae = g.node("VAELoader", (740, 1420), size=(300, 80), vae_name=MODEL_FILES["vae"])
     g.models(vae, "vae")
+    g.note((380, 1730), PROMPT_NOTE, size=(740, 130))
     # -- sampling -----------------------------------------------------------------------------------
     g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 720, color="#8a3f3f")
     extra = {}
@@ -244,7 +260,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
                      reference=g.out(refimg, 0), pose_video=g.out(render, 1), face_video=g.out(faces, 2),
                      clip_vision_output=g.out(cve, 0), pose=g.out(pose_for_render, 0),
                      steps=6 if fast else 20, cfg=1.0, sampler_name="euler" if fast else "uni_pc",
-                     scheduler="simple", fps=g.out(vinfo, 0), audio=g.out(vinfo, 1), frames_output=False,
+                     scheduler="simple", fps=g.out(drv, 1), audio=g.out(drv, 3), frames_output=False,
                      **extra)
     g.node("SaveVideo", (1580, 1300), title="Save video", size=(340, 380), video=g.out(sampler, 1),
            filename_prefix=f"wan_animate/{mode}{'_fast' if fast else ''}")
@@ -255,6 +271,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
 
 
 PREFIX = "WAK_"
+OFFICIAL_AREA = 1280 * 720  # official resolution_area (Wan2.2 preprocess_data.py --resolution_area 1280 720)
 VARIANTS = {"animate": ("animate", False), "animate_fast": ("animate", True),
             "replace": ("replace", False), "replace_fast": ("replace", True)}
 

@@ -13,6 +13,9 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "nodes.md"
+#: Hand-written section appended to the generated reference: every place where a default or the only
+#: behaviour departs from the official Wan2.2-Animate inference, with the reason.
+DIFFERENCES = ROOT / "docs" / "official-differences.md"
 
 
 def _load_pack():
@@ -65,6 +68,8 @@ def render(classes) -> str:
                 tip = (getattr(out, "tooltip", "") or "").replace("|", "\\|")
                 lines.append(f"| `{out.display_name or out.id}` | {_type_name(out)} | {tip} |")
             lines.append("")
+    if DIFFERENCES.exists():
+        lines += ["", DIFFERENCES.read_text(encoding="utf-8").strip()]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -1,6 +1,7 @@
 """Make a shipped API workflow runnable on the test server: tiny models, a saved prompt embedding in
 place of the text encoder, no CLIP vision (the ViT-H encoder cannot be faked), short segments, one
-step, and media the test writes."""
+step of the official UniPC (which calls the model once and returns its x0 prediction, so the model's
+inputs reach the output), and media the test writes."""
 from __future__ import annotations
 
 import copy
@@ -8,19 +9,24 @@ import pathlib
 
 import numpy as np
 
-FRAMES, FPS, WIDTH, HEIGHT = 9, 10, 96, 64
+FRAMES, FPS, WIDTH, HEIGHT = 9, 30, 96, 64  # 30 fps: the official rate, so resampling keeps every frame
+
+
+CHARACTERS = ("character.png", "character_b.png")  # two different character images
 
 
 def write_inputs(input_dir: pathlib.Path) -> None:
-    """character.png and driving.mp4 (12 frames, 10 fps, with an audio track) in the input folder."""
+    """character.png, character_b.png and driving.mp4 (9 frames, 30 fps, with an audio track) in the
+    input folder."""
     from media import write_mp4
     from PIL import Image
 
     input_dir.mkdir(parents=True, exist_ok=True)
-    png = input_dir / "character.png"
-    if not png.exists():
-        rng = np.random.default_rng(0)
-        Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)).save(png)
+    for seed, name in enumerate(CHARACTERS):
+        png = input_dir / name
+        if not png.exists():
+            rng = np.random.default_rng(seed)
+            Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)).save(png)
     mp4 = input_dir / "driving.mp4"
     if mp4.exists():
         return
@@ -45,13 +51,15 @@ def _embedding(models: pathlib.Path) -> str:
     return path.name
 
 
-def tiny_prompt(prompt: dict, server, tiny: dict) -> dict:
+def tiny_prompt(prompt: dict, server, tiny: dict, character: str = CHARACTERS[0]) -> dict:
     p = copy.deepcopy(prompt)
     write_inputs(server.base / "input")
     emb = _embedding(tiny["root"])
     for nid, node in list(p.items()):
         ct, inp = node["class_type"], node["inputs"]
-        if ct == "UNETLoader":
+        if ct == "LoadImage":
+            inp["image"] = character
+        elif ct == "UNETLoader":
             inp["unet_name"] = tiny["dit"].name
         elif ct == "VAELoader":
             inp["vae_name"] = tiny["vae"].name
@@ -63,6 +71,8 @@ def tiny_prompt(prompt: dict, server, tiny: dict) -> dict:
             inp.update(checkpoint=tiny["sam2"].name, device="cpu", dtype="fp32", image_size=256)
         elif ct == "WAK_OutputSize":
             inp["area"] = 64 * 64
+        elif ct == "WAK_DrivingVideo" and inp.get("resize_area"):
+            inp["resize_area"] = 64 * 64
         elif ct == "WAK_CharacterSegmentation":
             inp["chunk_size"] = 8
         elif ct == "CLIPTextEncode":
