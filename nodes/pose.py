@@ -222,7 +222,9 @@ class RenderPose(io.ComfyNode):
             category=CAT,
             description="Draw the subject's skeleton exactly as the official Wan-Animate pipeline does (20-point body, "
                         "ellipse limbs at 60 %, hands as rainbow lines, head points, no face landmarks, black canvas): "
-                        "the pose video the model was trained on.",
+                        "the pose video the model was trained on. As in the official pipeline, a frame whose body "
+                        "detection failed (every body point at negative x or y) shows the previous frame's body; "
+                        "retargeted poses are drawn as they are (the retarget already did that).",
             inputs=[
                 Pose.Input("pose", tooltip="Poses (from Pose Extraction or Pose Retarget)."),
                 io.Int.Input("width", default=0, min=0, max=8192, step=16,
@@ -245,7 +247,7 @@ class RenderPose(io.ComfyNode):
 
     @classmethod
     def execute(cls, pose, width, height, letterbox, draw_hands, draw_head, frames_output=True):
-        from ..preprocess.render import keypoints_problem, render_pose_frame, sequence_keypoints_for_canvas
+        from ..preprocess.render import iter_pose_chunks, keypoints_problem
         from .lazy_video import ChunkVideo
 
         node = "Render Pose"
@@ -267,13 +269,11 @@ class RenderPose(io.ComfyNode):
         if frames_output:
             check_image_memory(node, "frames_output", pose.num_frames, w, h,
                                "turn frames_output off and use the video output (drawn on demand, flat memory)")
-        kps = sequence_keypoints_for_canvas(pose, w, h, letterbox, "subject")
         frames_per_chunk = max(1, min(16, DRAW_CHUNK_BYTES // (w * h * 3)))
 
         def draw(chunk: int = frames_per_chunk):
-            for s in range(0, pose.num_frames, chunk):
-                yield np.stack([render_pose_frame(kps[t], w, h, draw_hands=draw_hands, draw_head=draw_head)
-                                for t in range(s, min(s + chunk, pose.num_frames))])
+            # the official body hold, carried from chunk to chunk (extracted poses; see preprocess.render)
+            yield from iter_pose_chunks(pose, chunk, w, h, letterbox, draw_hands=draw_hands, draw_head=draw_head)
 
         video = ChunkVideo(draw, pose.num_frames, w, h, pose.fps or DEFAULT_FPS)
         return io.NodeOutput(frames_of(video, "Render Pose") if frames_output else frames_blocked("Render Pose"),

@@ -9,6 +9,15 @@ points (nose, eyes, ears) drawn, face landmarks never. Stick width is
 
 Sequences drawn at another canvas size are placed with the official letterbox (``padding_resize``)
 by moving the keypoints, not by resizing drawn images, so lines stay crisp.
+
+Sequences are drawn with the official body hold by default: a frame whose every 20-point body joint
+has x < 0 or y < 0 (a failed detection) shows the body the previous frame was drawn with, scores
+included; hands stay the frame's own. The official pipeline draws the metas that went through
+that hold, in Animation without retargeting and in Replacement (official:
+wan/modules/animate/preprocess/process_pipepline.py, ProcessPipeline.__call__, which draws
+``AAPoseMeta.from_humanapi_meta`` of the ``Pose2d`` output, and pose2d_utils.py,
+load_pose_metas_from_kp2ds_seq, where the hold happens). Retargeted poses are drawn as they are:
+the retarget already took the held bodies, and the official draws its output unchanged.
 """
 from __future__ import annotations
 
@@ -20,7 +29,7 @@ import cv2
 import numpy as np
 
 from .keypoints import (B20_L_EAR, B20_L_EYE, B20_NOSE, B20_R_EAR, B20_R_EYE, BODY20_COLORS,
-                        BODY20_LIMBS, HAND_EDGES, to_body20)
+                        BODY20_LIMBS, HAND_EDGES, hold_invalid_bodies, to_body20)
 from .pose_types import LEFT_HAND, NUM_KEYPOINTS, RIGHT_HAND, PoseSequence
 from .resolution import letterbox_keypoints, stretch_keypoints
 
@@ -147,51 +156,119 @@ def render_pose_frame(kps133: np.ndarray, width: int, height: int, threshold: fl
     return canvas
 
 
-def sequence_keypoints_for_canvas(seq: PoseSequence, width: int | None = None, height: int | None = None,
-                                  letterbox: bool = True, people: str = "subject") -> np.ndarray:
-    """[T, P', 133, 3] keypoints of ``seq`` moved onto a ``width`` x ``height`` canvas.
+def official_body_hold(seq: PoseSequence) -> bool:
+    """Whether the official drawing of ``seq`` applies the body hold (see the module doc): yes for
+    extracted or imported poses, no for retargeted ones (held before retargeting)."""
+    return not seq.retargeted
 
-    ``people``: 'subject' (the subject only) or 'all'. ``letterbox`` places them as the official
-    ``padding_resize`` would; otherwise they are stretched to the canvas.
+
+class BodyHold:
+    """The official body hold streamed over consecutive chunks [t, ..., 133, 3] of one sequence.
+
+    Each call returns the chunk with every failed body (see ``keypoints.invalid_body_frames``)
+    replaced by the body the previous frame ended up with; the last frame's body is carried into
+    the next call, so drawing chunk by chunk equals holding the whole sequence at once. A failed
+    first frame of the sequence keeps its own body (there is nothing before it).
     """
+
+    def __init__(self):
+        self._last: np.ndarray | None = None
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        kps = np.asarray(chunk, dtype=np.float32)
+        if kps.shape[0] == 0:
+            return kps.copy()
+        if self._last is not None and self._last.shape != kps.shape[1:]:
+            raise ValueError(f"BodyHold: chunk frames are {kps.shape[1:]}, earlier ones {self._last.shape}")
+        held = hold_invalid_bodies(kps if self._last is None else np.concatenate([self._last[None], kps]))
+        if self._last is not None:
+            held = held[1:]
+        self._last = held[-1].copy()
+        return held
+
+
+def _people_keypoints(seq: PoseSequence, people: str) -> np.ndarray:
+    """[T, P', 133, 3] keypoints of the drawn people on the sequence's own canvas."""
     if people not in ("subject", "all"):
         raise ValueError(f"people must be 'subject' or 'all', got {people!r}")
-    width = int(width or seq.width)
-    height = int(height or seq.height)
     if seq.num_people == 0:
         return np.zeros((seq.num_frames, 0, NUM_KEYPOINTS, 3), np.float32)
-    kps = seq.keypoints[:, seq.subject:seq.subject + 1] if people == "subject" else seq.keypoints
-    if (width, height) == (seq.width, seq.height):
+    return seq.keypoints[:, seq.subject:seq.subject + 1] if people == "subject" else seq.keypoints
+
+
+def _onto_canvas(kps: np.ndarray, seq: PoseSequence, width: int, height: int, letterbox: bool) -> np.ndarray:
+    if (width, height) == (seq.width, seq.height) or kps.shape[1] == 0:
         return kps
     move = letterbox_keypoints if letterbox else stretch_keypoints
     return move(kps, seq.width, seq.height, width, height)
 
 
+def sequence_keypoints_for_canvas(seq: PoseSequence, width: int | None = None, height: int | None = None,
+                                  letterbox: bool = True, people: str = "subject",
+                                  hold_invalid: bool | None = False) -> np.ndarray:
+    """[T, P', 133, 3] keypoints of ``seq`` moved onto a ``width`` x ``height`` canvas.
+
+    ``people``: 'subject' (the subject only) or 'all'. ``letterbox`` places them as the official
+    ``padding_resize`` would; otherwise they are stretched to the canvas. ``hold_invalid``: apply
+    the official body hold (see the module doc) on the sequence's own canvas before moving (True),
+    not (False: each frame's own keypoints), or as the official drawing does for this sequence
+    (None: :func:`official_body_hold`).
+    """
+    kps = _people_keypoints(seq, people)
+    width = int(width or seq.width)
+    height = int(height or seq.height)
+    if (official_body_hold(seq) if hold_invalid is None else hold_invalid) and kps.shape[1]:
+        kps = hold_invalid_bodies(kps)
+    return _onto_canvas(kps, seq, width, height, letterbox)
+
+
+def iter_pose_chunks(seq: PoseSequence, chunk_frames: int = 16, width: int | None = None,
+                     height: int | None = None, letterbox: bool = True, threshold: float = 0.5,
+                     draw_hands: bool = True, draw_head: bool = True, people: str = "subject",
+                     stick_width: int | None = None, hand_width: int | None = None,
+                     hold_invalid: bool | None = None) -> Iterator[np.ndarray]:
+    """Yield the skeleton video as uint8 [k, H, W, 3] chunks of ``chunk_frames`` frames (the last may
+    be shorter). ``hold_invalid`` as in :func:`sequence_keypoints_for_canvas`, default None: the
+    official body hold for extracted poses, carried from chunk to chunk (:class:`BodyHold`)."""
+    if not isinstance(chunk_frames, (int, np.integer)) or isinstance(chunk_frames, bool) or chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be a whole number >= 1, got {chunk_frames!r}")
+    kps = _people_keypoints(seq, people)
+    w, h = int(width or seq.width), int(height or seq.height)
+    hold = BodyHold() if (official_body_hold(seq) if hold_invalid is None else hold_invalid) and kps.shape[1] \
+        else None
+    for s in range(0, seq.num_frames, int(chunk_frames)):
+        part = kps[s:s + int(chunk_frames)]
+        part = _onto_canvas(hold(part) if hold is not None else part, seq, w, h, letterbox)
+        yield np.stack([render_pose_frame(k, w, h, threshold, draw_hands, draw_head, stick_width, hand_width)
+                        for k in part])
+
+
 def iter_pose_frames(seq: PoseSequence, width: int | None = None, height: int | None = None,
                      letterbox: bool = True, threshold: float = 0.5, draw_hands: bool = True,
                      draw_head: bool = True, people: str = "subject", stick_width: int | None = None,
-                     hand_width: int | None = None) -> Iterator[np.ndarray]:
+                     hand_width: int | None = None, hold_invalid: bool | None = None) -> Iterator[np.ndarray]:
     """Yield one RGB uint8 [H, W, 3] skeleton frame per pose frame (see :func:`render_pose_sequence`)."""
-    kps = sequence_keypoints_for_canvas(seq, width, height, letterbox, people)
-    w, h = int(width or seq.width), int(height or seq.height)
-    for t in range(seq.num_frames):
-        yield render_pose_frame(kps[t], w, h, threshold, draw_hands, draw_head, stick_width, hand_width)
+    for chunk in iter_pose_chunks(seq, 1, width, height, letterbox, threshold, draw_hands, draw_head, people,
+                                  stick_width, hand_width, hold_invalid):
+        yield chunk[0]
 
 
 def render_pose_sequence(seq: PoseSequence, width: int | None = None, height: int | None = None,
                          letterbox: bool = True, threshold: float = 0.5, draw_hands: bool = True,
                          draw_head: bool = True, people: str = "subject", stick_width: int | None = None,
-                         hand_width: int | None = None) -> np.ndarray:
+                         hand_width: int | None = None, hold_invalid: bool | None = None) -> np.ndarray:
     """All frames of ``seq`` drawn as a uint8 array [T, H, W, 3] (defaults: the sequence's own canvas).
 
     Drawing at another size letterboxes the keypoints (official ``padding_resize`` placement) or
-    stretches them (``letterbox=False``); widths follow the output canvas. For long videos prefer
-    :func:`iter_pose_frames`, which holds one frame at a time.
+    stretches them (``letterbox=False``); widths follow the output canvas. ``hold_invalid``: the
+    official body hold (None, default: on for extracted poses, off for retargeted ones; see the
+    module doc), True or False. For long videos prefer :func:`iter_pose_frames` or
+    :func:`iter_pose_chunks`, which hold one frame or chunk at a time.
     """
     w, h = int(width or seq.width), int(height or seq.height)
     out = np.empty((seq.num_frames, h, w, 3), np.uint8)
     frames = iter_pose_frames(seq, width, height, letterbox, threshold, draw_hands, draw_head, people,
-                              stick_width, hand_width)
+                              stick_width, hand_width, hold_invalid)
     for t, frame in enumerate(frames):
         out[t] = frame
     return out

@@ -7,8 +7,9 @@ import pytest
 from wan_animate_kit.preprocess import pose_types as pt
 from wan_animate_kit.preprocess.keypoints import BODY20_COLORS, BODY20_LIMBS, HAND_EDGES, to_body20
 from wan_animate_kit.preprocess.pose_types import PoseSequence
-from wan_animate_kit.preprocess.render import (HAND_EDGE_COLORS, render_pose_frame, render_pose_sequence,
-                                               iter_pose_frames, stick_width_for)
+from wan_animate_kit.preprocess.render import (HAND_EDGE_COLORS, BodyHold, iter_pose_chunks, render_pose_frame,
+                                               render_pose_sequence, iter_pose_frames,
+                                               sequence_keypoints_for_canvas, stick_width_for)
 from wan_animate_kit.preprocess.resolution import letterbox_geometry, padding_resize
 
 
@@ -223,3 +224,93 @@ def test_bad_input_raises():
         render_pose_frame(np.zeros((17, 3)), 100, 100)
     with pytest.raises(ValueError, match="canvas"):
         render_pose_frame(np.zeros((133, 3)), 0, 100)
+
+
+# --- the official body hold when drawing a sequence -------------------------------------------------
+# Re-statement of the official rule (pose2d_utils.py, load_pose_metas_from_kp2ds_seq): the 20-point
+# body is the mean of these COCO-WholeBody pairs; when min(x, y) of every body point is negative the
+# frame takes the previous frame's body (scores included). The body only reads COCO 0-21, so copying
+# COCO 0-22 of the previous (already held) frame gives exactly the held 20-point body.
+_OFFICIAL_A = [0, 6, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 17, 20]
+_OFFICIAL_B = [0, 5, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3, 18, 21]
+
+
+def official_held(kps: np.ndarray) -> np.ndarray:
+    """[T, 133, 3] -> the same frames with failed bodies replaced as the official extraction does."""
+    out = np.array(kps, dtype=np.float32, copy=True)
+    for t in range(1, len(out)):
+        body = (kps[t, _OFFICIAL_A] + kps[t, _OFFICIAL_B]) / 2
+        if body[:, :2].min(axis=1).max() < 0:
+            out[t, :23] = out[t - 1, :23]
+    return out
+
+
+def failed_frame(cx: float) -> np.ndarray:
+    """A person whose body and feet lie entirely left of the canvas (x < 0), hands inside it."""
+    k = standing_person(cx=cx, top=60, s=0.25)
+    k[:23, 0] -= cx + 80  # body x now in about [-155, -5]
+    assert ((k[_OFFICIAL_A, :2] + k[_OFFICIAL_B, :2]) / 2).min(axis=1).max() < 0
+    return k
+
+
+def held_sequence_case():
+    """7 frames on a 320x360 canvas: 0, 1, 4, 6 detected (moving right), 2, 3, 5 failed."""
+    good = {t: standing_person(cx=120 + 12 * t, top=60, s=0.25) for t in (0, 1, 4, 6)}
+    kps = np.stack([good[t] if t in good else failed_frame(150 + t) for t in range(7)])
+    return PoseSequence(kps[:, None], (0,), 320, 360)
+
+
+@pytest.mark.parametrize("size", [(320, 360), (640, 360)])  # own canvas; letterboxed with 160 px side bars
+def test_sequence_drawing_holds_failed_bodies_as_official(size):
+    seq = held_sequence_case()
+    w, h = size
+    want = render_pose_sequence(PoseSequence(official_held(seq.subject_keypoints)[:, None], (0,), 320, 360),
+                                w, h, hold_invalid=False)
+    got = render_pose_sequence(seq, w, h)
+    np.testing.assert_array_equal(got, want)
+    for chunk in (1, 2, 3, 4, 7, 16):  # drawn chunk by chunk: the last body is carried across chunks
+        np.testing.assert_array_equal(np.concatenate(list(iter_pose_chunks(seq, chunk, w, h))), want)
+    np.testing.assert_array_equal(np.stack(list(iter_pose_frames(seq, w, h))), want)
+    own = render_pose_sequence(seq, w, h, hold_invalid=False)
+    for t in (0, 1, 4, 6):
+        np.testing.assert_array_equal(own[t], want[t])
+    for t, src in ((2, 1), (3, 1), (5, 4)):  # failed frames show the body of the last good frame
+        assert not np.array_equal(own[t], want[t])
+        x, y = mid(standing_person(cx=120 + 12 * src, top=60, s=0.25), pt.R_HIP, pt.R_KNEE)
+        x += (w - 320) // 2
+        assert tuple(want[t, y, x]) == limb_color(7) and not own[t, y, x].any()
+    # the hold is decided on the pose's own canvas: on the wider canvas the failed bodies would be
+    # inside the picture after the letterbox shift, and are still replaced
+    if w == 640:
+        assert own[2].any(axis=2)[:, :160].sum() > 200 and not want[2].any(axis=2)[:, :160].any()
+
+
+def test_body_hold_streams_like_the_whole_sequence_and_skips_retargeted_poses():
+    seq = held_sequence_case()
+    kps = seq.subject_keypoints
+    want = official_held(kps)
+    for cuts in ([7], [1] * 7, [2, 1, 4], [3, 0, 4]):
+        hold, parts, s = BodyHold(), [], 0
+        for n in cuts:
+            parts.append(hold(kps[s:s + n]))
+            s += n
+        np.testing.assert_array_equal(np.concatenate(parts), want)
+    np.testing.assert_array_equal(sequence_keypoints_for_canvas(seq, hold_invalid=True)[:, 0], want)
+    np.testing.assert_array_equal(sequence_keypoints_for_canvas(seq)[:, 0], kps)  # plain: as stored
+    # a failed first frame has nothing before it and keeps its own body; the next failed one takes it
+    first = np.stack([failed_frame(150), failed_frame(160), standing_person(cx=150, top=60, s=0.25)])
+    held = BodyHold()(first)
+    np.testing.assert_array_equal(held[0], first[0])
+    np.testing.assert_array_equal(held[1, :23], first[0, :23])
+    np.testing.assert_array_equal(held[1, 23:], first[1, 23:])  # face and hands stay the frame's own
+    # several people: each column is held on its own
+    two = np.stack([kps, kps[::-1]], axis=1)
+    both = BodyHold()(two)
+    np.testing.assert_array_equal(both[:, 0], want)
+    np.testing.assert_array_equal(both[:, 1], official_held(kps[::-1]))
+    # retargeted poses were held before retargeting; the official draws the retarget output as it is
+    from dataclasses import replace
+    moved = replace(seq, retargeted=True)
+    np.testing.assert_array_equal(render_pose_sequence(moved), render_pose_sequence(seq, hold_invalid=False))
+    with pytest.raises(ValueError, match="chunk_frames"):
+        next(iter_pose_chunks(seq, 0))
