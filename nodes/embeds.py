@@ -86,7 +86,11 @@ class SavePromptEmbedding(io.ComfyNode):
         if not conditioning:
             raise InputError("Save Prompt Embedding", "conditioning", "is empty", "connect an encoded prompt")
         out_dir = os.path.join(folder_paths.get_output_directory(), FOLDER)
-        full, name, counter, sub, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
+        try:
+            full, name, counter, sub, _ = folder_paths.get_save_image_path(filename_prefix, out_dir)
+        except Exception as e:  # the host refuses prefixes that lead outside the folder
+            raise InputError("Save Prompt Embedding", "filename_prefix", f"'{filename_prefix}' cannot be used ({e})",
+                             f"use a plain name (subfolders inside output/{FOLDER} are fine)") from e
         os.makedirs(full, exist_ok=True)
         fname = f"{name}_{counter:05}_.safetensors"
         tensors, meta = conditioning_to_tensors(conditioning)

@@ -359,3 +359,17 @@ def test_api_prompt_with_an_outside_path_is_refused_by_the_pack(server, tmp_path
         assert "Pose Models: input 'detector':" in text and "refused" in text, text
         seen.add(text.replace(name, "<name>"))
     assert len(seen) == 1, seen
+
+
+@pytest.mark.parametrize("prefix", ["../../escape", "/tmp/escape"])
+def test_save_prompt_embedding_prefix_stays_in_its_folder(model_roots, prefix):
+    import folder_paths
+    from wan_animate_kit.nodes.common import InputError
+    from wan_animate_kit.nodes.embeds import SavePromptEmbedding
+
+    cond = [[torch.zeros(1, 2, 8), {}]]
+    with pytest.raises(InputError) as err:
+        SavePromptEmbedding.execute(conditioning=cond, filename_prefix=prefix)
+    assert str(err.value).startswith("Save Prompt Embedding: input 'filename_prefix':"), err.value
+    assert not list(pathlib.Path(folder_paths.get_output_directory()).parent.rglob("escape_*"))
+    assert not list(pathlib.Path("/tmp").glob("escape_*_.safetensors"))
