@@ -8,8 +8,12 @@ server the user named) or :func:`download` (asked for explicitly) is called.
 * :func:`referenced_models` lists the model files an API prompt names (loader inputs and any input
   whose value is a manifest file name).
 * :func:`check_local` / :func:`check_server` say what is missing, where it goes and where to get it.
-* :func:`download` streams a file to ``<name>.part``, checks its size and sha256 when the manifest
-  has them, then renames it into place; files without a checksum in the manifest get the computed
+* :func:`download` fetches a file: Hugging Face URLs through ``huggingface_hub.hf_hub_download``
+  when that library is importable (resume, progress bar, ``HF_TOKEN`` / ``hf auth login`` for gated
+  repositories, its shared cache; the file is then hard-linked, or copied, into the models folder),
+  other URLs (or no ``huggingface_hub``) by plain HTTP into ``<name>.part``, resumed with an HTTP
+  Range request after a dropped connection. Either way it checks size and sha256 when the manifest
+  has them, then puts the file in place; files without a checksum in the manifest get the computed
   sha256 recorded in ``<models_dir>/.wan_animate_kit.lock.json`` and are reported as unverified.
 """
 from __future__ import annotations
@@ -17,10 +21,14 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import http.client
+import importlib
 import json
 import os
 import pathlib
 import re
+import shutil
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -59,7 +67,8 @@ class ManifestError(ValueError):
 
 
 class DownloadError(RuntimeError):
-    """A download failed; no partial file is left behind."""
+    """A download failed. A dropped connection keeps ``<name>.part`` so the next call resumes it;
+    any other failure leaves nothing behind."""
 
 
 class ChecksumError(DownloadError):
@@ -101,9 +110,14 @@ class Missing:
     workflows: tuple[str, ...] = ()
     reason: str = "absent"  # "absent" | "folder_not_registered"
     size_hint: str | None = None
+    folder_path: str | None = None  # the absolute folder the host reads this kind of model from, when known
 
     @property
     def location(self) -> str:
+        """The absolute folder to put the file in when known (the server's or the models folder's),
+        else the generic ``ComfyUI/models/<folder>/``."""
+        if self.folder_path:
+            return os.path.join(self.folder_path, "")
         return f"ComfyUI/models/{self.folder}/"
 
     def message(self) -> str:
@@ -255,8 +269,27 @@ def models_for(workflow: str | Mapping[str, Any] | None = None,
     raise ValueError(f"workflow must be None, a workflow name or an API prompt dict, got {type(workflow).__name__}")
 
 
-def _missing(entry: ModelEntry, reason: str = "absent") -> Missing:
-    return Missing(entry.name, entry.folder, entry.url, entry.workflows, reason, entry.approx_size)
+def _missing(entry: ModelEntry, reason: str = "absent", folder_path: str | os.PathLike | None = None) -> Missing:
+    path = os.fspath(folder_path) if folder_path else None
+    if path and "/" in entry.name:  # a file named inside a sub-folder goes in that sub-folder
+        path = os.path.join(path, *entry.name.split("/")[:-1])
+    return Missing(entry.name, entry.folder, entry.url, entry.workflows, reason, entry.approx_size, path)
+
+
+def models_root(missing: Iterable[Missing]) -> str | None:
+    """The one models folder all ``missing`` files go under (``<root>/<folder>/...``), or None when
+    their folders do not share such a root (or are unknown)."""
+    roots = set()
+    for m in missing:
+        if not m.folder_path:
+            return None
+        parts = pathlib.PurePath(m.folder_path).parts
+        sub = ("",) + tuple(m.name.split("/")[:-1])
+        depth = len(sub)  # the folder itself plus any sub-folder of the file
+        if len(parts) <= depth or parts[-depth] != m.folder:
+            return None
+        roots.add(str(pathlib.PurePath(*parts[:-depth])))
+    return roots.pop() if len(roots) == 1 else None
 
 
 # --- checks --------------------------------------------------------------------------------------
@@ -291,7 +324,17 @@ def check_local(models: ModelsLocation, workflow: str | Mapping[str, Any] | None
     ``folder_paths.get_full_path`` inside the host).
     """
     found = _local_lookup(models)
-    return [_missing(e) for e in models_for(workflow, entries) if not found(e.folder, e.name)]
+
+    def place(folder: str) -> str | None:
+        if isinstance(models, (str, os.PathLike)):
+            return os.path.join(os.path.abspath(models), folder)
+        if isinstance(models, Mapping):
+            dirs = list(models.get(folder, ()))
+            return os.fspath(dirs[0]) if dirs else None
+        return None
+
+    return [_missing(e, folder_path=place(e.folder)) for e in models_for(workflow, entries)
+            if not found(e.folder, e.name)]
 
 
 def _get_json(url: str, timeout: float) -> Any:
@@ -299,16 +342,36 @@ def _get_json(url: str, timeout: float) -> Any:
         return json.loads(r.read())
 
 
+def server_model_folders(url: str, timeout: float = 10.0) -> dict[str, list[str]]:
+    """``{folder: [absolute paths]}`` the ComfyUI server at ``url`` reads its models from (the host's
+    ``GET /experiment/models``, in ComfyUI since 0.3; the first path of a folder is where new files go).
+    Empty when the server does not offer that route (older or other hosts)."""
+    try:
+        data = _get_json(f"{url.rstrip('/')}/experiment/models", timeout)
+    except urllib.error.HTTPError:
+        return {}
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        raise ServerError(f"cannot ask the ComfyUI server at {url} for its model folders: {err}") from err
+    folders: dict[str, list[str]] = {}
+    for item in data if isinstance(data, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("folders"), list):
+            folders[item["name"]] = [str(p) for p in item["folders"] if isinstance(p, str) and p]
+    return folders
+
+
 def check_server(url: str, workflow: str | Mapping[str, Any] | None = None,
                  entries: list[ModelEntry] | None = None, timeout: float = 10.0) -> list[Missing]:
     """What ``workflow`` needs that the ComfyUI server at ``url`` does not list.
 
     Uses the host's ``GET /models/{folder}`` (the file names the loaders offer). A folder the server
-    does not know (404) makes all its files missing with reason ``folder_not_registered``.
+    does not know (404) makes all its files missing with reason ``folder_not_registered``. Each
+    missing file carries the absolute folder the server reads that kind of model from
+    (:func:`server_model_folders`), when the server says.
     Raises :class:`ServerError` when the server cannot be reached.
     """
     base = url.rstrip("/")
     needed = models_for(workflow, entries)
+    places: dict[str, list[str]] | None = None
     listings: dict[str, set[str] | None] = {}
     missing = []
     for e in needed:
@@ -323,10 +386,12 @@ def check_server(url: str, workflow: str | Mapping[str, Any] | None = None,
             except (urllib.error.URLError, OSError, ValueError) as err:
                 raise ServerError(f"cannot ask the ComfyUI server at {base} for its models: {err}") from err
         files = listings[e.folder]
-        if files is None:
-            missing.append(_missing(e, "folder_not_registered"))
-        elif e.name not in files:
-            missing.append(_missing(e))
+        if files is not None and e.name in files:
+            continue
+        if places is None:
+            places = server_model_folders(base, timeout)
+        first = (places.get(e.folder) or [None])[0]
+        missing.append(_missing(e, "absent" if files is not None else "folder_not_registered", first))
     return missing
 
 
@@ -381,16 +446,149 @@ def _check_file(entry: ModelEntry, size: int, digest: str) -> None:
         raise ChecksumError(f"{entry.name}: sha256 {digest} does not match the manifest's {entry.sha256}")
 
 
+HF_HOSTS = ("huggingface.co", "hf.co")
+_RETRYABLE = (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError, socket.timeout,
+              TimeoutError)
+
+
+def hf_location(url: str) -> tuple[str, str, str, str | None] | None:
+    """``(repo_id, revision, filename, repo_type)`` of a Hugging Face ``.../resolve/<rev>/<path>`` URL,
+    else None. ``repo_type`` is None for models, ``"datasets"``/``"spaces"`` URLs give that type."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme != "https" or parsed.hostname not in HF_HOSTS:
+        return None
+    parts = [urllib.parse.unquote(x) for x in parsed.path.split("/") if x]
+    repo_type = None
+    if parts and parts[0] in ("datasets", "spaces"):
+        repo_type, parts = parts[0][:-1], parts[1:]
+    if len(parts) < 5 or parts[2] != "resolve":
+        return None
+    return f"{parts[0]}/{parts[1]}", parts[3], "/".join(parts[4:]), repo_type
+
+
+def _hf_download_function() -> Callable[..., Any] | None:
+    """``huggingface_hub.hf_hub_download`` when the library is importable (every ComfyUI environment
+    has it through ``transformers``), else None."""
+    try:
+        return importlib.import_module("huggingface_hub").hf_hub_download
+    except (ImportError, AttributeError):
+        return None
+
+
+def _place(source: pathlib.Path, target: pathlib.Path) -> str:
+    """Put ``source`` (a file in the Hugging Face cache) at ``target``: a hard link when both are on one
+    file system (no second copy on disk), else a copy. Never a symbolic link: the pack's loaders only
+    take files whose real path is inside the models folder."""
+    tmp = target.with_name(target.name + ".part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+        how = "hard-linked from the Hugging Face cache"
+    except OSError:
+        shutil.copyfile(source, tmp)
+        how = "copied from the Hugging Face cache"
+    os.replace(tmp, target)
+    return how
+
+
+def _download_hf(entry: ModelEntry, target: pathlib.Path, progress: Callable[[str], Any],
+                 fetch: Callable[..., Any]) -> str:
+    repo_id, revision, filename, repo_type = hf_location(entry.url)
+    progress(f"{entry.name}: downloading {repo_id}/{filename} with huggingface_hub (resumes an interrupted "
+             f"download; its cache: $HF_HOME or ~/.cache/huggingface; token: $HF_TOKEN or `hf auth login`)")
+    try:
+        cached = fetch(repo_id=repo_id, filename=filename, revision=revision, repo_type=repo_type)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001  huggingface_hub's errors vary between its versions
+        name = type(e).__name__
+        hint = (" (a gated or private repository: accept its licence on huggingface.co, then set HF_TOKEN or run "
+                "`hf auth login`)" if any(k in name for k in ("Gated", "Authorization", "RepositoryNotFound"))
+                else "")
+        raise DownloadError(f"{entry.name}: huggingface_hub could not download {entry.url}: {name}: {e}{hint}; "
+                            "what arrived stays in its cache and the next run resumes it") from e
+    return _place(pathlib.Path(cached), target)
+
+
+def _download_http(entry: ModelEntry, part: pathlib.Path, progress: Callable[[str], Any], timeout: float,
+                   chunk_size: int) -> tuple[int, str]:
+    """Fetch ``entry.url`` into ``part``, continuing an existing ``part`` with an HTTP Range request.
+    Returns (size, sha256) of the whole file. A dropped connection keeps ``part`` for the next call."""
+    h = hashlib.sha256()
+    have = part.stat().st_size if part.is_file() else 0
+    if have:
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(chunk_size), b""):
+                h.update(block)
+    headers = {"User-Agent": "wan-animate-kit-downloader"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    req = urllib.request.Request(entry.url, headers=headers)
+    try:
+        r = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the range starts at or past the end: start again from the beginning
+            part.unlink(missing_ok=True)
+            return _download_http(entry, part, progress, timeout, chunk_size)
+        raise
+    with r:
+        length = r.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if have and r.status == 206:
+            progress(f"{entry.name}: resuming at {_human(have)} (kept in {part.name})")
+            mode = "ab"
+        else:
+            if have:
+                progress(f"{entry.name}: the server does not resume downloads: starting again")
+                h = hashlib.sha256()
+            have, mode = 0, "wb"
+        expected = have + length if length is not None else None
+        total = expected or entry.size_bytes
+        if not have:
+            progress(f"{entry.name}: downloading {entry.url}" + (f" ({_human(total)})" if total else ""))
+        size = have
+        started, last, at_start = time.monotonic(), time.monotonic(), have
+        with open(part, mode) as out:
+            try:
+                while True:
+                    block = r.read(chunk_size)
+                    if not block:
+                        break
+                    out.write(block)
+                    h.update(block)
+                    size += len(block)
+                    now = time.monotonic()
+                    if now - last >= 2.0:
+                        last = now
+                        pct = f" ({100 * size / total:.0f}%)" if total else ""
+                        rate = (size - at_start) / max(now - started, 1e-6)
+                        progress(f"{entry.name}: {_human(size)}" + (f" of {_human(total)}" if total else "") + pct
+                                 + f", {_human(rate)}/s")
+            except _RETRYABLE as e:
+                out.flush()
+                raise DownloadError(f"{entry.name}: the connection dropped after {_human(size)} ({e or type(e).__name__}); "
+                                    f"the {_human(size)} already fetched stay in {part}: run the command again to "
+                                    "resume") from e
+        if expected is not None and size != expected:
+            raise DownloadError(f"{entry.name}: the connection closed after {size} of {expected} bytes; they stay in "
+                                f"{part}: run the command again to resume")
+    return size, h.hexdigest()
+
+
 def download(entry: ModelEntry | str, models_dir: str | os.PathLike, progress: Callable[[str], Any] = print,
              *, overwrite: bool = False, timeout: float = 60.0, chunk_size: int = 1 << 20,
-             entries: list[ModelEntry] | None = None) -> pathlib.Path:
+             entries: list[ModelEntry] | None = None, use_hf: bool | None = None) -> pathlib.Path:
     """Download one manifest file to ``<models_dir>/<folder>/<name>`` (opt-in; the only network use).
 
-    Streams to ``<name>.part``, checks size and sha256 against the manifest when it has them, then
-    renames into place. A failed or mismatching download leaves no file behind. Without a manifest
-    checksum the computed sha256 is recorded in ``<models_dir>/.wan_animate_kit.lock.json`` and the
-    file is reported as unverified. An existing file is kept (and checked when a checksum is known)
-    unless ``overwrite``.
+    Hugging Face URLs go through ``huggingface_hub.hf_hub_download`` when it is importable (``use_hf``
+    None or True; False forces plain HTTP): its resume, progress bar, token (``HF_TOKEN``) and shared
+    cache; the cached file is then hard-linked (or copied) into place. Other URLs stream to
+    ``<name>.part``; a dropped connection keeps that file and the next call resumes it with an HTTP
+    Range request (a server that ignores the range restarts it). Size and sha256 are checked against
+    the manifest when it has them; a mismatching file is removed. Without a manifest checksum the
+    computed sha256 is recorded in ``<models_dir>/.wan_animate_kit.lock.json`` and the file is
+    reported as unverified. An existing file is kept (and checked when a checksum is known) unless
+    ``overwrite``.
     """
     if isinstance(entry, str):
         found = find_entry(entry, entries)
@@ -411,43 +609,42 @@ def download(entry: ModelEntry | str, models_dir: str | os.PathLike, progress: C
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
-    h = hashlib.sha256()
-    size = 0
-    try:
-        req = urllib.request.Request(entry.url, headers={"User-Agent": "wan-animate-kit-downloader"})
-        with urllib.request.urlopen(req, timeout=timeout) as r, open(part, "wb") as out:
-            length = r.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else entry.size_bytes
-            progress(f"{entry.name}: downloading {entry.url}" + (f" ({_human(total)})" if total else ""))
-            last = time.monotonic()
-            while True:
-                block = r.read(chunk_size)
-                if not block:
-                    break
-                out.write(block)
-                h.update(block)
-                size += len(block)
-                now = time.monotonic()
-                if now - last >= 2.0:
-                    last = now
-                    pct = f" ({100 * size / total:.0f}%)" if total else ""
-                    progress(f"{entry.name}: {_human(size)}" + (f" of {_human(total)}" if total else "") + pct)
-            if length and length.isdigit() and size != int(length):
-                raise DownloadError(f"{entry.name}: connection closed after {size} of {length} bytes")
-        digest = h.hexdigest()
-        _check_file(entry, size, digest)
+    fetch = _hf_download_function() if use_hf is not False and hf_location(entry.url) else None
+    if use_hf and fetch is None and hf_location(entry.url):
+        progress(f"{entry.name}: huggingface_hub is not installed: plain HTTP download instead")
+    how = ""
+    if fetch is not None:
+        how = _download_hf(entry, target, progress, fetch)
+        size, digest = target.stat().st_size, sha256_file(target, chunk_size)
+        try:
+            _check_file(entry, size, digest)
+        except ChecksumError:
+            target.unlink(missing_ok=True)
+            raise
+    else:
+        try:
+            size, digest = _download_http(entry, part, progress, timeout, chunk_size)
+            _check_file(entry, size, digest)
+        except urllib.error.URLError as e:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"{entry.name}: could not download {entry.url}: {e}") from e
+        except DownloadError as e:
+            if isinstance(e, ChecksumError):
+                part.unlink(missing_ok=True)
+            raise
+        except KeyboardInterrupt:
+            progress(f"{entry.name}: interrupted; {part} is kept: run the command again to resume")
+            raise
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
         os.replace(part, target)
-    except urllib.error.URLError as e:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"{entry.name}: could not download {entry.url}: {e}") from e
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
     verified = entry.sha256 is not None
     lock = _record_lock(models_dir, entry, digest, size, verified)
+    how = f", {how}" if how else ""
     if verified:
-        progress(f"{entry.name}: saved to {target} ({_human(size)}, sha256 verified)")
+        progress(f"{entry.name}: saved to {target} ({_human(size)}, sha256 verified{how})")
     else:
-        progress(f"{entry.name}: saved to {target} ({_human(size)}), but it could not be verified: the manifest has "
-                 f"no checksum for it. Its sha256 {digest} is recorded in {lock}.")
+        progress(f"{entry.name}: saved to {target} ({_human(size)}{how}), but it could not be verified: the "
+                 f"manifest has no checksum for it. Its sha256 {digest} is recorded in {lock}.")
     return target

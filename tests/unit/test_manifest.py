@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 import re
+import sys
 import threading
 import urllib.parse
 
@@ -106,9 +107,12 @@ def test_check_local_models_dir(tmp_path):
     (tmp_path / "vae" / "other.safetensors").write_bytes(b"x")
     missing = mf.check_local(tmp_path, "replace", entries)
     assert [(m.name, m.folder) for m in missing] == [("sam.pt", "sam2"), ("vae.safetensors", "vae")]
-    assert missing[0].location == "ComfyUI/models/sam2/"
+    # the real absolute folder, not a generic ComfyUI/models
+    assert missing[0].location == str(tmp_path / "sam2") + os.sep
     msg = missing[0].message()
-    assert "ComfyUI/models/sam2/" in msg and "https://example.invalid/sam.pt" in msg
+    assert f"put it in {tmp_path / 'sam2'}{os.sep}" in msg and "https://example.invalid/sam.pt" in msg
+    assert mf.models_root(missing) == str(tmp_path)
+    assert mf.Missing("a.pt", "sam2", None).location == "ComfyUI/models/sam2/"  # folder unknown: generic
     assert [m.name for m in mf.check_local(tmp_path, "animate", entries)] == ["vae.safetensors"]
     with pytest.raises(ValueError, match="does not exist"):
         mf.check_local(tmp_path / "nope", None, entries)
@@ -121,6 +125,9 @@ def test_check_local_mapping_and_lookup(tmp_path):
     (extra / "sam.pt").write_bytes(b"x")
     missing = mf.check_local({"sam2": [tmp_path / "none", extra]}, "replace", entries)
     assert [m.name for m in missing] == ["vae.safetensors"]
+    assert missing[0].folder_path is None and mf.models_root(missing) is None
+    missing = mf.check_local({"sam2": [extra], "vae": [tmp_path / "v1", tmp_path / "v2"]}, "replace", entries)
+    assert missing[0].location == os.path.join(str(tmp_path / "v1"), "")  # the first folder: where new files go
     lookup = lambda folder, name: str(extra / name) if folder == "vae" else None  # noqa: E731
     (extra / "vae.safetensors").write_bytes(b"x")
     assert [m.name for m in mf.check_local(lookup, None, entries)] == ["det.onnx", "sam.pt"]
@@ -160,18 +167,56 @@ def test_referenced_onnx_brings_its_external_data():
 
 # --- download ------------------------------------------------------------------------------------
 class _Files(http.server.BaseHTTPRequestHandler):
+    """Serves ``files``; honours ``Range: bytes=N-`` (206) unless ``ranges`` is off; ``drop_after``
+    closes the connection after that many body bytes of the next response (then resets itself)."""
     files: dict[str, bytes] = {}
+    ranges = True
+    drop_after: int | None = None
+    seen_ranges: list = []
+    json_routes: dict[str, object] = {}
 
     def do_GET(self):  # noqa: N802
+        if self.path in self.json_routes:
+            body = json.dumps(self.json_routes[self.path]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         body = self.files.get(self.path)
         if body is None:
             self.send_response(404)
+            self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
+        rng = self.headers.get("Range")
+        type(self).seen_ranges.append(rng)
+        start = 0
+        if rng and self.ranges:
+            start = int(rng.split("=", 1)[1].split("-", 1)[0])
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        chunk = body[start:]
+        self.send_header("Content-Length", str(len(chunk)))
         self.end_headers()
-        self.wfile.write(body)
+        drop = type(self).drop_after
+        if drop is not None:
+            type(self).drop_after = None
+            self.wfile.write(chunk[:drop])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(2)  # a dropped connection mid-file
+            return
+        self.wfile.write(chunk)
 
     def log_message(self, *args):
         pass
@@ -181,6 +226,7 @@ class _Files(http.server.BaseHTTPRequestHandler):
 def file_server():
     payload = os.urandom(300_000)
     _Files.files = {"/m/tiny.onnx": payload}
+    _Files.ranges, _Files.drop_after, _Files.seen_ranges, _Files.json_routes = True, None, [], {}
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
@@ -244,3 +290,145 @@ def test_download_http_error_and_unknown_name(tmp_path, file_server):
     assert not list(tmp_path.rglob("gone.onnx*"))
     with pytest.raises(ValueError, match="not in the model manifest"):
         mf.download("no_such_model.safetensors", tmp_path, progress=lambda s: None)
+
+
+def test_download_resumes_after_a_dropped_connection(tmp_path, file_server):
+    """The connection drops mid-file: the .part stays, the next call asks for the rest with a Range
+    request and the whole file has the right sha256."""
+    base, payload = file_server
+    digest = hashlib.sha256(payload).hexdigest()
+    entry = _entry(base, sha256=digest, size_bytes=len(payload), verified=True)
+    _Files.drop_after = 123_457
+    lines = []
+    with pytest.raises(mf.DownloadError, match="run the command again to resume"):
+        mf.download(entry, tmp_path, progress=lines.append, chunk_size=4096, timeout=10)
+    part = tmp_path / "detection" / "tiny.onnx.part"
+    assert part.read_bytes() == payload[:123_457]
+    assert not (tmp_path / "detection" / "tiny.onnx").exists() and not (tmp_path / mf.LOCK_NAME).exists()
+    path = mf.download(entry, tmp_path, progress=lines.append, chunk_size=4096, timeout=10)
+    assert _Files.seen_ranges == [None, "bytes=123457-"]
+    assert path.read_bytes() == payload and not part.exists()
+    assert mf.read_lock(tmp_path)["files"]["detection/tiny.onnx"]["sha256"] == digest
+    assert any("resuming at" in line for line in lines)
+
+
+def test_download_resume_without_range_support_restarts(tmp_path, file_server):
+    base, payload = file_server
+    part = tmp_path / "detection" / "tiny.onnx.part"
+    part.parent.mkdir()
+    part.write_bytes(b"\0" * 1000)  # stale bytes that must not end up in the file
+    _Files.ranges = False
+    lines = []
+    path = mf.download(_entry(base), tmp_path, progress=lines.append, chunk_size=4096)
+    assert path.read_bytes() == payload and not part.exists()
+    assert mf.read_lock(tmp_path)["files"]["detection/tiny.onnx"]["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert any("starting again" in line for line in lines)
+    # a .part as long as the file (the range is past the end: 416) starts again too
+    _Files.ranges = True
+    path.unlink()
+    part.write_bytes(os.urandom(len(payload)))
+    assert mf.download(_entry(base), tmp_path, progress=lines.append).read_bytes() == payload
+
+
+def test_resumed_file_with_a_wrong_checksum_is_removed(tmp_path, file_server):
+    base, payload = file_server
+    part = tmp_path / "detection" / "tiny.onnx.part"
+    part.parent.mkdir()
+    part.write_bytes(b"x" * 5000)  # not the file's first bytes
+    with pytest.raises(mf.ChecksumError):
+        mf.download(_entry(base, sha256=hashlib.sha256(payload).hexdigest()), tmp_path, progress=lambda s: None)
+    assert not list((tmp_path / "detection").iterdir())
+
+
+@pytest.mark.parametrize("url, want", [
+    ("https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files/vae/wan_2.1_vae.safetensors",
+     ("Comfy-Org/Wan_2.1_ComfyUI_repackaged", "main", "split_files/vae/wan_2.1_vae.safetensors", None)),
+    ("https://huggingface.co/Wan-AI/Wan2.2-Animate-14B/resolve/abc123/process_checkpoint/det/yolov10m.onnx",
+     ("Wan-AI/Wan2.2-Animate-14B", "abc123", "process_checkpoint/det/yolov10m.onnx", None)),
+    ("https://huggingface.co/datasets/u/d/resolve/main/a%20b.bin", ("u/d", "main", "a b.bin", "dataset")),
+    ("https://huggingface.co/u/r/blob/main/x.bin", None),
+    ("https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_large.pt", None),
+    ("http://huggingface.co/u/r/resolve/main/x.bin", None),
+])
+def test_hf_location(url, want):
+    assert mf.hf_location(url) == want
+
+
+def test_hf_urls_go_through_huggingface_hub_and_land_in_the_models_folder(tmp_path, monkeypatch):
+    """With huggingface_hub importable, a huggingface.co file is fetched by hf_hub_download (its
+    resume, token and cache) and placed into the models folder as a real file (hard link or copy,
+    never a symbolic link), checked and recorded like a plain download."""
+    import types
+
+    payload = os.urandom(50_000)
+    cache = tmp_path / "hf-cache"
+    calls = []
+
+    def fake_hf_hub_download(repo_id, filename, revision=None, repo_type=None, **kw):
+        calls.append((repo_id, filename, revision, repo_type))
+        blob = cache / repo_id / filename
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(payload)
+        return str(blob)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=fake_hf_hub_download))
+    url = "https://huggingface.co/org/repo/resolve/main/split/files/tiny.onnx"
+    entry = mf.ModelEntry("tiny.onnx", "detection", url, sha256=hashlib.sha256(payload).hexdigest(), verified=True)
+    models = tmp_path / "models"
+    lines = []
+    path = mf.download(entry, models, progress=lines.append)
+    assert calls == [("org/repo", "split/files/tiny.onnx", "main", None)]
+    assert path == models / "detection" / "tiny.onnx" and path.read_bytes() == payload
+    assert not path.is_symlink() and not list(models.rglob("*.part"))
+    assert mf.read_lock(models)["files"]["detection/tiny.onnx"]["verified"] is True
+    assert "huggingface_hub" in lines[0] and "verified" in lines[-1]
+    # a file that does not match the manifest is not left in the models folder
+    path.unlink()
+    bad = dataclasses_replace(entry, sha256="0" * 64)
+    with pytest.raises(mf.ChecksumError):
+        mf.download(bad, models, progress=lines.append)
+    assert not path.exists()
+    # its errors become a DownloadError naming the file
+    def failing(**kw):
+        raise type("GatedRepoError", (Exception,), {})("401 Client Error")
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=failing))
+    with pytest.raises(mf.DownloadError, match=r"tiny.onnx.*GatedRepoError.*HF_TOKEN"):
+        mf.download(entry, models, progress=lines.append)
+    # use_hf=False (or no huggingface_hub) takes the plain HTTP path
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    assert mf._hf_download_function() is None
+
+
+def dataclasses_replace(entry, **kw):
+    import dataclasses
+
+    return dataclasses.replace(entry, **kw)
+
+
+def test_check_server_names_the_servers_absolute_folders(file_server):
+    """``check_server`` asks the host's GET /experiment/models for its folders: a missing file is
+    named with the server's real folder; a host without that route gives the generic one."""
+    base, _ = file_server
+    _Files.json_routes = {
+        "/models/detection": ["yolo.onnx"], "/models/vae": [],
+        "/experiment/models": [{"name": "detection", "folders": ["/srv/comfy/models/detection", "/x/det"]},
+                               {"name": "vae", "folders": ["/srv/comfy/models/vae"]}]}
+    entries = [mf.ModelEntry("yolo.onnx", "detection", "https://e.invalid/yolo.onnx", workflows=("animate",)),
+               mf.ModelEntry("pose.onnx", "detection", "https://e.invalid/pose.onnx", workflows=("animate",)),
+               mf.ModelEntry("v.safetensors", "vae", "https://e.invalid/v.safetensors", workflows=("animate",)),
+               mf.ModelEntry("s.pt", "sam2", "https://e.invalid/s.pt", workflows=("animate",))]
+    missing = mf.check_server(base, "animate", entries)
+    assert [(m.name, m.reason, m.location) for m in missing] == [
+        ("pose.onnx", "absent", "/srv/comfy/models/detection/"), ("v.safetensors", "absent", "/srv/comfy/models/vae/"),
+        ("s.pt", "folder_not_registered", "ComfyUI/models/sam2/")]
+    assert mf.models_root(missing[:2]) == "/srv/comfy/models" and mf.models_root(missing) is None
+    del _Files.json_routes["/experiment/models"]
+    assert [m.location for m in mf.check_server(base, "animate", entries)][:2] == [
+        "ComfyUI/models/detection/", "ComfyUI/models/vae/"]
+
+
+def test_models_root_with_subfolder_names():
+    m = mf._missing(mf.ModelEntry("Lightx2v/x.safetensors", "loras", None), folder_path="/m/loras")
+    assert m.location == "/m/loras/Lightx2v/"
+    assert mf.models_root([m]) == "/m"
+    assert mf.models_root([mf._missing(mf.ModelEntry("a", "loras", None), folder_path="/elsewhere/my_loras")]) is None
