@@ -27,12 +27,20 @@ segments. Where core and the official formulation differ, this follows the offic
    (g = 1: channels 1-3 of latent frame 0; g = 5: channels 1-3 of latent frame 1). Officially
    the guidance latent frames are fully known. In Animation mode the two packings give the same
    tensor, since the mask is constant after the guidance frames.
-2. The reference image is fitted to the video size like the official ``padding_resize``
-   (aspect kept, centred, black bars) instead of core's centre crop. A reference already at the
-   video size passes through untouched in both, so the results are identical then.
+2. The reference image is fitted to the video size like the official ``padding_resize`` in
+   ``wan/animate.py`` (aspect kept, centred, black bars, INTER_LINEAR on the 8-bit image)
+   instead of core's centre crop. A reference already at the video size passes through untouched
+   in both, so the results are identical then.
+3. The character mask reaches latent size with ``nearest`` (pixel (8i, 8j), official
+   ``F.interpolate(1 - mask, size=(H // 8, W // 8), mode='nearest')`` in
+   ``WanAnimate.generate``), not the host's ``nearest-exact`` (pixel (8i + 4, 8j + 4)).
+
+The VAE runs in float32 on bf16-rounded inputs by default, as the official code does
+(:func:`vae_precision`).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,14 +66,66 @@ def _upscale(frames: torch.Tensor, width: int, height: int, method: str = "area"
 
 def fit_reference(reference: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """The reference image [1, height, width, 3] float: the first image of ``reference`` fitted
-    with the official ``padding_resize`` (letterbox, black bars); untouched when already that size."""
+    like the official ``padding_resize`` at generation (official: wan/animate.py,
+    ``WanAnimate.padding_resize``, INTER_LINEAR on the 8-bit image, black bars, uint8 result);
+    untouched when already that size (the official same-size INTER_LINEAR resize is the identity).
+
+    The IMAGE is taken back to 8 bits (round(x * 255)), which is exact for images loaded from 8-bit
+    files, so the fitted pixels equal the official ones."""
     if reference.ndim != 4 or reference.shape[-1] < 3:
         raise ValueError(f"reference must be an IMAGE [B, H, W, 3], got {tuple(reference.shape)}")
     ref = reference[:1, :, :, :3].float()
     if ref.shape[1] == height and ref.shape[2] == width:
         return ref
-    arr = np.ascontiguousarray(ref[0].cpu().numpy(), np.float32)
-    return torch.from_numpy(padding_resize(arr, width, height, 0.0)).unsqueeze(0).clamp_(0, 1)
+    arr = (ref[0].cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+    fitted = padding_resize(np.ascontiguousarray(arr), width, height, 0, interpolation="linear")
+    return torch.from_numpy(fitted).float().div_(255.0).unsqueeze(0)
+
+
+VAE_OFFICIAL = "float32 (official)"
+VAE_HOST = "host"
+VAE_PRECISIONS = (VAE_OFFICIAL, VAE_HOST)
+
+
+@contextmanager
+def vae_precision(vae, mode: str = VAE_OFFICIAL):
+    """Run the host VAE's encodes and decodes inside this block like the official code.
+
+    ``VAE_OFFICIAL``: official ``Wan2_1_VAE`` runs in float32 (its default dtype) on pixel inputs
+    that ``WanAnimate.generate`` has cast to bf16; so the VAE's weights and working dtype become
+    float32 (``first_stage_model.to(float32)``, ``vae.vae_dtype``; the host sizes its memory
+    estimate with that dtype) and its [-1, 1] input is rounded through bf16. Everything is
+    restored on exit, also on error. ``VAE_HOST`` leaves the host's dtype (bf16 on most GPUs).
+    """
+    if mode not in VAE_PRECISIONS:
+        raise ValueError(f"vae_precision must be one of {VAE_PRECISIONS}, got {mode!r}")
+    if mode == VAE_HOST:
+        yield vae
+        return
+    model = vae.first_stage_model
+    old_dtype = vae.vae_dtype
+    param = next(iter(model.parameters()), None)
+    old_param_dtype = param.dtype if param is not None else None
+    had_own_proc = "process_input" in vae.__dict__
+    old_proc = vae.process_input
+
+    def bf16_input(image):
+        return old_proc(image).to(torch.bfloat16).to(torch.float32)
+
+    try:
+        if old_param_dtype is not None and old_param_dtype != torch.float32:
+            model.to(torch.float32)
+        vae.vae_dtype = torch.float32
+        vae.process_input = bf16_input
+        yield vae
+    finally:
+        vae.vae_dtype = old_dtype
+        if had_own_proc:
+            vae.process_input = old_proc
+        else:
+            vae.__dict__.pop("process_input", None)
+        if old_param_dtype is not None and old_param_dtype != torch.float32:
+            model.to(old_param_dtype)
 
 
 def encode_reference(vae, reference: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -82,13 +142,23 @@ def face_pixels(face: torch.Tensor) -> torch.Tensor:
 
 
 def latent_mask(character_mask: torch.Tensor, lat_w: int, lat_h: int) -> torch.Tensor:
-    """Character mask [T, H, W] -> [T, lat_h, lat_w] at latent resolution (nearest-exact, centre),
-    soft values kept (the official mask is not binarised)."""
-    import comfy.utils
+    """Character mask [T, H, W] -> [T, lat_h, lat_w] at latent resolution, soft values kept (the
+    official mask is not binarised).
+
+    Official (wan/animate.py, ``WanAnimate.generate``): the mask at the video size (H, W) is
+    resized with ``F.interpolate(..., size=(H // 8, W // 8), mode='nearest')``, i.e. latent pixel
+    (i, j) takes mask pixel (8i, 8j). A mask of another size is first brought to the video size
+    like the other inputs (host resize, nearest-exact, centre crop)."""
+    import torch.nn.functional as F
 
     m = character_mask.float().unsqueeze(1)
+    full_h, full_w = lat_h * SPATIAL, lat_w * SPATIAL
+    if m.shape[-2:] != (full_h, full_w) and m.shape[-2:] != (lat_h, lat_w):
+        import comfy.utils
+
+        m = comfy.utils.common_upscale(m, full_w, full_h, "nearest-exact", "center")
     if m.shape[-2:] != (lat_h, lat_w):
-        m = comfy.utils.common_upscale(m, lat_w, lat_h, "nearest-exact", "center")
+        m = F.interpolate(m, size=(lat_h, lat_w), mode="nearest")
     return m[:, 0]
 
 

@@ -8,8 +8,10 @@ Per job (wan-animate-reference.md §1.4-§1.12):
 * for each segment, in order: read only that segment's input frames (a VIDEO is decoded per
   segment), build its conditioning (``models.animate_conditioning.build_segment``), draw its noise
   from the job's single ``torch.Generator`` (seeded once with ``seed``, so segment k gets the k-th
-  draw: segment 0's noise equals ``comfy.sample.prepare_noise(latent, seed)``), sample with
-  ``comfy.sample.sample``, decode the video part (the reference slot is dropped), keep it as uint8
+  draw: segment 0's noise equals ``comfy.sample.prepare_noise(latent, seed)``), sample (by
+  default the official UniPC of ``models.flow_solvers`` over the official sigmas, starting from
+  the noise itself, through ``comfy.sample.sample_custom``; a host sampler name goes through
+  ``comfy.sample.sample`` with its scheduler), decode the video part (the reference slot is dropped), keep it as uint8
   on the CPU, stitch it (``preprocess.stitching.Stitcher``) and pass its last ``guidance`` frames
   on to the next segment;
 * finished segments go to the on-disk :class:`~.segment_cache.SegmentCache`, so running the same
@@ -36,7 +38,10 @@ from .segment_cache import Hasher, SegmentCache, clip_vision_fingerprint, condit
 
 log = logging.getLogger("wan_animate_kit")
 
-CACHE_FORMAT = "wak-seg-1"
+CACHE_FORMAT = "wak-seg-2"
+DEFAULT_SAMPLER = "official UniPC (bh2, order 2)"
+OFFICIAL_SAMPLERS = {"official UniPC (bh2, order 2)": "unipc", "official DPM++ (2M midpoint)": "dpm++"}
+DEFAULT_SHIFT = 5.0
 
 
 # -- frame providers ---------------------------------------------------------------------------
@@ -127,8 +132,8 @@ class AnimateSettings:
     seed: int = 0
     steps: int = 20
     cfg: float = 1.0
-    sampler_name: str = "uni_pc"
-    scheduler: str = "simple"
+    sampler_name: str = DEFAULT_SAMPLER  # an OFFICIAL_SAMPLERS label or a host sampler name
+    scheduler: str = "simple"  # host samplers only
     clip_len: int = 77
     guidance: int = 1
     width: int = 0
@@ -137,13 +142,34 @@ class AnimateSettings:
     colour_strength: float = 0.0  # 0 = no colour correction
     cache: bool = True
     motion_memo: bool = True  # face motion vectors once per distinct chunk (exact; see motion_memo.py)
+    shift: float = DEFAULT_SHIFT  # flow shift of the sampler's own model_sampling (official 5.0)
+    vae_precision: str = "float32 (official)"
+    sampler: Any = None  # optional host SAMPLER object, overrides sampler_name
+    sigmas: Any = None  # optional SIGMAS tensor, overrides steps/shift/scheduler's schedule
+
+    @property
+    def official_solver(self) -> str | None:
+        """'unipc' / 'dpm++' when the official solver samples (by name or as a custom SAMPLER)."""
+        if self.sampler is not None:
+            return getattr(self.sampler, "wan_animate_kit_solver", None)
+        return OFFICIAL_SAMPLERS.get(self.sampler_name)
+
+    def sampler_identity(self) -> list:
+        if self.sampler is None:
+            return [self.sampler_name]
+        fn = getattr(self.sampler, "sampler_function", None)
+        return ["custom", type(self.sampler).__name__, getattr(self.sampler, "wan_animate_kit_solver", None),
+                getattr(fn, "__module__", None), getattr(fn, "__qualname__", repr(fn)),
+                repr(sorted(getattr(self.sampler, "extra_options", {}).items(), key=lambda kv: kv[0])),
+                repr(sorted(getattr(self.sampler, "inpaint_options", {}).items(), key=lambda kv: kv[0]))]
 
     def key_fields(self) -> list:
         """Settings that change a segment's pixels (crossfade and colour correction only change the
         stitching; colour correction reaches later segments through their guidance frames, which
         are hashed per segment)."""
-        return [self.seed, self.steps, float(self.cfg), self.sampler_name, self.scheduler, self.clip_len,
-                self.guidance, self.width, self.height]
+        sig = None if self.sigmas is None else [float(v) for v in torch.as_tensor(self.sigmas).flatten().tolist()]
+        return [self.seed, self.steps, float(self.cfg), self.sampler_identity(), self.scheduler, self.clip_len,
+                self.guidance, self.width, self.height, float(self.shift), self.vae_precision, sig]
 
 
 @dataclass
@@ -158,7 +184,9 @@ class AnimateResult:
 
 def environment_region(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
     """bool [T, height, width]: where the character mask [T, H, W] is off (the environment),
-    resized the way the conditioning resizes the mask (nearest-exact, centre crop)."""
+    at the video size: brought there the way the conditioning brings a mask of another size to
+    the video size (host resize, nearest-exact, centre crop) before its official nearest
+    downsampling to latent size (``animate_conditioning.latent_mask``)."""
     import comfy.utils
 
     m = mask.float().unsqueeze(1)
@@ -174,6 +202,66 @@ def job_key(model, vae, positive, negative, reference: torch.Tensor, settings: A
                   model_fingerprint(model), vae_fingerprint(vae),
                   conditioning_fingerprint(positive), conditioning_fingerprint(negative),
                   clip_vision_fingerprint(clip_vision_output), reference[:1, :, :, :3].float()).hexdigest()
+
+
+def sampling_schedule(sampling_model, settings: AnimateSettings):
+    """(sampler object or None, sigmas) of a job. ``None`` as sampler means the host path
+    (``comfy.sample.sample`` with ``sampler_name`` / ``scheduler``; sigmas as the host's KSampler
+    computes them). The caller's SIGMAS tensor is never modified (a copy is used)."""
+    import comfy.samplers
+
+    from .flow_solvers import official_ksampler, official_sigmas
+
+    solver = settings.official_solver
+    host_path = settings.sampler is None and settings.sigmas is None and solver is None
+    if host_path:
+        ks = comfy.samplers.KSampler(sampling_model, steps=int(settings.steps), device="cpu",
+                                     sampler=settings.sampler_name, scheduler=settings.scheduler, denoise=1.0)
+        return None, ks.sigmas.detach().cpu()
+    if settings.sampler is not None:
+        sampler = settings.sampler
+    elif solver is not None:
+        sampler = official_ksampler(solver)
+    else:
+        sampler = comfy.samplers.sampler_object(settings.sampler_name)
+    if settings.sigmas is not None:
+        sigmas = torch.as_tensor(settings.sigmas).detach().clone().cpu()
+    elif solver is not None:
+        sigmas = official_sigmas(int(settings.steps), float(settings.shift), solver)
+    else:
+        sigmas = comfy.samplers.calculate_sigmas(sampling_model.get_model_object("model_sampling"),
+                                                 settings.scheduler, int(settings.steps)).cpu()
+    return sampler, sigmas
+
+
+def schedule_problem(sigmas: torch.Tensor, settings: AnimateSettings) -> tuple[str, str, str] | None:
+    """(input name, problem, fix) when the schedule would never call the model or the official
+    solver cannot run it; None when it is fine."""
+    from .flow_solvers import _check_sigmas
+
+    name = "sigmas" if settings.sigmas is not None else "steps"
+    sig = torch.as_tensor(sigmas).flatten()
+    if sig.numel() < 2:
+        return name, f"gives {max(sig.numel() - 1, 0)} sampling steps: the model would never run", \
+            "use at least 1 step (official 20)"
+    if float(sig[0]) <= 0.0:
+        return name, "starts at sigma 0: the sampler would return the empty latent without running the model", \
+            "use a schedule that starts above 0 (e.g. Wan-Animate Official Sigmas)"
+    solver = settings.official_solver
+    if solver is not None:
+        try:
+            _check_sigmas(sig, solver)
+        except ValueError as e:
+            return name, str(e), "use Wan-Animate Official Sigmas with the same solver"
+    return None
+
+
+def with_flow_model(model, settings: AnimateSettings):
+    """A clone of ``model`` sampling with the job's ``shift`` (any earlier ModelSamplingSD3 is
+    replaced); with the official solver the start latent is the noise itself."""
+    from .flow_solvers import with_flow_shift
+
+    return with_flow_shift(model, float(settings.shift), official_start=settings.official_solver is not None)
 
 
 def segment_noise(generator: torch.Generator, shape: Sequence[int]) -> torch.Tensor:
@@ -244,6 +332,13 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
 
     result = AnimateResult(stitcher.frames, plan)
     sampling_model, memo = _with_memo(model, settings, face)
+    sampling_model = with_flow_model(sampling_model, settings)
+    sampler, sigmas = sampling_schedule(sampling_model, settings)
+    problem = schedule_problem(sigmas, settings)
+    if problem is not None:
+        name, what, fix = problem
+        raise ValueError(f"Wan-Animate Sampler: input '{name}': {what} -> {fix}")
+    vae_mode = settings.vae_precision
     try:
         ref_latent = None
         guidance_frames: np.ndarray | None = None
@@ -269,28 +364,36 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             raw = cache.load(seg.index, key, (dec_frames, height, width, 3))
             from_cache = raw is not None
             if raw is None:
-                if ref_latent is None:
-                    ref_latent = ac.encode_reference(vae, reference, width, height)
-                cond = ac.build_segment(positive, negative, vae, ref_latent, seg_pose, width, height, face=seg_face,
-                                        environment=seg_env, character_mask=seg_mask, guidance=guid,
-                                        clip_vision_output=clip_vision_output)
+                with ac.vae_precision(vae, vae_mode):
+                    if ref_latent is None:
+                        ref_latent = ac.encode_reference(vae, reference, width, height)
+                    cond = ac.build_segment(positive, negative, vae, ref_latent, seg_pose, width, height,
+                                            face=seg_face, environment=seg_env, character_mask=seg_mask,
+                                            guidance=guid, clip_vision_output=clip_vision_output)
                 del seg_pose, seg_face, seg_env, seg_mask
                 latent = comfy.sample.fix_empty_latent_channels(sampling_model, cond.latent)
                 if tuple(latent.shape) != latent_shape:
                     raise ValueError(f"latent shape {tuple(latent.shape)} differs from the planned {latent_shape}")
-                samples = comfy.sample.sample(sampling_model, noise, settings.steps, settings.cfg,
-                                              settings.sampler_name, settings.scheduler, cond.positive,
-                                              cond.negative, latent, denoise=1.0,
-                                              callback=step_callback(settings.steps),
-                                              disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
-                                              seed=(int(settings.seed) + seg.index) % 2 ** 64)
+                seed = (int(settings.seed) + seg.index) % 2 ** 64
+                if sampler is None:
+                    samples = comfy.sample.sample(sampling_model, noise, settings.steps, settings.cfg,
+                                                  settings.sampler_name, settings.scheduler, cond.positive,
+                                                  cond.negative, latent, denoise=1.0,
+                                                  callback=step_callback(settings.steps),
+                                                  disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+                else:
+                    samples = comfy.sample.sample_custom(sampling_model, noise, settings.cfg, sampler, sigmas.clone(),
+                                                         cond.positive, cond.negative, latent,
+                                                         callback=step_callback(len(sigmas) - 1),
+                                                         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
                 del cond, latent
                 if not torch.isfinite(samples).all():
                     raise FloatingPointError(
                         f"segment {seg.index} sampled to NaN/inf values: the model overflowed (fp16 weights or "
                         "dtype, or a broken model file). Load the model with weight_dtype 'default' or bf16; "
                         "nothing was cached for this segment, finished segments stay cached.")
-                decoded = vae.decode(samples[:, :, 1:1 + dec_lat])  # drop the reference slot
+                with ac.vae_precision(vae, vae_mode):
+                    decoded = vae.decode(samples[:, :, 1:1 + dec_lat])  # drop the reference slot
                 raw = to_uint8(decoded.reshape(-1, *decoded.shape[-3:])[:dec_frames])
                 del decoded, samples
                 cache.save(seg.index, key, raw)

@@ -14,15 +14,20 @@ from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, 
 log = logging.getLogger("wan_animate_kit")
 
 NODE = "Wan-Animate Sampler"
-DEFAULT_SAMPLER = "uni_pc"  # the official CLI solver is UniPC (wan-animate-reference.md §1.3)
-DEFAULT_SCHEDULER = "simple"  # linear sigmas in t, shifted by the model's shift (official: shift 5)
+OFFICIAL_UNIPC = "official UniPC (bh2, order 2)"  # the official CLI solver (generate.py --sample_solver unipc)
+OFFICIAL_DPMPP = "official DPM++ (2M midpoint)"  # WanAnimate.generate's own default
+DEFAULT_SAMPLER = OFFICIAL_UNIPC
+DEFAULT_SCHEDULER = "simple"  # used by host samplers only; the official solvers have their own schedule
+DEFAULT_SHIFT = 5.0  # official sample_shift of Wan2.2-Animate
+VAE_PRECISIONS = ["float32 (official)", "host"]
 FULL_MASK = 0.995  # coverage above which a character mask "covers everything"
 
 
 def _sampler_names() -> tuple[list[str], list[str]]:
     import comfy.samplers
 
-    return list(comfy.samplers.KSampler.SAMPLERS), list(comfy.samplers.KSampler.SCHEDULERS)
+    return [OFFICIAL_UNIPC, OFFICIAL_DPMPP] + list(comfy.samplers.KSampler.SAMPLERS), \
+        list(comfy.samplers.KSampler.SCHEDULERS)
 
 
 def _video_input(name: str, tooltip: str, optional: bool = False):
@@ -52,8 +57,9 @@ class AnimateSampler(io.ComfyNode):
                 "segment instead of at every step (same result, less time)."),
             inputs=[
                 io.Model.Input("model", tooltip="The Wan2.2-Animate-14B diffusion model (Load Diffusion Model), "
-                               "optionally with the Relighting LoRA. Official sampling shift is 5.0: put a "
-                               "ModelSamplingSD3 node (shift 5) before this one to match it."),
+                               "optionally with the Relighting LoRA. The sampler sets its own flow shift (the "
+                               "shift input), so a ModelSamplingSD3 node before it is not needed (its shift is "
+                               "replaced)."),
                 io.Conditioning.Input("positive", tooltip="Encoded prompt (umT5). Official: '视频中的人在做动作' "
                                       "(the person in the video is doing actions)."),
                 io.Conditioning.Input("negative", tooltip="Encoded negative prompt. Used only when cfg > 1 (face "
@@ -78,17 +84,26 @@ class AnimateSampler(io.ComfyNode):
                            "to check that Replacement mode is not given retargeted poses."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Noise seed. One generator is seeded once; segments take successive noise, so "
-                             "a job is deterministic as a whole."),
+                             "a job is deterministic as a whole. The noise is drawn on the CPU (the same on any "
+                             "machine); the official code draws it with a CUDA generator, so the same seed gives "
+                             "different noise there."),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Sampling steps per segment (official 20)."),
                 io.Float.Input("cfg", default=1.0, min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="1.0 = official (one pass per step). Above 1 enables face CFG: the second "
                                "pass uses the negative prompt with black (-1) face frames."),
-                io.Combo.Input("sampler_name", options=samplers,
-                               default=DEFAULT_SAMPLER if DEFAULT_SAMPLER in samplers else samplers[0],
-                               tooltip="Host sampler. Official: UniPC (uni_pc); euler is a common alternative."),
+                io.Combo.Input("sampler_name", options=samplers, default=DEFAULT_SAMPLER,
+                               tooltip="official UniPC (default) = the official Wan2.2 solver (generate.py "
+                               "--sample_solver unipc): UniPC bh2, order 2, UniC corrector, over the official "
+                               "sigmas for steps and shift, starting from the noise itself, the DiT given the "
+                               "official integer timesteps. official DPM++ = the official DPM-Solver++ 2M. The "
+                               "other entries are the host's samplers with the scheduler below; they differ from "
+                               "the official run (the host's uni_pc is bh1 / order 3 and drops the last sigma "
+                               "before 0, the DiT gets float timesteps, the start is 0.999 * noise or so)."),
                 io.Combo.Input("scheduler", options=schedulers,
                                default=DEFAULT_SCHEDULER if DEFAULT_SCHEDULER in schedulers else schedulers[0],
-                               tooltip="Host scheduler. 'simple' gives the official shifted-linear sigmas."),
+                               tooltip="Host scheduler, used only with a host sampler (the official solvers use the "
+                               "official schedule). 'simple' is linear in t with the shift applied, but not the "
+                               "official list (that starts at 0.999 for UniPC)."),
                 io.Int.Input("segment_length", default=77, min=5, max=1025, step=4,
                              tooltip="Frames per segment, 4n+1 (official 77). Longer = fewer seams, more memory."),
                 io.Int.Input("guidance_frames", default=1, min=1, max=5, step=4,
@@ -119,6 +134,21 @@ class AnimateSampler(io.ComfyNode):
                 io.Audio.Input("audio", optional=True, tooltip="Optional sound for the video output (e.g. the "
                                "driving video's, from Get Video Components or Video Info); cut to the video's "
                                "length."),
+                io.Float.Input("shift", default=DEFAULT_SHIFT, min=0.01, max=100.0, step=0.01, optional=True,
+                               tooltip="Flow sampling shift (official 5.0). Applied on the sampler's own copy of "
+                               "the model, for every sampler; replaces the shift of any ModelSamplingSD3 before "
+                               "this node (without one the host would use its Wan default, 8)."),
+                io.Combo.Input("vae_precision", options=VAE_PRECISIONS, default=VAE_PRECISIONS[0], optional=True,
+                               tooltip="float32 (official): the VAE encodes and decodes in float32 on inputs "
+                               "rounded to bf16, as the official code runs its VAE; its weights and activations "
+                               "take twice the memory of bf16 for the duration (weights about 0.5 GB instead of "
+                               "0.25 GB; the largest cost is the decode's activations). host: the host's VAE "
+                               "dtype (bf16 on most GPUs): less memory, slightly different pixels."),
+                io.Sampler.Input("sampler", optional=True, tooltip="Optional SAMPLER that replaces sampler_name "
+                                 "(e.g. Wan-Animate Official Sampler, or a core KSamplerSelect). The official one "
+                                 "starts from the noise itself here."),
+                io.Sigmas.Input("sigmas", optional=True, tooltip="Optional SIGMAS that replace the schedule of "
+                                "steps / shift / scheduler (e.g. Wan-Animate Official Sigmas). Not modified."),
             ],
             outputs=[
                 io.Image.Output("frames", display_name="frames",
@@ -133,18 +163,24 @@ class AnimateSampler(io.ComfyNode):
     def execute(cls, model, positive, negative, vae, reference, pose_video, seed, steps, cfg, sampler_name,
                 scheduler, segment_length, guidance_frames, width, height, fps, crossfade, colour_correction,
                 colour_strength, cache, frames_output=True, face_video=None, environment_video=None,
-                character_mask=None, clip_vision_output=None, pose=None, audio=None) -> io.NodeOutput:
+                character_mask=None, clip_vision_output=None, pose=None, audio=None, shift=None,
+                vae_precision=None, sampler=None, sigmas=None) -> io.NodeOutput:
         from comfy_api.latest import InputImpl, Types
         from ..models.animate_sampler import AnimateSettings, run_animate
 
         job = preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
                         segment_length, guidance_frames, width, height, colour_strength, steps, audio)
+        shift = DEFAULT_SHIFT if shift is None else shift  # optional: graphs saved before it existed
+        vae_precision = VAE_PRECISIONS[0] if vae_precision is None else vae_precision
+        check_sampling_inputs(sampler_name, shift, vae_precision, sigmas)
         job["warnings"] += output_memory_check(job["frames"], job["width"], job["height"], frames_output)
         settings = AnimateSettings(seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name,
                                    scheduler=scheduler, clip_len=int(segment_length), guidance=int(guidance_frames),
                                    width=job["width"], height=job["height"], crossfade=bool(crossfade),
                                    colour_strength=float(colour_strength) if colour_correction else 0.0,
-                                   cache=bool(cache))
+                                   cache=bool(cache), shift=float(shift), vae_precision=vae_precision,
+                                   sampler=sampler, sigmas=sigmas)
+        check_schedule(model, settings)
         bar: list[Progress] = []
 
         def on_segment(index, total, newest, from_cache):
@@ -213,6 +249,36 @@ def output_memory_check(frames: int, width: int, height: int, frames_output: boo
         return [f"frames_output is on: {what}, and {available / gib:.1f} GiB is free now. Turn frames_output off "
                 "to stream the video to a file instead."]
     return []
+
+
+def check_sampling_inputs(sampler_name, shift, vae_precision, sigmas) -> None:
+    """Cheap checks of the sampling inputs (before any work)."""
+    import math
+
+    samplers, _ = _sampler_names()
+    if sampler_name not in samplers:
+        raise InputError(NODE, "sampler_name", f"unknown sampler {sampler_name!r}", f"pick e.g. {DEFAULT_SAMPLER!r}")
+    if not (isinstance(shift, (int, float)) and math.isfinite(shift) and shift > 0):
+        raise InputError(NODE, "shift", f"must be a positive number, got {shift}", "use the official 5.0")
+    if vae_precision not in VAE_PRECISIONS:
+        raise InputError(NODE, "vae_precision", f"unknown choice {vae_precision!r}", f"pick one of {VAE_PRECISIONS}")
+    if sigmas is not None:
+        import torch
+
+        if not torch.is_tensor(sigmas) or sigmas.ndim != 1:
+            raise InputError(NODE, "sigmas", "must be a 1-D SIGMAS list", "connect e.g. Wan-Animate Official Sigmas")
+
+
+def check_schedule(model, settings) -> None:
+    """Refuse a schedule on which the chosen sampler would never call the model (0 steps, a first
+    sigma of 0) or that the official solver cannot run, before any encoding or sampling."""
+    from ..models.animate_sampler import sampling_schedule, schedule_problem, with_flow_model
+
+    _, sigmas = sampling_schedule(with_flow_model(model, settings), settings)
+    problem = schedule_problem(sigmas, settings)
+    if problem is not None:
+        name, what, fix = problem
+        raise InputError(NODE, name, what, fix)
 
 
 def _source(value, name: str) -> VideoSource:

@@ -1,8 +1,12 @@
 """Output resolution and letterbox placement, as the official preprocessing does them.
 
 wan-animate-reference.md §3.2: the official ``resize_by_area`` always ends in its fallback branch,
-``new_h = sqrt(A / ar)``, ``new_w = A / new_h``, each floored to a multiple of 16, and images are
-then fitted with ``padding_resize`` (aspect kept, centred, black bars, INTER_AREA when shrinking).
+``new_h = sqrt(A / ar)``, ``new_w = A / new_h``, each floored to a multiple of 16, and the frames are
+then fitted with ``padding_resize`` (aspect kept, centred, black bars) using the interpolation
+``resize_by_area`` picks: INTER_AREA when shrinking, INTER_LINEAR otherwise. The official
+``padding_resize`` called on its own (the reference image, in preprocessing and again in
+``wan/animate.py`` at generation) always uses INTER_LINEAR: :func:`padding_resize` takes that as
+``interpolation="linear"``.
 
 Keypoints follow the same placement through :func:`letterbox_keypoints`, so a skeleton can be drawn
 directly on the output canvas instead of resizing a drawn image.
@@ -16,29 +20,37 @@ import numpy as np
 
 DEFAULT_AREA = 1280 * 720
 
-_EPS = 1e-9  # guards exact multiples (e.g. 720.0 computed as 719.99999) against flooring down
-
-
-def _floor_to(value: float, divisor: int) -> int:
-    return int(math.floor(value / divisor + _EPS)) * divisor
-
 
 def size_for_area(width: int, height: int, area: int = DEFAULT_AREA, divisor: int = 16) -> tuple[int, int]:
     """(w, h) of about ``area`` pixels with the aspect of ``width`` x ``height``, multiples of ``divisor``.
 
-    Reproduces the official fallback: 1920x1080 -> 1280x720, 1080x1920 -> 720x1280, 4:3 -> 1104x816,
-    1:1 -> 960x960, 2:3 -> 768x1168 (for the default area of 1280*720). Never returns less than
-    ``divisor`` on a side.
+    The size the official ``resize_by_area`` works out (official: wan/modules/animate/preprocess/utils.py,
+    ``resize_by_area``). Its first attempt, ``calculate_new_size``, always fails (its ``check_valid`` is
+    called with one argument too many, and with no candidate at all it raises "Can not find suitable
+    size"), so the bare ``except`` branch is what runs, and it is reproduced here operation for
+    operation in float64: ``aspect = width / height``, ``h = sqrt(area / aspect)``, ``w = area / h``,
+    each floored with Python's float ``//`` and multiplied back, ``int((x // divisor) * divisor)``.
+    No tolerance is added: where the float result lands just under a multiple (e.g. 49x25 gives
+    w = 1343.99...), the official code floors it down (1328) and so does this.
+
+    1920x1080 -> 1280x720, 1080x1920 -> 720x1280, 4:3 -> 1104x816, 1:1 -> 960x960, 2:3 -> 768x1168
+    (for the default area of 1280*720). The one departure: a side the official floor makes 0 (an
+    extreme aspect or a tiny area; the official code then fails inside ``padding_resize``) is
+    ``divisor`` here.
     """
+    width, height, area, divisor = int(width), int(height), int(area), int(divisor)
     if width <= 0 or height <= 0:
         raise ValueError(f"size_for_area needs a positive source size, got {width}x{height}")
     if area <= 0:
         raise ValueError(f"size_for_area needs a positive area, got {area}")
     if divisor <= 0:
         raise ValueError(f"size_for_area needs a positive divisor, got {divisor}")
-    new_h = math.sqrt(area * height / width)
-    new_w = area / new_h
-    return max(_floor_to(new_w, divisor), divisor), max(_floor_to(new_h, divisor), divisor)
+    aspect = width / height
+    tall = math.sqrt(area / aspect)
+    wide = area / tall
+    new_w = int((wide // divisor) * divisor)
+    new_h = int((tall // divisor) * divisor)
+    return max(new_w, divisor), max(new_h, divisor)
 
 
 def letterbox_geometry(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int, int, int]:
@@ -70,12 +82,23 @@ def letterbox_transform(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple
     return float(scale), float(ox), float(oy)
 
 
-def padding_resize(image: np.ndarray, dst_w: int, dst_h: int, pad_value: float = 0) -> np.ndarray:
+INTERPOLATIONS = ("area_when_shrinking", "linear")
+
+
+def padding_resize(image: np.ndarray, dst_w: int, dst_h: int, pad_value: float = 0,
+                   interpolation: str = "area_when_shrinking") -> np.ndarray:
     """Fit ``image`` [H, W] or [H, W, C] (uint8 or float) into ``dst_w`` x ``dst_h``, centred, with bars.
 
-    INTER_AREA when shrinking, INTER_LINEAR when enlarging (the official ``padding_resize``). The
-    result keeps the input dtype and channel count.
+    ``interpolation``: "area_when_shrinking" = INTER_AREA when shrinking, INTER_LINEAR when
+    enlarging (the choice of the official ``resize_by_area``, used for video frames); "linear" =
+    always INTER_LINEAR (official: wan/animate.py and preprocess/utils.py, ``padding_resize`` with
+    its default interpolation, used for the reference image). For uint8 input with "linear" the
+    result equals the official function's pixel for pixel (cv2 resizes uint8 directly; the
+    official float canvas holds the same integers and its uint8 cast keeps them). The result keeps
+    the input dtype and channel count.
     """
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"padding_resize expects a non-empty [H, W] or [H, W, C] image, got {image.shape}")
@@ -84,7 +107,7 @@ def padding_resize(image: np.ndarray, dst_w: int, dst_h: int, pad_value: float =
     if (new_w, new_h) == (src_w, src_h):
         resized = image
     else:
-        shrink = new_w * new_h < src_w * src_h
+        shrink = new_w * new_h < src_w * src_h and interpolation == "area_when_shrinking"
         work = image.astype(np.float32) if image.dtype not in (np.uint8, np.uint16, np.float32) else image
         resized = cv2.resize(work, (new_w, new_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         if resized.ndim == 2 and image.ndim == 3:  # cv2 drops a single channel axis

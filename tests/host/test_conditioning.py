@@ -129,9 +129,103 @@ def expected_official_mask(char_lat: torch.Tensor, known_frames: int) -> torch.T
 
 
 def _char_lat(mask):
+    """Official: the mask at the video size, then F.interpolate(..., mode='nearest') to H/8 x W/8,
+    i.e. latent pixel (i, j) = mask pixel (8i, 8j). (This data's mask is 64x64: it is first brought
+    to the 32x32 video size like the environment frames.)"""
     import comfy.utils
 
-    return comfy.utils.common_upscale(mask.unsqueeze(1), W // 8, H // 8, "nearest-exact", "center")[:, 0]
+    full = comfy.utils.common_upscale(mask.unsqueeze(1), W, H, "nearest-exact", "center")[:, 0]
+    return full[:, ::8, ::8]
+
+
+def test_latent_mask_samples_pixel_8i_8j_like_official():
+    from wan_animate_kit.models import animate_conditioning as ac
+
+    g = torch.Generator().manual_seed(2)
+    m = torch.rand(3, 40, 56, generator=g)  # soft values, odd latent size 5 x 7
+    got = ac.latent_mask(m, 7, 5)
+    assert got.shape == (3, 5, 7)
+    assert torch.equal(got, m[:, ::8, ::8])
+    assert not torch.equal(got, m[:, 4::8, 4::8])  # the host's nearest-exact would sample (8i+4, 8j+4)
+    assert torch.equal(ac.latent_mask(got, 7, 5), got)  # already at latent size
+
+
+def test_vae_precision_float32_official_and_restored(vae):
+    """Official: the VAE runs in float32 on bf16-rounded inputs. Forced host dtype bf16 here (the
+    CPU host already uses float32); the block switches to float32 and restores everything."""
+    from wan_animate_kit.models import animate_conditioning as ac
+
+    fsm = vae.first_stage_model
+    old_dtype, old_param = vae.vae_dtype, next(fsm.parameters()).dtype
+    seen = []
+    real_encode = fsm.encode
+
+    def recording(x, *a, **k):
+        seen.append((x.dtype, next(fsm.parameters()).dtype, x.detach().clone()))
+        return real_encode(x.to(next(fsm.parameters()).dtype), *a, **k)
+
+    fsm.encode = recording
+    try:
+        fsm.to(torch.bfloat16)
+        vae.vae_dtype = torch.bfloat16
+        img = torch.rand(1, H, W, 3, generator=torch.Generator().manual_seed(4))
+        with ac.vae_precision(vae, ac.VAE_OFFICIAL):
+            vae.encode(img)
+        assert vae.vae_dtype == torch.bfloat16 and next(fsm.parameters()).dtype == torch.bfloat16
+        assert "process_input" not in vae.__dict__ or vae.process_input(torch.ones(1)).item() == 1.0
+        with ac.vae_precision(vae, ac.VAE_HOST):
+            vae.encode(img)
+        with pytest.raises(RuntimeError):
+            with ac.vae_precision(vae, ac.VAE_OFFICIAL):
+                raise RuntimeError("boom")
+        assert vae.vae_dtype == torch.bfloat16 and next(fsm.parameters()).dtype == torch.bfloat16
+    finally:
+        del fsm.encode
+        fsm.to(old_param)
+        vae.vae_dtype = old_dtype
+    (d_in, d_w, x_in), (h_in, h_w, _) = seen
+    assert (d_in, d_w) == (torch.float32, torch.float32) and (h_in, h_w) == (torch.bfloat16, torch.bfloat16)
+    pixels = (img * 2 - 1).movedim(-1, 1).unsqueeze(2) if x_in.ndim == 5 else None
+    flat = x_in.flatten()
+    assert torch.equal(flat, flat.to(torch.bfloat16).float())  # inputs rounded to bf16, as official
+    if pixels is not None and pixels.shape == x_in.shape:
+        assert torch.equal(x_in, pixels.to(torch.bfloat16).float())
+    with pytest.raises(ValueError, match="vae_precision"):
+        with ac.vae_precision(vae, "fp8"):
+            pass
+
+
+def test_reference_fit_equals_official_padding_resize_on_odd_sizes():
+    """Official wan/animate.py padding_resize: INTER_LINEAR on the uint8 image into a float canvas of
+    zeros, bar int((dst - new) / 2), new side int(dst_side / src_side * other), then np.uint8."""
+    import cv2
+    import numpy as np
+
+    from wan_animate_kit.models import animate_conditioning as ac
+
+    def official(img, height, width):
+        oh, ow, ch = img.shape
+        canvas = np.zeros((height, width, ch))
+        if oh / ow > height / width:
+            nw = int(height / oh * ow)
+            r = cv2.resize(img, (nw, height), interpolation=cv2.INTER_LINEAR)
+            pad = int((width - nw) / 2)
+            canvas[:, pad:pad + nw, :] = r
+        else:
+            nh = int(width / ow * oh)
+            r = cv2.resize(img, (width, nh), interpolation=cv2.INTER_LINEAR)
+            pad = int((height - nh) / 2)
+            canvas[pad:pad + nh, :, :] = r
+        return np.uint8(canvas)
+
+    rng = np.random.default_rng(5)
+    for (sh, sw), (dh, dw) in [((37, 53), (48, 32)), ((101, 29), (32, 48)), ((15, 77), (64, 80)), ((90, 61), (48, 48))]:
+        u8 = rng.integers(0, 256, (sh, sw, 3), dtype=np.uint8)
+        ref = torch.from_numpy(u8).float().div(255).unsqueeze(0)
+        got = ac.fit_reference(ref, dw, dh)
+        want = official(u8, dh, dw)
+        assert got.shape == (1, dh, dw, 3)
+        assert np.array_equal((got[0] * 255).round().to(torch.uint8).numpy(), want), ((sh, sw), (dh, dw))
 
 
 @pytest.mark.parametrize("g", [None, 1, 5])

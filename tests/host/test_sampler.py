@@ -565,7 +565,12 @@ def test_schema_has_tooltips_and_official_defaults(host):
     by_id = {i.id: i for i in schema.inputs}
     assert by_id["steps"].default == 20 and by_id["cfg"].default == 1.0
     assert by_id["segment_length"].default == 77 and by_id["guidance_frames"].default == 1
-    assert by_id["sampler_name"].default == "uni_pc" and by_id["scheduler"].default == "simple"
+    # official by default: the official UniPC (not the host's uni_pc), shift 5, float32 VAE
+    assert by_id["sampler_name"].default == "official UniPC (bh2, order 2)"
+    assert by_id["sampler_name"].options[:2] == ["official UniPC (bh2, order 2)", "official DPM++ (2M midpoint)"]
+    assert "uni_pc" in by_id["sampler_name"].options and by_id["scheduler"].default == "simple"
+    assert by_id["shift"].default == 5.0 and by_id["vae_precision"].default == "float32 (official)"
+    assert by_id["sampler"].optional and by_id["sigmas"].optional
     assert by_id["fps"].default == 30.0
     assert {"IMAGE", "VIDEO"} <= set(by_id["pose_video"].get_io_type().split(","))
     info = sample.AnimateSampler.INPUT_TYPES()  # the V1 view the frontend reads

@@ -89,3 +89,36 @@ def test_stretch_keypoints():
     assert kp[0, 0, 0] == pytest.approx(49.5) and kp[0, 0, 1] == pytest.approx(49.5)  # pixel centres: (x + .5) * s - .5
     with pytest.raises(ValueError, match="x, y, confidence"):
         stretch_keypoints(np.zeros((3, 2)), 10, 10, 10, 10)
+
+
+def _official_padding_resize(img, height, width):
+    """Independent statement of the official padding_resize (wan/animate.py; preprocess/utils.py) with
+    its default INTER_LINEAR: zero float canvas, resized image pasted at int((dst - new) / 2), uint8."""
+    import cv2
+
+    oh, ow, ch = img.shape
+    canvas = np.zeros((height, width, ch))
+    if oh / ow > height / width:
+        nw = int(height / oh * ow)
+        pad = int((width - nw) / 2)
+        canvas[:, pad:pad + nw] = cv2.resize(img, (nw, height), interpolation=cv2.INTER_LINEAR).reshape(height, nw, ch)
+    else:
+        nh = int(width / ow * oh)
+        pad = int((height - nh) / 2)
+        canvas[pad:pad + nh] = cv2.resize(img, (width, nh), interpolation=cv2.INTER_LINEAR).reshape(nh, width, ch)
+    return np.uint8(canvas)
+
+
+@pytest.mark.parametrize("src,dst", [((37, 53), (32, 48)), ((101, 29), (48, 32)), ((15, 77), (80, 64)),
+                                     ((90, 61), (48, 48)), ((200, 300), (1104, 816))])
+def test_padding_resize_linear_equals_official_uint8(src, dst):
+    rng = np.random.default_rng(sum(src))
+    img = rng.integers(0, 256, src + (3,), dtype=np.uint8)
+    got = padding_resize(img, dst[0], dst[1], interpolation="linear")
+    assert got.dtype == np.uint8
+    assert np.array_equal(got, _official_padding_resize(img, dst[1], dst[0]))
+
+
+def test_padding_resize_rejects_unknown_interpolation():
+    with pytest.raises(ValueError, match="interpolation"):
+        padding_resize(np.zeros((4, 4, 3), np.uint8), 8, 8, interpolation="cubic")
