@@ -198,3 +198,38 @@ def test_flow_shift_clone_sets_shift_and_keeps_noise(rig):
     assert torch.equal(ms.noise_scaling(torch.tensor(0.9998), noise, torch.zeros_like(noise)), noise)
     host = with_flow_shift(rig.model, 5.0, official_start=False).get_model_object("model_sampling")
     assert torch.allclose(host.noise_scaling(torch.tensor(0.5), noise, torch.zeros_like(noise)), 0.5 * noise)
+
+
+@pytest.mark.parametrize("mode,want", [("float32 (official)", torch.float32), ("host", torch.bfloat16)])
+def test_animate_sampler_vae_precision(rig, mode, want):
+    """The sampler's own encodes and decodes run in float32 by default even when the host's VAE
+    dtype is bf16 (forced here: the CPU host already uses float32), and the VAE is restored."""
+    from wan_animate_kit.models import animate_sampler as asm
+
+    fsm = rig.vae.first_stage_model
+    old_dtype, old_param = rig.vae.vae_dtype, next(fsm.parameters()).dtype
+    seen = []
+    real_enc, real_dec = fsm.encode, fsm.decode
+
+    def enc(x, *a, **k):
+        seen.append(("encode", x.dtype, next(fsm.parameters()).dtype))
+        return real_enc(x, *a, **k)
+
+    def dec(z, *a, **k):
+        seen.append(("decode", z.dtype, next(fsm.parameters()).dtype))
+        return real_dec(z, *a, **k)
+
+    fsm.encode, fsm.decode = enc, dec
+    try:
+        fsm.to(torch.bfloat16)
+        rig.vae.vae_dtype = torch.bfloat16
+        s = animate_settings(W, H, vae_precision=mode)
+        asm.run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, rig.pose, s, step_callback=lambda steps: None)
+        assert rig.vae.vae_dtype == torch.bfloat16 and next(fsm.parameters()).dtype == torch.bfloat16
+    finally:
+        del fsm.encode, fsm.decode
+        fsm.to(old_param)
+        rig.vae.vae_dtype = old_dtype
+    kinds = {k for k, _, _ in seen}
+    assert kinds == {"encode", "decode"}
+    assert all(d_in == want and d_w == want for _, d_in, d_w in seen), seen
