@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, frames_blocked, frames_of,
-                     frames_output_input, one_source, to_image, to_uint8)
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, check_number, frames_blocked,
+                     frames_of, frames_output_input, one_source, to_image, to_uint8)
 
 HEAD = slice(0, 5)  # COCO nose, eyes, ears
 
@@ -89,6 +89,11 @@ class MaskShape(io.ComfyNode):
             raise InputError("Mask Shaping", "mask", f"expected [frames, H, W], got {tuple(mask.shape)}")
         if block_grid not in ("official", "even"):
             raise InputError("Mask Shaping", "block_grid", f"is {block_grid!r}", "pick 'official' or 'even'")
+        if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
+            raise InputError("Mask Shaping", "kernel", f"must be an odd whole number of pixels of at least 1, got "
+                             f"{kernel!r}", "use an odd size such as 7 (official)")
+        head_growth = check_number("Mask Shaping", "head_growth", head_growth, 0.0, 4.0, "use 0 (off) up to 4")
+        feather = check_number("Mask Shaping", "feather", feather, 0.0, 128.0, "use 0 (hard edge) up to 128 pixels")
         if head_growth > 0 and pose is None:
             raise InputError("Mask Shaping", "pose", "head_growth is on but no pose is connected",
                              "connect the pose of the same video, or set head_growth to 0")

@@ -216,6 +216,14 @@ def _person(x=10.0):
 
 
 NAN, INF = float("nan"), float("inf")
+
+
+def _shape(**changes) -> dict:
+    """Mask Shaping inputs at their official defaults, with ``changes``."""
+    values = dict(kernel=7, iterations=3, block=True, block_rows=1, block_cols=1, head_growth=0.0, feather=0.0,
+                  fill_empty=False, block_grid="official")
+    values.update(changes)
+    return values
 RENDER = dict(letterbox=True, draw_hands=True, draw_head=True)
 TO_POSE = dict(fps=0.0, person="largest")
 
@@ -270,6 +278,14 @@ BAD_VALUES = [
     ("lora.RelightLoRA", "Wan-Animate Relighting LoRA", lambda: dict(model=_Untouchable(), lora_name="ok.safetensors",
                                                                      strength=NAN, allow_partial=False),
      "strength", "finite number"),
+    ("mask.MaskShape", "Mask Shaping", lambda: dict(mask=torch.ones(2, 48, 64), **_shape(kernel=6)),
+     "kernel", "odd whole number"),
+    ("mask.MaskShape", "Mask Shaping", lambda: dict(mask=torch.ones(2, 48, 64), **_shape(feather=NAN)),
+     "feather", "finite number"),
+    ("mask.MaskShape", "Mask Shaping", lambda: dict(mask=torch.ones(2, 48, 64), **_shape(head_growth=NAN)),
+     "head_growth", "finite number"),
+    ("mask.MaskShape", "Mask Shaping", lambda: dict(mask=torch.ones(2, 48, 64), **_shape(head_growth=INF)),
+     "head_growth", "finite number"),
 ]
 
 
