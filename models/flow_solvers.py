@@ -180,7 +180,8 @@ def _bh_coefficients(h: torch.Tensor, rks: list, order: int, dtype):
     return h_phi_1, b_h, torch.stack(rows), torch.stack(b)
 
 
-def unipc_predict(x: torch.Tensor, outputs: Sequence[torch.Tensor], sig: torch.Tensor, i: int, order: int) -> torch.Tensor:
+def unipc_predict(x: torch.Tensor, outputs: Sequence[torch.Tensor], sig: torch.Tensor, i: int,
+                  order: int) -> torch.Tensor:
     """UniP-``order`` step from sig[i] to sig[i + 1]; ``outputs[-1]`` is the x0 at sig[i],
     ``outputs[-1 - k]`` the one at sig[i - k] (official ``multistep_uni_p_bh_update``)."""
     dtype = sig.dtype
@@ -235,7 +236,8 @@ def unipc_correct(x_prev: torch.Tensor, x_now: torch.Tensor, m_now: torch.Tensor
     return (base - a_t * b_h * total).to(x_now.dtype)
 
 
-def dpmpp_step(x: torch.Tensor, outputs: Sequence[torch.Tensor], sig: torch.Tensor, i: int, second_order: bool) -> torch.Tensor:
+def dpmpp_step(x: torch.Tensor, outputs: Sequence[torch.Tensor], sig: torch.Tensor, i: int,
+               second_order: bool) -> torch.Tensor:
     """DPM-Solver++ step from sig[i] to sig[i + 1] (official ``dpm_solver_first_order_update`` /
     ``multistep_dpm_solver_second_order_update`` with the midpoint rule)."""
     s_t, s_0 = sig[i + 1], sig[i]

@@ -166,7 +166,8 @@ def test_cache_key_covers_sampling_settings():
     assert base.vae_precision == "float32 (official)"
     variants = [AnimateSettings(shift=3.0), AnimateSettings(vae_precision="host"),
                 AnimateSettings(sampler_name="official DPM++ (2M midpoint)"), AnimateSettings(sampler_name="euler"),
-                AnimateSettings(sigmas=fs.official_sigmas(20, 5.0)), AnimateSettings(sampler=fs.official_ksampler(fs.UNIPC)),
+                AnimateSettings(sigmas=fs.official_sigmas(20, 5.0)),
+                AnimateSettings(sampler=fs.official_ksampler(fs.UNIPC)),
                 AnimateSettings(sampler=fs.official_ksampler(fs.DPMPP))]
     keys = [repr(base.key_fields())] + [repr(v.key_fields()) for v in variants]
     assert len(set(keys)) == len(keys)
