@@ -1,11 +1,24 @@
 """SAM2 prompts from the tracked subject's keypoints, plus user points (reference §3.7).
 
-Official scheme: chunks of 400 frames, each with a fresh SAM2 state; in every chunk 4 keyframes
-at step ``len // 4`` (1 keyframe when the chunk has <= 4 frames) get 8 positive points: nose,
-neck, R/L shoulder, R/L hip, R/L ankle. The official code takes those points whatever their
-score, even off-frame. Here a point is used only when its confidence is >= ``threshold``, it lies
-inside the canvas and the subject was really detected in that frame; a keyframe without any such
-point moves to the nearest frame of its chunk that has some (frame 0 of a chunk included).
+Official scheme (official: wan/modules/animate/preprocess/process_pipepline.py,
+ProcessPipeline.get_mask): chunks of 400 frames, each with a fresh SAM2 state. A chunk of ``n``
+frames has keyframes ``0, s, 2s, ...`` below ``n`` with ``s = n // 4`` (``s = n`` when ``n <= 4``),
+so a chunk whose length is not a multiple of 4 gets up to 7 of them (7 frames: every frame).
+Each keyframe gets 8 positive points of the 20-point body: nose, neck (shoulder midpoint), R/L
+shoulder, R/L hip, R/L ankle, in that order. The body is the one the official extraction keeps,
+a failed body (every point at negative x or y) replaced by the previous frame's (official:
+pose2d_utils.py, load_pose_metas_from_kp2ds_seq; ``keypoints.hold_invalid_bodies``). Every
+point is used whatever its score and even off the canvas, its pixel position truncated toward
+zero as the official ``astype(np.int32)`` of the normalised point times the canvas size.
+
+``rule='official'`` (the default) follows that; the only difference is a keyframe where the
+subject has no keypoint at all (not found and not filled in: every score 0), which gets no
+prompt (the official detector always falls back to a whole-frame box, so it always has a pose).
+``rule='confident'`` is the pack's own rule, which differs from the official: exactly
+``keyframes`` keyframes per chunk (``keyframe_offsets``), a point used only when its confidence
+is >= ``threshold``, it lies inside the canvas and the subject was really detected in that frame
+(no body hold), and a keyframe without any such point moved to the nearest frame of its chunk
+that has some (frame 0 of a chunk included); pixel positions are not truncated.
 
 User points (KJNodes ``PointsEditor`` strings, or arrays) belong to one frame of the video,
 ``user_frame`` (the editor shows frame 0). ``mode='add'`` puts them next to the keypoint points
@@ -29,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from .keypoints import (B20_L_ANKLE, B20_L_HIP, B20_L_SHOULDER, B20_NECK, B20_NOSE, B20_R_ANKLE, B20_R_HIP,
+                        B20_R_SHOULDER, hold_invalid_bodies)
 from .pose_types import (L_ANKLE, L_HIP, L_SHOULDER, NOSE, R_ANKLE, R_HIP, R_SHOULDER, PoseSequence)
 
 POSITIVE, NEGATIVE = 1, 0
@@ -36,6 +51,13 @@ POSITIVE, NEGATIVE = 1, 0
 # The neck is the shoulder midpoint and is marked by -1 here.
 _NECK = -1
 PROMPT_POINTS = (NOSE, _NECK, R_SHOULDER, L_SHOULDER, R_HIP, L_HIP, R_ANKLE, L_ANKLE)
+# The same points as 20-point body joints, in the official order.
+PROMPT_POINTS_B20 = (B20_NOSE, B20_NECK, B20_R_SHOULDER, B20_L_SHOULDER, B20_R_HIP, B20_L_HIP, B20_R_ANKLE,
+                     B20_L_ANKLE)
+# The COCO-WholeBody pairs whose mean is each of those body points (official 20-point body).
+_PROMPT_PAIRS = ((NOSE, NOSE), (R_SHOULDER, L_SHOULDER), (R_SHOULDER, R_SHOULDER), (L_SHOULDER, L_SHOULDER),
+                 (R_HIP, R_HIP), (L_HIP, L_HIP), (R_ANKLE, R_ANKLE), (L_ANKLE, L_ANKLE))
+PROMPT_RULES = ("official", "confident")
 
 Prompt = tuple[np.ndarray, np.ndarray]  # points [n, 2] float32, labels [n] int32
 
@@ -207,8 +229,40 @@ def keypoint_prompt(kps133: np.ndarray, width: int, height: int, threshold: floa
     return np.asarray(pts, np.float32).reshape(-1, 2)
 
 
+def official_keypoint_prompt(kps133: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The official 8 positive points [8, 2] (float32 holding whole pixels) of one frame.
+
+    kps133: [133, 3] one person's keypoints (already through the body hold for a sequence).
+    Follows the official arithmetic in float32: coordinates divided by the canvas size, the pair
+    mean of the 20-point body, times the size, truncated toward zero; scores and position are not
+    looked at. Points that are not finite (never from the extraction) are left out.
+    """
+    kp = np.asarray(kps133, np.float32)
+    size = np.array([width, height], np.float32)
+    a = kp[[i for i, _ in _PROMPT_PAIRS], :2] / size
+    b = kp[[j for _, j in _PROMPT_PAIRS], :2] / size
+    mean = (a + b) / np.float32(2)
+    with np.errstate(invalid="ignore", over="ignore"):
+        px = np.trunc(mean.astype(np.float64) * np.array([width, height], np.float64))
+    px = px[np.isfinite(px).all(axis=1)]
+    return px.astype(np.float32).reshape(-1, 2)
+
+
+def official_keyframe_offsets(length: int, keyframes: int = 4) -> list[int]:
+    """Official keyframes of a chunk: 0, s, 2s, ... below ``length`` with s = length // keyframes, or
+    [0] when length <= keyframes. With the official 4 a chunk gets 4 to 7 keyframes."""
+    if length < 1:
+        raise ValueError(f"chunk length must be >= 1, got {length}")
+    if keyframes < 1:
+        raise ValueError(f"keyframes must be >= 1, got {keyframes}")
+    if length <= keyframes:
+        return [0]
+    return list(range(0, length, length // keyframes))
+
+
 def keyframe_offsets(length: int, keyframes: int = 4) -> list[int]:
-    """Official keyframes of a chunk: 0, s, 2s, .. with s = length // keyframes; [0] if length <= keyframes."""
+    """Exactly ``keyframes`` keyframes 0, s, .., (keyframes - 1) s with s = length // keyframes; [0] if length
+    <= keyframes (the 'confident' rule; the official ones are :func:`official_keyframe_offsets`)."""
     if length < 1:
         raise ValueError(f"chunk length must be >= 1, got {length}")
     if keyframes < 1:
@@ -241,17 +295,21 @@ def _user_points(value: Any, what: str, width: int, height: int) -> np.ndarray:
 def plan_prompts(seq: PoseSequence | None, num_frames: int, chunk_size: int = 400, keyframes: int = 4,
                  threshold: float = 0.5, user_positive: Any = None, user_negative: Any = None,
                  mode: str = "add", object_points: Any = None, user_box: Any = None,
-                 user_frame: int = 0, width: int | None = None, height: int | None = None
-                 ) -> list[ChunkPrompts]:
+                 user_frame: int = 0, width: int | None = None, height: int | None = None,
+                 rule: str = "official") -> list[ChunkPrompts]:
     """SAM2 prompts for every chunk of a ``num_frames`` video (see module doc for the rules).
 
     seq: the tracked poses (its subject is prompted); None for user points only. Frames beyond
         ``seq.num_frames`` have no keypoints. width/height default to the sequence's canvas.
+    rule: 'official' (default) or 'confident' (the pack's own, see the module doc); ``threshold``
+        applies to 'confident' only.
     user_positive / user_negative / object_points: point JSON strings or [n, 2] arrays.
     user_box: a box JSON string / list (first box used) on ``user_frame``.
     """
     if mode not in ("add", "replace"):
         raise ValueError(f"mode must be 'add' or 'replace', got {mode!r}")
+    if rule not in PROMPT_RULES:
+        raise ValueError(f"rule must be one of {', '.join(PROMPT_RULES)}, got {rule!r}")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be within 0..1, got {threshold}")
     width = width if width is not None else (seq.width if seq is not None else None)
@@ -272,8 +330,14 @@ def plan_prompts(seq: PoseSequence | None, num_frames: int, chunk_size: int = 40
     if seq is not None and seq.num_people > 0:
         kps = seq.subject_keypoints
         det = seq.subject_detected
+        if rule == "official":
+            kps = hold_invalid_bodies(kps)  # over the whole video, before the chunks (official order)
 
     def frame_points(t: int) -> np.ndarray:
+        if rule == "official":
+            if kps is None or t >= len(kps) or not (kps[t, :, 2] > 0).any():
+                return np.zeros((0, 2), np.float32)
+            return official_keypoint_prompt(kps[t], width, height)
         if kps is None or t >= len(kps) or not det[t]:
             return np.zeros((0, 2), np.float32)
         return keypoint_prompt(kps[t], width, height, threshold)
@@ -282,7 +346,12 @@ def plan_prompts(seq: PoseSequence | None, num_frames: int, chunk_size: int = 40
     for start, stop in chunk_bounds(num_frames, chunk_size):
         chunk = ChunkPrompts(start, stop)
         user_here = has_user and start <= user_frame < stop
-        if not (user_here and mode == "replace"):
+        if not (user_here and mode == "replace") and rule == "official":
+            for k in official_keyframe_offsets(stop - start, keyframes):
+                p = frame_points(start + k)
+                if len(p):
+                    chunk.frames[k] = (p, np.full(len(p), POSITIVE, np.int32))
+        elif not (user_here and mode == "replace"):
             cache = {t: frame_points(start + t) for t in range(stop - start)}
             usable = [t for t in range(stop - start) if len(cache[t])]
             for k in keyframe_offsets(stop - start, keyframes):
