@@ -46,8 +46,10 @@ class PoseModelLoader(io.ComfyNode):
     def define_schema(cls):
         names = _detection_models()
         det_default = next((n for n in names if "yolo" in n.lower()), names[0] if names else None)
-        pose_default = next((n for n in names if "vitpose" in n.lower() or "end2end" in n.lower()),
-                            names[0] if names else None)
+        # the official ViTPose-H first (Wan2.2 preprocess_data.py: pose2d/vitpose_h_wholebody.onnx)
+        pose_default = next((n for n in names if "vitpose_h" in n.lower() or "vitpose-h" in n.lower()),
+                            next((n for n in names if "vitpose" in n.lower() or "end2end" in n.lower()),
+                                 names[0] if names else None))
         return io.Schema(
             node_id=PREFIX + "PoseModelLoader",
             display_name="Pose Models (YOLO + ViTPose)",
@@ -69,9 +71,10 @@ class PoseModelLoader(io.ComfyNode):
                              tooltip="Person crops per ViTPose call (crops of many frames go together). 0 = auto: "
                                      "16 on CUDA, 4 on the CPU (measured fastest there; large CPU batches are "
                                      "slower)."),
-                io.Boolean.Input("bgr_like_official", default=False,
-                                 tooltip="Feed ViTPose BGR pixels with RGB statistics, as the official code does "
-                                         "(to match its keypoints exactly). Off = correct RGB."),
+                io.Boolean.Input("bgr_like_official", default=True,
+                                 tooltip="On (official): feed ViTPose BGR pixels with RGB statistics, as the official "
+                                         "preprocessing does (Wan2.2 preprocess/pose2d.py), so the keypoints match "
+                                         "its. Off: correct RGB order (differs from the official keypoints)."),
             ],
             outputs=[PoseModel.Output(display_name="pose_models")],
         )
@@ -145,9 +148,11 @@ class PoseExtract(io.ComfyNode):
                                 tooltip="Who to animate/replace: 'largest' (official), an index '0', '1' ... in order "
                                         "of first appearance, or a point 'x,y' in pixels (or '0.5,0.4' as fractions): "
                                         "the person at or nearest that point."),
-                io.Float.Input("smoothing", default=0.5, min=0.0, max=1.0, step=0.05,
-                               tooltip="Temporal smoothing strength of the keypoints (confidence-aware One-Euro); 0 = "
-                                       "off. Dropped points are held from their last good value for a short gap."),
+                io.Float.Input("smoothing", default=0.0, min=0.0, max=1.0, step=0.05,
+                               tooltip="Temporal smoothing strength of the keypoints (confidence-aware One-Euro). "
+                                       "0 = off, as the official preprocessing (which never smooths). Above 0 "
+                                       "(e.g. 0.5) steadies jittery keypoints: the pack's option, not official. "
+                                       "Dropped points are held from their last good value for a short gap."),
                 io.Combo.Input("missing_frames", options=["hold", "interpolate", "raise"], default="hold",
                                tooltip="Frames where the chosen person is not found: hold the last pose, interpolate "
                                        "between neighbours, or stop with an error listing them."),
@@ -375,7 +380,10 @@ class OutputSize(io.ComfyNode):
                 io.Image.Input("image", optional=True, tooltip="Reference image (Animation) or a frame of the video "
                                "(Replacement). Connect this or video."),
                 io.Video.Input("video", optional=True, tooltip="Replacement: the driving video (only its size is "
-                               "read). Connect this or image."),
+                               "read). Connect this or image. When it comes from Driving Video already resized "
+                               "with this same area and divisor (its resize_area, as the official Replacement "
+                               "preprocessing does), its own size is returned: the official generation size is "
+                               "that of the resized frames."),
                 io.Int.Input("area", default=1280 * 720, min=64 * 64, max=4096 * 4096, step=256,
                              tooltip="Pixel budget width x height (official 1280x720 = 921600; 832x480 for 480p)."),
                 io.Int.Input("divisor", default=16, min=8, max=64, step=8, tooltip="Sizes are floored to multiples "
@@ -387,13 +395,22 @@ class OutputSize(io.ComfyNode):
     @classmethod
     def execute(cls, area, divisor, image=None, video=None):
         from ..preprocess.resolution import size_for_area
+        from .video_rate import RESIZED_ATTR
 
         if (image is None) == (video is None):
             raise InputError("Wan-Animate Output Size", "image", "connect exactly one of image and video",
                              "the reference image in Animation mode, the driving video in Replacement mode")
         src_w, src_h = (int(image.shape[2]), int(image.shape[1])) if image is not None else video.get_dimensions()
+        if video is not None and getattr(video, RESIZED_ATTR, None) == (int(area), int(divisor)):
+            # already the official size (official: wan/animate.py takes the size of the resized frames);
+            # the size rule applied a second time can change it
+            return io.NodeOutput(int(src_w), int(src_h))
         w, h = size_for_area(int(src_w), int(src_h), area=area, divisor=divisor)
         return io.NodeOutput(w, h)
+
+
+LETTERBOX_LINEAR = "linear (official reference)"
+LETTERBOX_AREA = "area when shrinking (official frames)"
 
 
 class PaddingResize(io.ComfyNode):
@@ -404,22 +421,33 @@ class PaddingResize(io.ComfyNode):
             display_name="Letterbox Resize",
             category=CAT,
             description="Fit images into width x height keeping the aspect ratio, centred, with black bars (the "
-                        "official padding_resize).",
+                        "official padding_resize). Images are taken back to 8 bits first, as the official code "
+                        "resizes 8-bit images.",
             inputs=[
                 io.Image.Input("images", tooltip="Images or frames to resize."),
                 io.Int.Input("width", default=832, min=16, max=8192, step=16, tooltip="Target width."),
                 io.Int.Input("height", default=480, min=16, max=8192, step=16, tooltip="Target height."),
+                io.Combo.Input("interpolation", options=[LETTERBOX_LINEAR, LETTERBOX_AREA], default=LETTERBOX_LINEAR,
+                               tooltip="linear (official reference): always bilinear, as the official generation "
+                                       "fits the character image (wan/animate.py padding_resize), so the result "
+                                       "equals what the Wan-Animate sampler does to a reference of another size. "
+                                       "area when shrinking (official frames): INTER_AREA when shrinking, as the "
+                                       "official preprocessing resizes video frames (utils.py resize_by_area)."),
             ],
             outputs=[io.Image.Output(display_name="images")],
         )
 
     @classmethod
-    def execute(cls, images, width, height):
+    def execute(cls, images, width, height, interpolation=LETTERBOX_LINEAR):
         from ..preprocess.resolution import padding_resize
 
-        arr = images[..., :3].cpu().numpy()
-        out = np.stack([padding_resize(f, width, height) for f in arr]).astype(np.float32)
-        return io.NodeOutput(torch.from_numpy(out))
+        if interpolation not in (LETTERBOX_LINEAR, LETTERBOX_AREA):
+            raise InputError("Letterbox Resize", "interpolation", f"is {interpolation!r}",
+                             f"pick '{LETTERBOX_LINEAR}' or '{LETTERBOX_AREA}'")
+        mode = "linear" if interpolation == LETTERBOX_LINEAR else "area_when_shrinking"
+        arr = (images[..., :3].float().cpu().clamp(0, 1) * 255.0).round().to(torch.uint8).numpy()
+        out = np.stack([padding_resize(np.ascontiguousarray(f), width, height, 0, interpolation=mode) for f in arr])
+        return io.NodeOutput(torch.from_numpy(out).float().div_(255.0))
 
 
 class PoseToKeypoint(io.ComfyNode):

@@ -236,7 +236,6 @@ def build(info: dict, mode: str, fast: bool) -> dict:
                          model=model, lora_name=MODEL_FILES["distill"], strength_model=1.0)
         g.models(distill, "distill")
         model = (distill, 0)
-    shift = g.node("ModelSamplingSD3", (740, 1300), size=(300, 80), model=model, shift=8.0 if fast else 5.0)
     clip = g.node("CLIPLoader", (20, 1440), size=(340, 110), clip_name=MODEL_FILES["t5"], type="wan")
     g.models(clip, "t5")
     pos = g.node("CLIPTextEncode", (380, 1590), title="Positive prompt", size=(340, 120), text=POSITIVE,
@@ -256,11 +255,11 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     if replace:
         extra = dict(environment_video=g.out(env, 3), character_mask=g.out(env, 1))
     sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 640),
-                     model=g.out(shift, 0), positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
+                     model=model, positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
                      reference=g.out(refimg, 0), pose_video=g.out(render, 1), face_video=g.out(faces, 2),
                      clip_vision_output=g.out(cve, 0), pose=g.out(pose_for_render, 0),
-                     steps=6 if fast else 20, cfg=1.0, sampler_name="euler" if fast else "uni_pc",
-                     scheduler="simple", fps=g.out(drv, 1), audio=g.out(drv, 3), frames_output=False,
+                     steps=6 if fast else 20, cfg=1.0, sampler_name="euler" if fast else OFFICIAL_SAMPLER,
+                     scheduler="simple", shift=8.0 if fast else 5.0, fps=g.out(drv, 1), audio=g.out(drv, 3), frames_output=False,
                      **extra)
     g.node("SaveVideo", (1580, 1300), title="Save video", size=(340, 380), video=g.out(sampler, 1),
            filename_prefix=f"wan_animate/{mode}{'_fast' if fast else ''}")
@@ -271,6 +270,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
 
 
 PREFIX = "WAK_"
+OFFICIAL_SAMPLER = "official UniPC (bh2, order 2)"  # Wan2.2 generate.py default --sample_solver unipc
 OFFICIAL_AREA = 1280 * 720  # official resolution_area (Wan2.2 preprocess_data.py --resolution_area 1280 720)
 VARIANTS = {"animate": ("animate", False), "animate_fast": ("animate", True),
             "replace": ("replace", False), "replace_fast": ("replace", True)}

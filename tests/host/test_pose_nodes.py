@@ -201,3 +201,42 @@ def test_auto_batch_size_picks_the_cpu_batch(tiny_models):
     models = PoseModelLoader.execute(detector="tiny_yolov10.onnx", pose_model="tiny_vitpose_wholebody.onnx",
                                      device="cpu", batch_size=0, bgr_like_official=False).result[0]
     assert models.batch_size == AUTO_BATCH_CPU and models.pose.batch_size == AUTO_BATCH_CPU
+
+
+def _official_padding_resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Re-statement of the official generation-time fit (wan/animate.py, WanAnimate.padding_resize)."""
+    import cv2
+
+    oh, ow, c = img.shape
+    canvas = np.zeros((height, width, c))
+    if oh / ow > height / width:
+        nw = int(height / oh * ow)
+        pad = int((width - nw) / 2)
+        canvas[:, pad:pad + nw] = cv2.resize(img, (nw, height), interpolation=cv2.INTER_LINEAR)
+    else:
+        nh = int(width / ow * oh)
+        pad = int((height - nh) / 2)
+        canvas[pad:pad + nh] = cv2.resize(img, (width, nh), interpolation=cv2.INTER_LINEAR)
+    return np.uint8(canvas)
+
+
+@pytest.mark.parametrize("src", [(97, 61), (300, 517), (64, 64), (1080, 1920)])
+def test_letterbox_resize_default_is_the_official_reference_fit(host, src):
+    """Letterbox Resize by default equals the official fit of the character image pixel for pixel
+    (and what the sampler does to a reference of another size); 'area when shrinking' differs."""
+    import torch
+    from wan_animate_kit.models.animate_conditioning import fit_reference
+    from wan_animate_kit.nodes.pose import LETTERBOX_AREA, PaddingResize
+
+    rng = np.random.default_rng(sum(src))
+    img = rng.integers(0, 256, src + (3,), dtype=np.uint8)
+    image = torch.from_numpy(img).float().div(255.0)[None]
+    w, h = 96, 64
+    out = PaddingResize.execute(image, w, h).result[0]
+    assert out.shape == (1, h, w, 3)
+    got = (out[0].numpy() * 255.0).round().astype(np.uint8)
+    assert np.array_equal(got, _official_padding_resize(img, h, w))
+    assert torch.equal(out, fit_reference(image, w, h))
+    area = PaddingResize.execute(image, w, h, LETTERBOX_AREA).result[0]
+    if src[0] * src[1] > w * h and src != (64, 64):
+        assert not torch.equal(area, out)
