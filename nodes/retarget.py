@@ -143,7 +143,8 @@ class PoseRetarget(io.ComfyNode):
         from ..preprocess.render import sequence_keypoints_for_canvas
 
         ref_kps = sequence_keypoints_for_canvas(reference_pose, out_w, out_h)[0, 0] if reference_pose.num_people else None
-        drv_kps = sequence_keypoints_for_canvas(driving_pose, out_w, out_h)[a, 0]
+        # the anchor frame as the retarget measured it: a failed body is the held one (official hold)
+        drv_kps = sequence_keypoints_for_canvas(driving_pose, out_w, out_h, hold_invalid=True)[a, 0]
         res_kps = result.poses.subject_keypoints[a]
         preview = retarget_preview(img, ref_kps, drv_kps, res_kps, out_w, out_h)
         lines = [f"mode {result.mode}, body {result.body_type}, anchor frame {a}, scale {result.scale:.3f}"]

@@ -89,6 +89,29 @@ def test_node_offers_improved_and_still_takes_the_old_name_default(host):
         run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="fancy")
 
 
+def test_preview_shows_the_anchor_frame_with_the_held_body(host):
+    """A failed driving body (all at negative x) is retargeted as the previous frame's body (official
+    hold); the preview's blue driving skeleton is that held body too, not the failed one."""
+    import numpy as np
+
+    from wan_animate_kit.nodes.common import to_uint8
+    from wan_animate_kit.nodes.retarget import retarget_preview
+    from wan_animate_kit.preprocess.keypoints import hold_invalid_bodies
+    from wan_animate_kit.preprocess.render import sequence_keypoints_for_canvas
+
+    frames = [f.copy() for f in moving_driver(4)]
+    frames[2][:23, 0] -= 2000  # the body of frame 2 failed
+    driving = seq(frames)
+    reference = seq([character()], width=480, height=640)
+    image = torch.rand(1, 640, 480, 3)
+    pose, preview, _ = run(driving_pose=driving, reference_pose=reference, reference_image=image, mode="improved",
+                           anchor_frame=2).result
+    held = driving.with_subject_keypoints(hold_invalid_bodies(driving.subject_keypoints))
+    want = retarget_preview(to_uint8(image)[0], sequence_keypoints_for_canvas(reference, 480, 640)[0, 0],
+                            sequence_keypoints_for_canvas(held, 480, 640)[2, 0], pose.subject_keypoints[2], 480, 640)
+    np.testing.assert_array_equal(to_uint8(preview)[0], want)
+
+
 def test_node_names_the_tpose_input_that_is_bad(host):
     from wan_animate_kit.preprocess.pose_types import empty_sequence
 
