@@ -1,9 +1,13 @@
 """Wan-Animate Kit from the command line: run a shipped workflow on a ComfyUI server.
 
-    python -m wan_animate_kit.cli animate --character ME.png --driving DANCE.mp4
-    python -m wan_animate_kit.cli replace --character ME.png --driving CLIP.mp4 --server http://127.0.0.1:8188
-    python -m wan_animate_kit.cli check [--server URL | --models-dir DIR] [--for replace]
-    python -m wan_animate_kit.cli download [--models-dir DIR] [--for animate] [NAME ...]
+    python <pack>/cli.py animate --character ME.png --driving DANCE.mp4
+    python <pack>/cli.py replace --character ME.png --driving CLIP.mp4 --server http://127.0.0.1:8188
+    python <pack>/cli.py check [--server URL | --models-dir DIR] [--for replace]
+    python <pack>/cli.py download [--models-dir DIR] [--for animate] [NAME ...]
+
+``<pack>`` is this folder, whatever it is called, from any working directory. Where the pack is
+importable as ``wan_animate_kit`` (its folder has that name and its parent is on ``sys.path``, e.g.
+``cd ComfyUI/custom_nodes``), ``python -m wan_animate_kit.cli ...`` works too.
 
 ``animate`` / ``replace`` options: ``--server URL`` (default: start a local ComfyUI with
 ``python scripts/launch.py --port <free port>``, the README's first command, and stop it at the
@@ -38,6 +42,11 @@ CLI finds its nodes by ``_meta.title``:
 The first three must appear exactly once. Errors the user can fix (unreachable server, missing
 models, a workflow the server refuses or that fails, missing input files) end with exit code 2 and
 one readable message, never a traceback.
+
+``check`` and the missing-model errors name the real absolute folder each file goes in: the one
+the server reports (``GET /experiment/models``), or ``--models-dir``; without either, the ComfyUI
+this pack sits in, ``COMFYUI_DIR``, ``COMFYUI_MODELS_DIR``, the folder ``scripts/launch.py`` last
+used, or the pinned host's ``models`` folder. ``download`` resumes an interrupted download.
 
 Only the standard library is imported at import time (``websocket-client``, used for live
 progress, is imported lazily and is optional); neither ``comfy`` nor ``torch`` is ever imported.
@@ -75,6 +84,8 @@ TITLE_SEED = "Seed"
 RATE_NODE = "WAK_DrivingVideo"
 MAX_FPS = 240.0
 EXIT_USER_ERROR = 2
+# how to call this client in messages: the form that works from anywhere
+PROG = "python -m wan_animate_kit.cli" if __package__ else f"python {os.path.abspath(__file__)}"
 
 
 class CliError(Exception):
@@ -299,7 +310,7 @@ def find_titled(prompt: dict, title: str, path: pathlib.Path | str = "the workfl
         raise CliError(f"{path} has {len(ids)} nodes titled \"{title}\" ({', '.join(ids)}); the CLI needs exactly one.")
     if not ids:
         if required:
-            raise CliError(f"{path} has no node titled \"{title}\" (see `python -m wan_animate_kit.cli --help` "
+            raise CliError(f"{path} has no node titled \"{title}\" (see `{PROG} --help` "
                            "for the title convention).")
         return None
     return ids[0]
@@ -368,18 +379,24 @@ def fill_workflow(prompt: dict, character: str, driving: str, text: str | None =
 
 # --- messages ------------------------------------------------------------------------------------
 def unreachable_message(url: str, reason: str) -> str:
-    return (f"Cannot reach a ComfyUI server at {url} ({reason}). Start one with `python scripts/launch.py` "
-            f"(in the wan_animate_kit folder; add --port N to pick the port) and pass --server {url}, or leave "
-            "out --server and this command starts a local ComfyUI for the run.")
+    return (f"Cannot reach a ComfyUI server at {url} ({reason}). Start one with "
+            f"`python {ROOT / 'scripts' / 'launch.py'}` (add --port N to pick the port) and pass --server {url}, or "
+            "leave out --server and this command starts a local ComfyUI for the run.")
 
 
 def missing_models_message(missing: list, where: str) -> str:
-    """``where``: e.g. "The ComfyUI server at http://..." or "The models folder /x/models"."""
-    lines = [f"{where} lacks {len(missing)} needed model file(s):"]
-    lines += [f"  - {m.message()}" for m in missing]
-    lines.append("Put each file in that folder of the ComfyUI the server runs (then refresh or restart it), or "
-                 "fetch the listed ones with `python -m wan_animate_kit.cli download --models-dir "
-                 "<ComfyUI>/models NAME...`.")
+    """``where``: e.g. "The ComfyUI server at http://..." or "The models folder /x/models". Each file
+    is named with the absolute folder it goes in when known (``Missing.location``)."""
+    root = _manifest().models_root(missing)
+    head = f"{where} lacks {len(missing)} needed model file(s)"
+    head += f"; missing models: put them in {root}, each in the folder below:" if root else ":"
+    lines = [head] + [f"  - {m.message()}" for m in missing]
+    known = all(m.folder_path for m in missing)
+    names = " ".join(dict.fromkeys(m.name.rsplit("/", 1)[-1] for m in missing if m.url))
+    lines.append(("Put each file in the folder named above" if known else
+                  "Put each file in that folder of the ComfyUI the server runs")
+                 + " (then refresh the browser page or restart ComfyUI), or fetch them with "
+                 f"`{PROG} download --models-dir {root or '<ComfyUI>/models'} {names or 'NAME...'}`.")
     return "\n".join(lines)
 
 
@@ -390,8 +407,10 @@ def _node_label(nid: str, prompt: dict, class_type: str | None = None) -> str:
     return f"node \"{title}\" ({cls}, id {nid})" if title and title != cls else f"node {cls} (id {nid})"
 
 
-def node_errors_message(body: Any, prompt: dict) -> str:
-    """The host's validation answer (``{"error", "node_errors"}``) as readable lines."""
+def node_errors_message(body: Any, prompt: dict, folders: dict | None = None) -> str:
+    """The host's validation answer (``{"error", "node_errors"}``) as readable lines; a model file
+    the server lacks is named with its folder on that server (``folders``: ``{folder: [paths]}`` from
+    its ``GET /experiment/models``) and download URL."""
     body = body if isinstance(body, dict) else {}
     manifest = _manifest()
     entries = manifest.load_manifest()
@@ -411,7 +430,9 @@ def node_errors_message(body: Any, prompt: dict) -> str:
             if err.get("type") == "value_not_in_list" and isinstance(value, str):
                 entry = manifest.find_entry(value.replace("\\", "/").rsplit("/", 1)[-1], entries)
                 if entry is not None:
-                    line += f". It is a model file: put it in ComfyUI/models/{entry.folder}/ (download: {entry.url})"
+                    where = ((folders or {}).get(entry.folder) or [None])[0]
+                    where = os.path.join(where, "") if where else f"ComfyUI/models/{entry.folder}/"
+                    line += f". It is a model file: put it in {where} (download: {entry.url})"
             lines.append(line)
     head = "The ComfyUI server refused the workflow"
     if error.get("message"):
@@ -482,6 +503,14 @@ def _cancel(client: Client, prompt_id: str) -> None:
         pass
 
 
+def _server_folders(client: Client) -> dict:
+    """The server's model folders (``GET /experiment/models``), or {} when it does not say."""
+    try:
+        return _manifest().server_model_folders(client.url, timeout=10)
+    except (ConnectionError, OSError, ValueError):
+        return {}
+
+
 def _history(client: Client, prompt_id: str) -> dict | None:
     try:
         return client.get_json(f"/history/{prompt_id}", timeout=10).get(prompt_id)
@@ -521,7 +550,7 @@ def run_prompt(client: Client, prompt: dict, timeout: float | None = None, show:
         status, body = client.post_json("/prompt", {"prompt": prompt, "client_id": client.client_id,
                                                     "prompt_id": prompt_id})
         if status != 200:
-            raise CliError(node_errors_message(body, prompt))
+            raise CliError(node_errors_message(body, prompt, _server_folders(client)))
         deadline = None if not timeout else time.monotonic() + timeout
         last_poll = time.monotonic()
         while True:
@@ -666,15 +695,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_on(Client(host.url))
 
 
+LAUNCH_RECORD = "launch.json"  # written by scripts/launch.py in the cache folder: the models folder it used
+
+
+def _cache_dir() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("WAN_ANIMATE_KIT_CACHE") or pathlib.Path.home() / ".cache" / "wan_animate_kit")
+
+
 def _default_models_dir() -> pathlib.Path | None:
-    """The ComfyUI models folder: the ComfyUI this pack sits in, ``COMFYUI_DIR``, or the pinned host."""
+    """The ComfyUI models folder: the ComfyUI this pack sits in, ``COMFYUI_DIR``, ``COMFYUI_MODELS_DIR``,
+    the folder ``scripts/launch.py`` last used, or the pinned host's."""
     if ROOT.parent.name == "custom_nodes" and (ROOT.parent.parent / "main.py").is_file():
         return ROOT.parent.parent / "models"
     env = os.environ.get("COMFYUI_DIR")
-    if env and (pathlib.Path(env) / "main.py").is_file():
-        return pathlib.Path(env) / "models"
-    cache = os.environ.get("WAN_ANIMATE_KIT_CACHE") or str(pathlib.Path.home() / ".cache" / "wan_animate_kit")
-    pinned = pathlib.Path(cache) / "comfyui-0.3.75"
+    if env and (pathlib.Path(env).expanduser() / "main.py").is_file():
+        return pathlib.Path(env).expanduser() / "models"
+    env = os.environ.get("COMFYUI_MODELS_DIR")
+    if env:
+        return pathlib.Path(env).expanduser()
+    try:
+        used = json.loads((_cache_dir() / LAUNCH_RECORD).read_text(encoding="utf-8")).get("models_dir")
+    except (OSError, ValueError, AttributeError):
+        used = None
+    if isinstance(used, str) and used:
+        return pathlib.Path(used)
+    pinned = _cache_dir() / "comfyui-0.3.75"
     if (pinned / "main.py").is_file():
         return pinned / "models"
     return None
@@ -682,12 +727,12 @@ def _default_models_dir() -> pathlib.Path | None:
 
 def _models_dir_arg(value: str | None) -> pathlib.Path:
     if value:
-        return pathlib.Path(value).expanduser()
+        return pathlib.Path(value).expanduser().resolve()
     found = _default_models_dir()
     if found is None:
         raise CliError("No ComfyUI found to put the models in: pass --models-dir <ComfyUI>/models "
-                       "(or set COMFYUI_DIR).")
-    return found
+                       "(or set COMFYUI_DIR or COMFYUI_MODELS_DIR, or run `python scripts/launch.py` once).")
+    return found.resolve()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -733,13 +778,13 @@ def cmd_download(args: argparse.Namespace) -> int:
         try:
             manifest.download(entry, models_dir, progress=_say)
         except manifest.DownloadError as e:
-            raise CliError(f"{e}. Nothing was left behind; run the command again to retry.") from e
+            raise CliError(f"{e}.") from e
     return 0
 
 
 # --- entry point ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m wan_animate_kit.cli", description=__doc__,
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     for mode in MODES:
@@ -766,7 +811,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.set_defaults(func=func)
         p.add_argument("--models-dir", help="ComfyUI's models folder (default: the ComfyUI this pack is in, "
-                                            "COMFYUI_DIR, or the pinned host)")
+                                            "COMFYUI_DIR, COMFYUI_MODELS_DIR, the folder scripts/launch.py "
+                                            "last used, or the pinned host's)")
         p.add_argument("--for", dest="workflow_name", choices=("animate", "replace", "animate_fast", "replace_fast"),
                        help="only the files this shipped workflow uses")
         if name == "check":

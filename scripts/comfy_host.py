@@ -157,6 +157,8 @@ def ensure_pack_requirements(test: bool = False) -> None:
     pip_install(args)
     if importlib.util.find_spec("sam2") is None:
         log("installing sam2==1.1.0 (no CUDA extension, no build isolation)")
+        if importlib.util.find_spec("setuptools") is None or importlib.util.find_spec("wheel") is None:
+            pip_install(["setuptools", "wheel"])  # a fresh virtual environment lacks the build tools
         env = dict(os.environ, SAM2_BUILD_CUDA="0")
         cons = [f"{n}=={__import__('importlib.metadata').metadata.version(n)}" for n in ("torch", "torchvision")]
         with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:

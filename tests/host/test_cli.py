@@ -171,13 +171,16 @@ def test_missing_model_names_folder_and_url(server, media, capsys, monkeypatch):
                            "--server", server.url, "--workflow", wf)
     assert code == 2
     vae = mf.find_entry("wan_2.1_vae.safetensors")
-    assert "wan_2.1_vae.safetensors" in err and "ComfyUI/models/vae/" in err and vae.url in err
-    assert "Traceback" not in err
+    # the server's own absolute folder (its GET /experiment/models), not a generic ComfyUI/models
+    folders = {f["name"]: f["folders"] for f in server.get_json("/experiment/models")}
+    assert os.path.isabs(folders["vae"][0]) and os.path.isabs(folders["detection"][0])
+    assert f"wan_2.1_vae.safetensors: put it in {os.path.join(folders['vae'][0], '')}" in err and vae.url in err
+    assert "ComfyUI/models" not in err and "Traceback" not in err
     # the same through `check --server`: the detection models are missing too, named with their folder
     code, _, err = run_cli(capsys, "check", "--server", server.url, "--for", "animate")
     assert code == 2
-    assert "yolov10m.onnx: put it in ComfyUI/models/detection/" in err
-    assert mf.find_entry("yolov10m.onnx").url in err
+    assert f"yolov10m.onnx: put it in {os.path.join(folders['detection'][0], '')}" in err
+    assert mf.find_entry("yolov10m.onnx").url in err and "ComfyUI/models" not in err
 
 
 @pytest.mark.host
@@ -342,8 +345,30 @@ def test_module_entry_point_imports_no_comfy_or_torch(tmp_path):
     r = subprocess.run([sys.executable, "-m", "wan_animate_kit.cli", "check", "--models-dir", str(tmp_path),
                         "--for", "animate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "vitpose-l-wholebody.onnx: put it in ComfyUI/models/detection/" in r.stderr
-    assert "sam2.1_hiera_large.pt" not in r.stderr  # not used by the animate workflow
+    assert f"vitpose_h_wholebody_model.onnx: put it in {tmp_path / 'detection'}{os.sep}" in r.stderr
+    assert "sam2_hiera_large.pt" not in r.stderr  # not used by the animate workflow
+
+
+def test_script_runs_from_any_folder_whatever_the_pack_folder_is_called(tmp_path):
+    """``python <pack>/cli.py`` from a folder outside the pack, the pack under another name and not
+    importable as wan_animate_kit: no module error, the real absolute models folder in the message."""
+    pack = tmp_path / "wan-animate-kit"  # what `git clone` of the repository URL makes
+    pack.symlink_to(ROOT, target_is_directory=True)
+    cwd, models = tmp_path / "elsewhere", tmp_path / "my models"
+    cwd.mkdir()
+    models.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "COMFYUI_DIR", "COMFYUI_MODELS_DIR")}
+    for models_arg in (str(models), os.path.relpath(models, cwd)):  # absolute or relative to the cwd
+        r = subprocess.run([sys.executable, str(pack / "cli.py"), "check", "--models-dir", models_arg,
+                            "--for", "replace"], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "No module named" not in r.stderr and "Traceback" not in r.stderr
+        assert f"missing models: put them in {models}," in r.stderr
+        assert f"sam2_hiera_large.pt: put it in {models / 'sam2'}{os.sep}" in r.stderr
+        assert f"python {pack / 'cli.py'} download --models-dir {models} " in r.stderr  # the form that works
+    r = subprocess.run([sys.executable, str(pack / "cli.py"), "--help"], env=env, cwd=cwd, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and f"usage: python {pack / 'cli.py'}" in r.stdout
 
 
 def test_refusal_of_a_missing_model_adds_folder_and_url():
@@ -387,7 +412,7 @@ def test_check_and_download_commands_without_network(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "check", "--models-dir", tmp_path, "--for", "animate")
     assert code == 0 and "has every model file for animate" in out
     code, _, err = run_cli(capsys, "check", "--models-dir", tmp_path, "--for", "replace")
-    assert code == 2 and "sam2.1_hiera_large.pt: put it in ComfyUI/models/sam2/" in err
+    assert code == 2 and f"sam2_hiera_large.pt: put it in {tmp_path / 'sam2'}{os.sep}" in err
     assert "yolov10m.onnx" not in err
     code, _, err = run_cli(capsys, "download", "--models-dir", tmp_path, "no_such.onnx")
     assert code == 2 and "'no_such.onnx' is not in the model manifest" in err
