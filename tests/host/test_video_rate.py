@@ -347,6 +347,27 @@ def test_resized_frames_are_made_only_when_read(host, tmp_path, monkeypatch):
     parts = list(video.iter_chunks())
     assert [len(p) for p in parts] == calls == [32, 8]  # chunk by chunk, never the whole video
     assert sum(calls) == video.num_frames == 40
+    # large source frames are decoded and resized in smaller chunks (at most CHUNK_BYTES of source frames)
+    from wan_animate_kit.nodes import video_rate
+
+    monkeypatch.setattr(video_rate, "CHUNK_BYTES", 64 * 48 * 3 * 6)
+    calls.clear()
+    video = run_all(InputImpl.VideoFromFile(str(path)), resize_area=96 * 80)[0]
+    assert [len(p) for p in video.iter_chunks()] == calls == [6] * 6 + [4]
+
+
+def test_an_in_memory_video_is_resized_too(host):
+    from comfy_api.latest import InputImpl, Types
+    from test_frame_resize import official_resize_by_area
+    from wan_animate_kit.nodes.common import to_uint8
+
+    rng = np.random.default_rng(5)
+    imgs = torch.from_numpy(rng.random((6, 38, 50, 3), dtype=np.float32))
+    src = InputImpl.VideoFromComponents(Types.VideoComponents(images=imgs, frame_rate=Fraction(30)))
+    video, fps, frames, _, width, height = run_all(src, resize_area=48 * 32)
+    assert (frames, width, height) == (6, 32, 32)
+    want = np.stack([official_resize_by_area(f, 48 * 32) for f in to_uint8(imgs)])
+    assert np.array_equal(read(video), want)
 
 
 def test_output_size_returns_the_size_of_the_resized_video(host, tmp_path):
