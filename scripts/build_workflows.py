@@ -179,30 +179,39 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     g.models(pm, "detector", "vitpose", "vitpose_data")
     dpose = g.node(PREFIX + "PoseExtract", (1160, 40), title="Driving pose", size=(360, 260),
                    pose_models=g.out(pm, 0), video=g.out(drv, 0))
-    size_src = dict(video=g.out(drv, 0)) if replace else dict(image=g.out(char, 0))
-    size = g.node(PREFIX + "OutputSize", (820, 400), size=(320, 150), area=OFFICIAL_AREA, **size_src)
+    if replace:  # the Driving Video node already resized the frames to the official area: its size is the output's
+        out_w, out_h = g.out(drv, 4), g.out(drv, 5)
+    else:
+        size = g.node(PREFIX + "OutputSize", (820, 400), size=(320, 150), area=OFFICIAL_AREA, image=g.out(char, 0))
+        out_w, out_h = g.out(size, 0), g.out(size, 1)
     g.note((1160, 330), "**Pose.** Everyone is detected and tracked; `person` picks who drives the character "
            "('largest' as official, an index, or a point 'x,y'). `smoothing` above 0 steadies jittery keypoints (the "
            "official pipeline does not smooth). The output size keeps the aspect of the "
-           + ("video" if replace else "character image") + " at the official pixel budget of 1280x720; lower "
-           "`area` (e.g. 832x480) for less memory and time.", size=(360, 200))
+           + ("video at the official pixel budget of 1280x720 (Driving Video's `resize_area`; 399360 = 832x480 "
+              "for less memory and time)." if replace else "character image at the official pixel budget of "
+              "1280x720; lower Output Size's `area` (e.g. 832x480) for less memory and time."), size=(360, 200))
     if replace:
         pose_for_render = dpose
     else:
+        # official: the character's pose comes from the image resized by area to the output size
+        # (process_pipepline.py: resize_by_area(refer_img, ...), INTER_AREA when shrinking)
+        charsized = g.node(PREFIX + "PaddingResize", (820, 255), title="Character at output size (for its pose)",
+                           size=(320, 130), images=g.out(char, 0), width=out_w, height=out_h,
+                           interpolation="area when shrinking (official frames)")
         cpose = g.node(PREFIX + "PoseExtract", (1540, 40), title="Character pose", size=(360, 260),
-                       pose_models=g.out(pm, 0), images=g.out(char, 0))
+                       pose_models=g.out(pm, 0), images=g.out(charsized, 0))
         retarget = g.node(PREFIX + "PoseRetarget", (1540, 320), size=(360, 280), driving_pose=g.out(dpose, 0),
-                          reference_pose=g.out(cpose, 0), reference_image=g.out(char, 0),
-                          width=g.out(size, 0), height=g.out(size, 1))
+                          reference_pose=g.out(cpose, 0), reference_image=g.out(charsized, 0),
+                          width=out_w, height=out_h)
         pose_for_render = retarget
     # -- conditioning videos --------------------------------------------------------------------------
     g.group("3 · Skeleton, face" + (", masks" if replace else ""), 0, 660, 1940, 560, color="#3f8a5e")
     render = g.node(PREFIX + "RenderPose", (20, 700), size=(320, 220), pose=g.out(pose_for_render, 0),
-                    width=g.out(size, 0), height=g.out(size, 1), frames_output=False)
+                    width=out_w, height=out_h, frames_output=False)
     faces = g.node(PREFIX + "FaceCrops", (360, 700), size=(320, 180), pose=g.out(dpose, 0), video=g.out(drv, 0),
                    frames_output=False)
     refimg = g.node(PREFIX + "PaddingResize", (20, 940), title="Reference at output size", size=(320, 130),
-                    images=g.out(char, 0), width=g.out(size, 0), height=g.out(size, 1))
+                    images=g.out(char, 0), width=out_w, height=out_h)
     env = None
     if replace:
         sam = g.node(PREFIX + "Sam2Loader", (720, 700), size=(320, 130), checkpoint=MODEL_FILES["sam2"])
@@ -212,7 +221,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
         shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 0), pose=g.out(dpose, 0),
                        feather=0.0)  # soft_mask is not used here: feather 0 keeps no second copy
         env = g.node(PREFIX + "EnvironmentVideo", (720, 900), size=(340, 240), video=g.out(drv, 0),
-                     mask=g.out(shape, 0), width=g.out(size, 0), height=g.out(size, 1), frames_output=False)
+                     mask=g.out(shape, 0), width=out_w, height=out_h, frames_output=False)
         g.note((1420, 990), "**Masks.** SAM2 follows the same tracked person, prompted from its confident body "
                "keypoints in every chunk. The mask is dilated and turned into blocks as in training; check the "
                "overlay output before sampling.", size=(320, 170))
