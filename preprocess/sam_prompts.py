@@ -42,8 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .keypoints import (B20_L_ANKLE, B20_L_HIP, B20_L_SHOULDER, B20_NECK, B20_NOSE, B20_R_ANKLE, B20_R_HIP,
-                        B20_R_SHOULDER, hold_invalid_bodies)
+from .keypoints import hold_invalid_bodies
 from .pose_types import (L_ANKLE, L_HIP, L_SHOULDER, NOSE, R_ANKLE, R_HIP, R_SHOULDER, PoseSequence)
 
 POSITIVE, NEGATIVE = 1, 0
@@ -51,10 +50,8 @@ POSITIVE, NEGATIVE = 1, 0
 # The neck is the shoulder midpoint and is marked by -1 here.
 _NECK = -1
 PROMPT_POINTS = (NOSE, _NECK, R_SHOULDER, L_SHOULDER, R_HIP, L_HIP, R_ANKLE, L_ANKLE)
-# The same points as 20-point body joints, in the official order.
-PROMPT_POINTS_B20 = (B20_NOSE, B20_NECK, B20_R_SHOULDER, B20_L_SHOULDER, B20_R_HIP, B20_L_HIP, B20_R_ANKLE,
-                     B20_L_ANKLE)
-# The COCO-WholeBody pairs whose mean is each of those body points (official 20-point body).
+# The COCO-WholeBody pairs whose mean is each of those points as a joint of the official 20-point
+# body (joints 0, 1, 2, 5, 8, 11, 10, 13 there).
 _PROMPT_PAIRS = ((NOSE, NOSE), (R_SHOULDER, L_SHOULDER), (R_SHOULDER, R_SHOULDER), (L_SHOULDER, L_SHOULDER),
                  (R_HIP, R_HIP), (L_HIP, L_HIP), (R_ANKLE, R_ANKLE), (L_ANKLE, L_ANKLE))
 PROMPT_RULES = ("official", "confident")
