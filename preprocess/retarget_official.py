@@ -225,7 +225,7 @@ def rebuild_chain(xy: np.ndarray, ok: np.ndarray, ratios: np.ndarray, g: float,
 def swap_crossed_hands(kps: np.ndarray, ok: np.ndarray, strict: bool) -> np.ndarray:
     """Swap the two hands (x, y and score) in frames where they sit on the wrong wrists.
 
-    The pack's rule ('default' mode): the left-hand root is closer to the right wrist than to the
+    The pack's rule ('improved' mode): the left-hand root is closer to the right wrist than to the
     left one and, with ``strict``, the right-hand root is closer to the left wrist. The swapped
     hands then hang from the wrist they are near. (The official rule, which tests the right-hand
     root only and keeps the other hand's root offset, is ``place_hands_official``.)
