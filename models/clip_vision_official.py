@@ -42,6 +42,8 @@ def to_official_range(image: torch.Tensor) -> torch.Tensor:
     level ``k / 255`` stored as float32 lands on the same bfloat16 value as ``k / 127.5 - 1``.
     """
     rgb = image[..., :3].movedim(-1, 1)
+    if rgb.device.type == "mps":  # no float64 there: map on the CPU (the result is the same)
+        return (rgb.cpu().to(torch.float64) * 2.0 - 1.0).to(torch.bfloat16).to(rgb.device)
     return (rgb.to(torch.float64) * 2.0 - 1.0).to(torch.bfloat16)
 
 
@@ -52,22 +54,25 @@ def resize_bicubic_bf16(x: torch.Tensor, size: int = OFFICIAL_SIZE) -> torch.Ten
     Official: wan/modules/animate/clip.py, CLIPModel.visual (``F.interpolate`` on the bfloat16 tensor on
     the GPU). The CUDA kernel reads bfloat16, computes in float32 and rounds the result once; the CPU
     bfloat16 kernel rounds in between, so the float32 kernel is used here on every device (on CUDA the
-    result is the official one bit for bit).
+    arithmetic is that of the official bfloat16 call: one rounding of a float32 result).
     """
     out = F.interpolate(x.to(torch.float32), size=(size, size), mode="bicubic", align_corners=False)
     return out.to(torch.bfloat16)
 
 
 def official_pixel_values(image: torch.Tensor, size: int = OFFICIAL_SIZE,
-                          mean=OFFICIAL_MEAN, std=OFFICIAL_STD) -> torch.Tensor:
+                          mean=OFFICIAL_MEAN, std=OFFICIAL_STD, device=None) -> torch.Tensor:
     """The official ViT input for an IMAGE batch ``[B, H, W, C]`` in [0, 1]: ``[B, 3, size, size]``
-    bfloat16.
+    bfloat16, computed on ``device`` (default: the image's) after the range map.
 
     Official: wan/modules/animate/clip.py, CLIPModel.visual: bicubic resize (no antialias), then
     ``* 0.5 + 0.5`` and torchvision ``Normalize`` -- each step a bfloat16 operation (rounded after
     every op), with mean and std themselves rounded to bfloat16 as torchvision does.
     """
-    x = resize_bicubic_bf16(to_official_range(image), size)
+    x = to_official_range(image)
+    if device is not None:
+        x = x.to(device)
+    x = resize_bicubic_bf16(x, size)
     x = x * 0.5            # bfloat16 ops: every result is rounded to bfloat16
     x = x + 0.5
     m = torch.tensor(mean, dtype=torch.bfloat16, device=x.device).view(1, -1, 1, 1)
@@ -117,7 +122,7 @@ def encode_official(clip_vision, image: torch.Tensor):
     import comfy.model_management
 
     comfy.model_management.load_model_gpu(clip_vision.patcher)
-    pixel_values = official_pixel_values(image.to(clip_vision.load_device)).float()
+    pixel_values = official_pixel_values(image, device=clip_vision.load_device).float()
     hidden = "all" if getattr(clip_vision, "return_all_hidden_states", False) else -2
     out = clip_vision.model(pixel_values=pixel_values, intermediate_output=hidden)
     return assemble_output(clip_vision, out)

@@ -179,6 +179,7 @@ def test_alpha_dropped_and_batch_is_per_image():
     out = official_pixel_values(rgba)
     assert torch.equal(out[0], official_pixel_values(as_image(a))[0])
     assert torch.equal(out[1], official_pixel_values(as_image(b))[0])
+    assert torch.equal(official_pixel_values(batch, device=torch.device("cpu")), out)
 
 
 def test_official_differs_from_host_on_a_downscaled_1280x720_reference():
