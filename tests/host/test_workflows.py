@@ -59,6 +59,7 @@ def browser(server):
     b = Browser(binary)
     try:
         b.open(server.url)
+        b.quiet_frontend()  # no "Introducing Nodes 2.0" banner, no source badges over group titles
         yield b
     finally:
         b.close()
@@ -97,13 +98,19 @@ def _placeholder_models(server, prompt, made: list):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_ui_workflow_loads_in_the_frontend_and_queues(name, server, browser, object_info, tmp_path, placeholders):
-    from frontend_driver import load_workflow
+    """Each shipped UI workflow loads in the real frontend, converts to its API twin and queues.
+    Screenshots (README docs/images: ``WAK_SCREENSHOTS=docs/images bash scripts/test.sh -k
+    test_ui_workflow_loads``): 100 % zoom, a workflow tab named after the workflow, no banner or
+    toast, the whole window as ``<name>.png`` and each group alone as ``<name>-<k>.png``."""
+    import struct
+
+    from frontend_driver import load_workflow, take_screenshots
 
     ui = json.loads((WF / f"{name}.json").read_text())
     api = json.loads((WF / "api" / f"{name}.json").read_text())
     _placeholder_models(server, api, placeholders)
     browser.evaluate("window.app.refreshComboInNodes ? window.app.refreshComboInNodes() : null; true")
-    result = load_workflow(browser, ui)
+    result = load_workflow(browser, ui, name)
     assert result["missing"] == [] and result["bad"] == []
     assert result["count"] == len(ui["nodes"])
     fe = result["prompt"]
@@ -114,11 +121,30 @@ def test_ui_workflow_loads_in_the_frontend_and_queues(name, server, browser, obj
     diff = {k: (api.get(k), fe.get(k)) for k in set(api) | set(fe) if api.get(k) != fe.get(k)}
     assert not diff, diff  # the frontend's own conversion equals the shipped API twin
     shots = pathlib.Path(os.environ.get("WAK_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
-    browser.evaluate("(() => { const c = window.app.canvas; c.ds.scale = 0.6; c.ds.offset = [90, 130];"
-                     " c.setDirty(true, true); return true; })()")
-    browser.screenshot(shots / f"{name}.png")
-    assert (shots / f"{name}.png").stat().st_size > 10_000
+    for old in shots.glob(f"{name}-*.png"):  # group images of an older layout
+        if old.stem[len(name) + 1:].isdigit():
+            old.unlink()
+    paths = take_screenshots(browser, shots, name)
+    groups = browser.evaluate("(window.app.graph._groups || []).map(g => Array.from(g._bounding, Math.round))")
+    assert len(paths) == 1 + len(groups) >= 2
+    state = browser.evaluate("""(() => ({scale: window.app.canvas.ds.scale,
+        tab: window.app.extensionManager.workflow.activeWorkflow.filename,
+        tabs: window.app.extensionManager.workflow.openWorkflows.length,
+        toasts: document.querySelectorAll('.p-toast-message').length,
+        banner: document.body.innerText.includes('Introducing Nodes 2.0')}))()""")
+    assert state == {"scale": 1, "tab": name, "tabs": 1, "toasts": 0, "banner": False}, state
+
+    def png_size(path):
+        with open(path, "rb") as f:
+            head = f.read(24)
+        assert head[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000, path
+        return struct.unpack(">II", head[16:24])
+
+    full_w, full_h = png_size(paths[0])
+    assert full_w >= max(g[0] + g[2] for g in groups) and full_h >= max(g[1] + g[3] for g in groups)  # all at 100 %
+    for path, (_, _, gw, gh) in zip(paths[1:], groups):  # each group at 100 %: at least its size plus the margin
+        w, h = png_size(path)
+        assert gw + 14 <= w < full_w and gh + 14 <= h < full_h, (path, w, h, gw, gh)
     status, body = server.post_json("/prompt", {"prompt": result["prompt"], "client_id": "frontend-test"})
     try:
         assert status == 200 and not body.get("node_errors"), body
