@@ -253,8 +253,8 @@ def build(info: dict, mode: str, fast: bool) -> dict:
                  clip=g.out(clip, 0))
     cvl = g.node("CLIPVisionLoader", (20, 1590), size=(340, 80), clip_name=MODEL_FILES["clip_vision"])
     g.models(cvl, "clip_vision")
-    cve = g.node("CLIPVisionEncode", (20, 1720), size=(340, 100), clip_vision=g.out(cvl, 0),
-                 image=g.out(refimg, 0), crop="none")
+    cve = g.node(PREFIX + "ClipVisionEncodeOfficial", (20, 1720), size=(340, 100), clip_vision=g.out(cvl, 0),
+                 image=g.out(refimg, 0))
     vae = g.node("VAELoader", (740, 1420), size=(300, 80), vae_name=MODEL_FILES["vae"])
     g.models(vae, "vae")
     g.note((380, 1730), PROMPT_NOTE, size=(740, 130))

@@ -80,6 +80,7 @@ def tiny_prompt(prompt: dict, server, tiny: dict, character: str = CHARACTERS[0]
         elif ct == "WAK_AnimateSampler":
             inp.update(steps=1, segment_length=9, cache=False)
             inp.pop("clip_vision_output", None)
-    for nid in [k for k, v in p.items() if v["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode")]:
+    for nid in [k for k, v in p.items() if v["class_type"] in ("CLIPLoader", "CLIPVisionLoader", "CLIPVisionEncode",
+                                                              "WAK_ClipVisionEncodeOfficial")]:
         del p[nid]
     return p
