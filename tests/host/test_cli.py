@@ -384,7 +384,11 @@ def test_refusal_of_a_missing_model_adds_folder_and_url():
     entry = mf.find_entry("wan2.2_animate_14B_bf16.safetensors")
     assert msg.startswith("The ComfyUI server refused the workflow: Prompt outputs failed validation")
     assert 'node "DiT" (UNETLoader, id 1), input "unet_name": Value not in list' in msg
-    assert "ComfyUI/models/diffusion_models/" in msg and entry.url in msg
+    assert "ComfyUI/models/diffusion_models/" in msg and entry.url in msg  # the server did not say where
+    # with the server's folders (its GET /experiment/models): the first one, where new files go
+    msg = cli.node_errors_message(body, prompt, {"diffusion_models": ["/srv/models/diffusion_models", "/x/unet"]})
+    assert f"put it in {os.path.join('/srv/models/diffusion_models', '')} (download: {entry.url})" in msg
+    assert "ComfyUI/models" not in msg
 
 
 def test_progress_lines_name_nodes_by_title():
