@@ -11,7 +11,8 @@ work.
 core: per chunk ``WanAnimateToVideo`` (continue_motion = all frames so far, video_frame_offset
 chained, continue_motion_max_frames = guidance) -> ``common_ksampler`` (KSampler) ->
 ``TrimVideoLatent`` -> ``VAEDecode`` -> ``ImageFromBatch(trim_image, 4096)`` -> ``ImageBatch``
-(comfy-host.md §2.4), all called in-process.
+(ComfyUI comfy_extras/nodes_wan.py, WanAnimateToVideo extended with continue_motion), all
+called in-process.
 ours: ``models.animate_sampler.run_animate`` (cache off, and cache on as a second row).
 
 ``--face`` gives both sides 512x512 face crops: the DiT then runs its motion encoder on them, in
@@ -95,7 +96,7 @@ def make_inputs(n: int, width: int, height: int | None = None, seed: int = 0, te
 
 
 def run_core(model, vae, d, n, segment, guidance, steps, sampler, scheduler, seed, replace):
-    """The extend chain of comfy-host.md §2.4, node by node."""
+    """The host's own extend chain (WanAnimateToVideo with continue_motion), node by node."""
     import nodes
     from comfy_extras.nodes_images import ImageFromBatch
     from comfy_extras.nodes_wan import TrimVideoLatent, WanAnimateToVideo

@@ -2,9 +2,9 @@
 
 * ``list_pose_models`` lists what a dropdown may offer: loadable ``.onnx`` files and folders in the
   official layout (a folder holding ``end2end.onnx``), never the external-data companions
-  (``*.bin``, ``*.data``, names containing ``_data``) that users pick by mistake (field-notes §7 #13).
+  (``*.bin``, ``*.data``, names containing ``_data``) that users pick by mistake.
 * ``load_session`` never falls back silently: onnxruntime-gpu quietly runs on the CPU when its CUDA
-  provider cannot start (field-notes §7 #12), so ``device='cuda'`` checks the provider really in use
+  provider cannot start, so ``device='cuda'`` checks the provider really in use
   and raises a RuntimeError that says why and what to install; ``'auto'`` falls back with a warning.
 * ``PersonDetector`` (YOLOv10 end-to-end) and ``WholeBodyPose`` (ViTPose-WholeBody heatmaps) check
   the model contract on load and run in batches, looping for models with a fixed batch size.

@@ -1,5 +1,6 @@
 """The Wan2.2-Animate Relighting LoRA: load any of its published key layouts and patch it into the
-host's Wan model through the host's own LoRA machinery (wan-animate-reference.md §1.13).
+host's Wan model through the host's own LoRA machinery (official: wan/animate.py,
+WanAnimate._configure_model with use_relighting_lora).
 
 The official LoRA (PEFT ``LoraConfig(r=128, lora_alpha=128)``) targets every Linear layer inside
 the transformer blocks except face and modulation layers: per block ``self_attn.{q,k,v,o}``,

@@ -16,7 +16,7 @@ def register_model_folders() -> None:
     If the host (or another pack) already registered the name, our extensions are added to its set
     (never replacing it) and the cached listing is dropped; otherwise the folder is created with an
     explicit extension set. Newer hosts register ``detection`` for .pt files only, which would hide
-    .onnx models (comfy-host.md §3.3).
+    .onnx models (ComfyUI folder_paths.py registers its folders with fixed extension sets).
     """
     import folder_paths
 

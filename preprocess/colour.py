@@ -2,8 +2,8 @@
 
 Each segment after the first is conditioned on the previous segment's last decoded frames, so a
 small colour cast from every VAE decode / re-encode round trip builds up over a long video
-(field-notes.md §7 row 2). Matching every frame to the *reference image* (a peer pack's
-``colormatch``) shifts the whole video towards the reference's colours (§7 row 3). The fix here:
+(a common complaint about long videos). Matching every frame to the *reference image* (a peer pack's
+``colormatch``) shifts the whole video towards the reference's colours. The fix here:
 measure a new segment's cast on the frames it shares with the previous segment (the guidance
 frames it regenerates) and undo it for the whole new segment, in Lab, with a strength knob.
 

@@ -1,6 +1,6 @@
 """Person detection: input preparation and output parsing for a YOLOv10 end-to-end ONNX detector.
 
-The official preprocessing (wan-animate-reference.md §3.1) feeds the detector a *plain* resize of the
+The official preprocessing (wan/modules/animate/preprocess/pose2d.py, Yolo.preprocess) feeds the detector a *plain* resize of the
 RGB frame to 640x640 (no letterbox), scaled to 0..1, NCHW float32. The end-to-end output is
 [B, 300, 6] rows of (x1, y1, x2, y2, score, class) in 640x640 input pixels. We keep rows with
 score >= 0.05 and class 0 (person), run NMS at IoU 0.5 and scale the boxes back to image pixels.

@@ -1,6 +1,7 @@
 """Top-down ViTPose geometry: person box -> 256x192 crop, and 64x48 heatmaps -> image keypoints.
 
-Numbers from wan-animate-reference.md §3.1: the detector box is widened or heightened to the crop
+Numbers from the official wan/modules/animate/preprocess/pose2d.py (ViTPose.preprocess and
+pose2d_utils.py): the detector box is widened or heightened to the crop
 aspect 3:4 (W:H = 192:256) around its centre and scaled by 1.25, then affine-warped to a 256x192
 (H x W) crop normalised with the ImageNet mean/std. The network returns 133 heatmaps of 64x48,
 decoded with argmax plus the DARK ("unbiased") refinement: the heatmap is blurred with an 11x11

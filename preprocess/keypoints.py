@@ -1,6 +1,6 @@
 """Keypoint formats: COCO-WholeBody 133 to the official 20-point body ("AAPose") and parts.
 
-The 20-point body (wan-animate-reference.md §3.3): each point is the mean of a pair of COCO-WholeBody
+The 20-point body (official: wan/modules/animate/preprocess/pose2d_utils.py, AAPoseMeta): each point is the mean of a pair of COCO-WholeBody
 indices, confidences averaged. 0 Nose, 1 Neck (shoulder midpoint), 2 RShoulder, 3 RElbow, 4 RWrist,
 5 LShoulder, 6 LElbow, 7 LWrist, 8 RHip, 9 RKnee, 10 RAnkle, 11 LHip, 12 LKnee, 13 LAnkle, 14 REye,
 15 LEye, 16 REar, 17 LEar, 18 LToe (big/small toe midpoint), 19 RToe.

@@ -1,4 +1,5 @@
-"""Replacement-mode mask shaping (wan-animate-reference.md §3.8, field-notes.md §8.5).
+"""Replacement-mode mask shaping (official: wan/modules/animate/preprocess/utils.py,
+get_mask_body_img and get_aug_mask, called from process_pipepline.py).
 
 Masks are [H, W] frames or [T, H, W] stacks of bool, uint8 or float values. A pixel is *on*
 (belongs to the character) when it is True, non-zero for integer masks, or >= 0.5 for float

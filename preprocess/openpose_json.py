@@ -1,4 +1,4 @@
-"""PoseSequence <-> POSE_KEYPOINT (the OpenPose JSON of comfyui_controlnet_aux, field-notes.md §5).
+"""PoseSequence <-> POSE_KEYPOINT (the OpenPose JSON of comfyui_controlnet_aux).
 
 POSE_KEYPOINT is a list with one dict per frame::
 

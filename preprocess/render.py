@@ -1,4 +1,5 @@
-"""The official skeleton drawing (wan-animate-reference.md §3.4), on numpy RGB canvases.
+"""The official skeleton drawing (official: wan/modules/animate/preprocess/
+human_visualization.py, draw_aapose_by_meta_new), on numpy RGB canvases.
 
 One frame: black uint8 RGB canvas; the 20-point body of :func:`to_body20`; each limb a filled
 ellipse (``cv2.ellipse2Poly``, half-axes (length/2, stick width), angle of the limb) in its colour

@@ -1,6 +1,6 @@
 """Output resolution and letterbox placement, as the official preprocessing does them.
 
-wan-animate-reference.md §3.2: the official ``resize_by_area`` always ends in its fallback branch,
+Official (wan/modules/animate/preprocess/utils.py): ``resize_by_area`` always ends in its fallback branch,
 ``new_h = sqrt(A / ar)``, ``new_w = A / new_h``, each floored to a multiple of 16, and the frames are
 then fitted with ``padding_resize`` (aspect kept, centred, black bars) using the interpolation
 ``resize_by_area`` picks: INTER_AREA when shrinking, INTER_LINEAR otherwise. The official

@@ -5,8 +5,7 @@ with the reference's bone lengths (each bone keeps its driving angle), places th
 character stands in the reference image and writes it back as 133 COCO-WholeBody points on the
 output canvas. Two modes:
 
-* ``'official'`` (the default) reproduces the official plain route (wan-animate-reference.md §3.6;
-  official: wan/modules/animate/preprocess/retarget_pose.py, get_retarget_pose) to float
+* ``'official'`` (the default) reproduces the official plain route (official: wan/modules/animate/preprocess/retarget_pose.py, get_retarget_pose) to float
   precision: ratios from driving frame 0, max symmetrisation of ratios, translation offsets from
   frame 0, every joint moved whatever its score, the reference measured on the official truncated
   canvas, hands moved from score 0.4 and placed by the official swap rule, whole pixels. It fails

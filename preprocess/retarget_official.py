@@ -1,4 +1,5 @@
-"""Building blocks of pose retargeting, and the official Wan-Animate rules (wan-animate-reference.md §3.6).
+"""Building blocks of pose retargeting, and the official Wan-Animate rules (official:
+wan/modules/animate/preprocess/retarget_pose.py).
 
 Everything works on the official 20-point body (``keypoints.to_body20``) and its 19 bones in
 ``BODY20_LIMBS`` order, vectorised over frames. Units: a *ratio* is reference pixels per driving

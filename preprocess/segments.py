@@ -1,4 +1,5 @@
-"""Long-video segment arithmetic of Wan2.2-Animate (wan-animate-reference.md §1.4-§1.6).
+"""Long-video segment arithmetic of Wan2.2-Animate (official: wan/animate.py,
+WanAnimate.get_valid_len, inputs_padding and the segment loop of generate).
 
 A video of ``num_frames`` frames is generated in segments of ``clip_len`` frames (4n+1, 77 by
 default). Each segment after the first is conditioned on the last ``guidance`` frames (1 or 5) of

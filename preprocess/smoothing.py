@@ -1,7 +1,8 @@
 """Temporal stability of keypoint tracks: a confidence-aware One-Euro filter and gap filling.
 
-The official pipeline has no smoothing at all (wan-animate-reference.md §3.3); jittering and
-vanishing limbs are a top complaint (field-notes.md §7 #8). Here:
+The official pipeline has no smoothing at all (wan/modules/animate/preprocess/pose2d.py and
+pose2d_utils.py use every frame's keypoints as they are); jittering and vanishing limbs are a
+common complaint about it. Here (off by default, as official):
 
 * :func:`smooth_keypoints` runs a One-Euro filter (Casiraghi et al. 2012) on every point of a
   [T, K, 3] track. Points below ``conf_threshold`` do not update the filter. A point that drops out

@@ -1,10 +1,10 @@
 """Joining decoded segments into one long video, with the opt-in seam fixes.
 
-Official stitching (wan-animate-reference.md §1.4): segment 0 keeps all its frames, every later
+Official stitching (wan/animate.py, WanAnimate.generate): segment 0 keeps all its frames, every later
 segment drops the first ``guidance`` frames (they regenerate the previous segment's last frames,
 which conditioned it), hard cut, result cut to the pose video's length.
 
-Two opt-in fixes for the seams (field-notes.md §7 rows 2-4):
+Two opt-in fixes for the seams (colour drift and visible cuts are common complaints):
 
 * colour correction: a new segment is matched, in Lab, to the previous segment's versions of the
   frames they share (the guidance frames), never to the reference image; in Replacement mode the

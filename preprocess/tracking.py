@@ -1,7 +1,7 @@
 """Multi-person tracking with stable ids, and choice of the subject.
 
 The official pipeline keeps only the largest person box per frame and has no identity across
-frames (wan-animate-reference.md §3.9, field-notes.md §2.3, §8.2). Here every detected person is
+frames (official: wan/modules/animate/preprocess/pose2d.py, Yolo.process_results). Here every detected person is
 tracked:
 
 * per frame, detections are boxes (x1, y1, x2, y2, score) with their 133 keypoints;

@@ -16,7 +16,7 @@ def test_detection_folder_keeps_other_packs_files(host, tmp_path, monkeypatch):
     (other / "vitpose_data.bin").write_bytes(b"x")
     fnp = dict(folder_paths.folder_names_and_paths)
     monkeypatch.setattr(folder_paths, "folder_names_and_paths", fnp)
-    # A newer host registers "detection" for .pt files only (comfy-host.md §3.3).
+    # A newer host registers "detection" for .pt files only (its folder_paths.py).
     fnp["detection"] = ([str(other)], {".pt"})
     folder_paths.filename_list_cache.pop("detection", None)
     assert folder_paths.get_filename_list("detection") == ["yolo.pt"]

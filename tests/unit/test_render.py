@@ -1,4 +1,5 @@
-"""Pixel tests of the official skeleton drawing (wan-animate-reference.md §3.4)."""
+"""Pixel tests of the official skeleton drawing (official: wan/modules/animate/preprocess/human_visualization.py,
+draw_aapose_by_meta_new)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Output size by area and letterbox placement (wan-animate-reference.md §3.2)."""
+"""Output size by area and letterbox placement (official: wan/modules/animate/preprocess/utils.py,
+resize_by_area and padding_resize)."""
 from __future__ import annotations
 
 import numpy as np
