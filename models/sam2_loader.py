@@ -11,12 +11,21 @@ The model config is one of the eight YAML files shipped inside the installed ``s
 picked from the checkpoint itself when possible (Hiera trunk width and block count give the size;
 keys that exist only in SAM 2.1 give the version), otherwise from the file name.
 
+Official Wan2.2-Animate (official: wan/modules/animate/preprocess/process_pipepline.py,
+ProcessPipeline.__init__, and sam_utils.py, build_sam2_video_predictor): the SAM 2 (not 2.1)
+Hiera-L checkpoint ``sam2_hiera_large.pt`` with the config ``sam2_hiera_l.yaml`` (the same file
+as ``configs/sam2/sam2_hiera_l.yaml``, which this loader picks for that checkpoint), the video
+predictor class, the post-processing overrides (dynamic multimask via stability 0.05 / 0.98,
+``binarize_mask_from_pts_for_mem_enc``, ``fill_hole_area=8``), a strict state-dict load, eval
+mode, and float32 compute (no autocast anywhere in the official preprocessing). The official
+``_target_`` is its own ``video_predictor.SAM2VideoPredictor``, a subclass of sam2's that only adds
+``init_state_v2`` (frames from memory); ``models.sam2_video.build_inference_state`` is this pack's
+equivalent, so sam2's own class is used here. fp16 / bf16 (``dtype``) are the pack's options.
+
 The config is read with OmegaConf straight from the package and built with
-``hydra.utils.instantiate``, applying the same overrides as ``sam2.build_sam.build_sam2_video_predictor``
-(video predictor class, dynamic multimask via stability 0.05 / 0.98,
-``binarize_mask_from_pts_for_mem_enc``, ``fill_hole_area=8``). Going through OmegaConf instead of
-``hydra.compose`` keeps loading independent of Hydra's process-global state, which another custom
-node may have initialised with its own config module.
+``hydra.utils.instantiate``, applying the same overrides as the official builder. Going through
+OmegaConf instead of ``hydra.compose`` keeps loading independent of Hydra's process-global state,
+which another custom node may have initialised with its own config module.
 
 ``sam2`` is an optional dependency: it is imported inside functions only.
 """
@@ -44,7 +53,11 @@ SAM2_CONFIGS: dict[tuple[str, str], str] = {
 TRUNK_SIZES: dict[tuple[int, int], str] = {(96, 12): "t", (96, 16): "s", (112, 24): "b+", (144, 48): "l"}
 #: State-dict keys present in SAM 2.1 checkpoints only.
 SAM21_ONLY_KEYS = ("no_obj_embed_spatial", "obj_ptr_tpos_proj.weight")
-#: Overrides ``build_sam2_video_predictor`` applies (apply_postprocessing=True).
+#: The official checkpoint and its config (official: process_pipepline.py, ProcessPipeline.__init__).
+OFFICIAL_CHECKPOINT = "sam2_hiera_large.pt"
+OFFICIAL_CONFIG = SAM2_CONFIGS[("sam2", "l")]
+#: Overrides the official builder applies (official: sam_utils.py, build_sam2_video_predictor with
+#: apply_postprocessing=True), the predictor class being sam2's own (see the module doc).
 VIDEO_PREDICTOR_OVERRIDES = (
     "++model._target_=sam2.sam2_video_predictor.SAM2VideoPredictor",
     "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
@@ -62,8 +75,9 @@ _TRUNK_BLOCK = re.compile(r"^image_encoder\.trunk\.blocks\.(\d+)\.")
 class Sam2Model:
     """A loaded SAM 2 video predictor plus what was decided while loading it.
 
-    ``dtype`` is the compute dtype: the weights stay fp32 and fp16/bf16 run under
-    ``torch.autocast`` (what the official demos do), so no op sees mixed parameter dtypes.
+    ``dtype`` is the compute dtype: float32 is the official one (no autocast); fp16/bf16 are the
+    pack's options and run under ``torch.autocast`` (what sam2's own demos do) with the weights kept
+    fp32, so no op sees mixed parameter dtypes.
     """
 
     predictor: Any  # sam2.sam2_video_predictor.SAM2VideoPredictor
@@ -188,10 +202,10 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(value) if value.strip() else None
 
 
-def build_sam2_video_predictor_from_config(config: str, overrides: Iterable[str] = ()) -> Any:
-    """Instantiate an (untrained) ``SAM2VideoPredictor`` from a package config plus overrides."""
-    import sam2  # noqa: F401  (also checks the package is installed)
-    from hydra.utils import instantiate
+def sam2_model_config(config: str, overrides: Iterable[str] = ()) -> Any:
+    """The resolved OmegaConf config of a package config plus the video-predictor overrides and
+    ``overrides`` (what the official builder composes with Hydra, read without Hydra)."""
+    import sam2
     from omegaconf import OmegaConf
 
     path = resolve_config_name(config)
@@ -201,7 +215,14 @@ def build_sam2_video_predictor_from_config(config: str, overrides: Iterable[str]
         key, value = _parse_override(item)
         OmegaConf.update(cfg, key, value, force_add=True)
     OmegaConf.resolve(cfg)
-    return instantiate(cfg.model, _recursive_=True)
+    return cfg
+
+
+def build_sam2_video_predictor_from_config(config: str, overrides: Iterable[str] = ()) -> Any:
+    """Instantiate an (untrained) ``SAM2VideoPredictor`` from a package config plus overrides."""
+    from hydra.utils import instantiate
+
+    return instantiate(sam2_model_config(config, overrides).model, _recursive_=True)
 
 
 def sam2_cuda_extension_available() -> bool:
@@ -302,11 +323,12 @@ def load_sam2(path: str | os.PathLike, device: str | torch.device = "auto", dtyp
     Args:
         path: ``.pt`` ({"model": state_dict}) or ``.safetensors`` file.
         device: "auto", "cpu", "cuda" or "cuda:N".
-        dtype: compute dtype "fp32", "fp16" or "bf16" (autocast; weights stay fp32).
+        dtype: compute dtype: "fp32" (official) or the pack's "fp16" / "bf16" (autocast; weights stay
+            fp32).
         config: config name such as "sam2.1_hiera_l"; None = detect from keys, then file name.
         overrides: extra Hydra-style overrides, e.g. ``["++model.image_size=256"]``.
-        hole_filling: fill small mask holes (fill_hole_area=8); uses a CPU version when sam2's
-            CUDA extension is missing.
+        hole_filling: fill small mask holes (fill_hole_area=8, official); uses a CPU version when
+            sam2's CUDA extension is missing (the official code would then skip it with a warning).
     """
     if dtype not in DTYPES:
         raise ValueError(f"SAM2 dtype {dtype!r} is not one of {sorted(DTYPES)}.")

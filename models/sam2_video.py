@@ -1,21 +1,33 @@
 """Chunked SAM 2 video segmentation of the character (replacement mode, reference §3.7).
 
-The clip is cut into chunks (one ``ChunkPrompts`` each; the official chunk is 400 frames) and every
-chunk gets a FRESH inference state, so memory stays flat in the video length. Frames never touch
-the disk: each chunk's frames are resized to the model size (as ``uint8``, exactly what the official
-JPEG loader holds before normalising) and ImageNet-normalised one frame at a time when the
-predictor asks for it. Inside a chunk, tracking outputs that the memory attention can no longer
-reach are dropped as propagation moves on (``prune_memory``), which leaves the masks unchanged.
+Official scheme (official: wan/modules/animate/preprocess/process_pipepline.py,
+ProcessPipeline.get_mask, with sam_utils.py load_video_frames_v2 / _load_img_v2_as_tensor and
+video_predictor.py init_state_v2): the clip is cut into chunks of 400 frames (``chunk_bounds``
+gives the same chunks as the official ``num_step`` loop, whose trailing empty slice is skipped),
+every chunk gets a FRESH inference state built from its frames, object id 1 gets the positive
+points of each keyframe (``add_new_points`` with its default ``clear_old_points``), the chunk is
+propagated forward from its first frame, and the mask is ``logits > 0`` at the video resolution.
+The frames are resized for the model with PIL bicubic (Pillow's default filter of
+``Image.resize`` for RGB) to ``image_size`` x ``image_size``, divided by 255 in float64, cast to
+float32 and normalised with the ImageNet mean and std in float32; this module does exactly that
+(``resize_for_model`` with ``method='official'``, ``ChunkImages``), so the network sees the very
+same input tensor. ``method='opencv'`` (area filter when shrinking, bicubic when enlarging) is the
+pack's former resize, kept as an option: its frames differ from the official ones by a few grey
+levels, so its masks can differ slightly.
 
-Prompts (``preprocess.sam_prompts.ChunkPrompts``, indices within the chunk): object id 1 is the
-character (points on each keyframe, added with ``clear_old_points=True``, plus an optional box on
-``box_frame``); an optional object id 2 is something to PRESERVE from the source (e.g. a held
-prop): its mask is subtracted from the character mask. A chunk without prompts but with
-``from_previous`` is seeded with the previous chunk's last character mask (``add_new_mask``), and
-object 2 is carried into later chunks the same way; a chunk with nothing to start from comes back
-empty and is reported. Propagation runs forward from the chunk's first prompted frame (prompts on
-later keyframes are honoured by the predictor) and, when that is not the chunk's frame 0, backward
-from it to cover the frames before. Mask = logits > 0 at the video resolution.
+Frames never touch the disk: each chunk's frames are held resized as ``uint8`` (the official
+resize already yields ``uint8``, so nothing is lost) and normalised one frame at a time when the
+predictor asks for it; the official code holds the whole chunk as float32 on the GPU. Inside a
+chunk, tracking outputs that the memory attention can no longer reach are dropped as propagation
+moves on (``prune_memory``), which leaves the masks unchanged. Both only save memory.
+
+The pack's extras (none is used by the default prompts): an optional object id 2 is something to
+PRESERVE from the source (e.g. a held prop): its mask is subtracted from the character mask. A
+chunk without prompts but with ``from_previous`` is seeded with the previous chunk's last character
+mask (``add_new_mask``), and object 2 is carried into later chunks the same way; a chunk with
+nothing to start from comes back empty and is reported. A box can go with the points. When the
+chunk's first prompted frame is not its frame 0 (never with the official prompts, which always
+prompt frame 0), propagation runs forward from it and backward from it to cover the frames before.
 
 Notes on sam2 1.1.0 (the installed version): the state layout is per object
 (``output_dict_per_obj``, ``frames_tracked_per_obj``); the pre-1.1 layout (``output_dict``,
@@ -23,8 +35,9 @@ Notes on sam2 1.1.0 (the installed version): the state layout is per object
 the legacy predictor class also works. ``clear_non_cond_mem_around_input=True`` crashes in 1.1.0
 (it calls a method that does not exist), so it must stay at its default False. In fp32, a frame
 tracked before its object's first prompt crashes on the bf16 memory bank; ``load_sam2`` installs a
-cast (``install_memory_dtype_guard``). Without the optional CUDA extension hole filling warns and
-is skipped; ``load_sam2`` replaces it with a CPU version.
+cast (``install_memory_dtype_guard``), which changes nothing where sam2 itself runs. Without the
+optional CUDA extension hole filling warns and is skipped; ``load_sam2`` replaces it with a CPU
+version.
 """
 from __future__ import annotations
 
@@ -45,6 +58,8 @@ CHARACTER_ID = 1
 OBJECT_ID = 2
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Frame resize for the model: the official PIL bicubic, or the pack's former OpenCV area/cubic.
+FRAME_RESIZE = ("official", "opencv")
 
 FramePrompt = tuple[np.ndarray, np.ndarray]  # points [n,2] pixel xy, labels [n] (1 pos, 0 neg)
 
@@ -130,7 +145,8 @@ class _FrameSource:
         self.count += 1
         return frame
 
-    def take_resized(self, n: int, image_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    def take_resized(self, n: int, image_size: int,
+                     method: str = "official") -> tuple[torch.Tensor, tuple[int, int]]:
         """The next ``n`` frames resized for the model, uint8 [n, 3, S, S], and their (H, W)."""
         out = torch.empty((n, 3, image_size, image_size), dtype=torch.uint8)
         size: tuple[int, int] | None = None
@@ -141,22 +157,55 @@ class _FrameSource:
             elif frame.shape[:2] != size:
                 raise ValueError(f"frame {self.count - 1} is {frame.shape[1]}x{frame.shape[0]} but the clip "
                                  f"is {size[1]}x{size[0]}; all frames must have one size.")
-            out[i] = resize_for_model(frame[None], image_size)[0]
+            out[i] = resize_for_model(frame[None], image_size, method)[0]
             del frame  # a view may keep its whole incoming batch alive while the next one loads
         assert size is not None
         return out, size
 
 
-def resize_for_model(frames: np.ndarray, image_size: int) -> torch.Tensor:
-    """uint8 RGB [n, H, W, 3] -> uint8 [n, 3, S, S] (area filter when shrinking, cubic when enlarging)."""
-    import cv2
+def _check_resize(method: str) -> None:
+    if method not in FRAME_RESIZE:
+        raise ValueError(f"frame resize must be one of {', '.join(FRAME_RESIZE)}, got {method!r}.")
 
-    n, h, w, _ = frames.shape
-    interp = cv2.INTER_AREA if (h >= image_size and w >= image_size) else cv2.INTER_CUBIC
+
+def resize_for_model(frames: np.ndarray, image_size: int, method: str = "official") -> torch.Tensor:
+    """uint8 RGB [n, H, W, 3] -> uint8 [n, 3, S, S], the frames stretched to the square model size.
+
+    ``method='official'``: PIL bicubic, the filter Pillow's ``Image.resize`` uses by default for RGB
+    images (official: sam_utils.py, _load_img_v2_as_tensor). ``'opencv'``: the pack's former resize,
+    ``cv2.INTER_AREA`` when both sides shrink, ``cv2.INTER_CUBIC`` otherwise.
+    """
+    _check_resize(method)
+    frames = np.asarray(frames)
+    n = frames.shape[0]
     out = np.empty((n, image_size, image_size, 3), dtype=np.uint8)
-    for i in range(n):
-        out[i] = cv2.resize(frames[i], (image_size, image_size), interpolation=interp)
+    if method == "official":
+        from PIL import Image
+
+        for i in range(n):
+            picture = Image.fromarray(np.ascontiguousarray(frames[i], dtype=np.uint8))
+            out[i] = np.asarray(picture.resize((image_size, image_size), Image.Resampling.BICUBIC))
+    else:
+        import cv2
+
+        h, w = frames.shape[1:3]
+        interp = cv2.INTER_AREA if (h >= image_size and w >= image_size) else cv2.INTER_CUBIC
+        for i in range(n):
+            out[i] = cv2.resize(frames[i], (image_size, image_size), interpolation=interp)
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def normalisation_table(mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:
+    """float32 [3, 256]: the model input value of each 8-bit level in each channel.
+
+    The official arithmetic, level by level: ``level / 255`` in float64, cast to float32, minus the
+    float32 mean, divided by the float32 std (official: sam_utils.py, load_video_frames_v2). Every
+    step is element-wise, so looking the values up gives the official tensor bit for bit.
+    """
+    levels = torch.from_numpy(np.arange(256, dtype=np.float64) / 255.0).to(torch.float32)
+    centre = torch.tensor(tuple(mean), dtype=torch.float32)[:, None]
+    spread = torch.tensor(tuple(std), dtype=torch.float32)[:, None]
+    return (levels[None, :] - centre) / spread
 
 
 class ChunkImages:
@@ -164,35 +213,40 @@ class ChunkImages:
 
     Stands in for the float tensor ``init_state`` builds: the predictor only calls ``len()`` and
     ``images[i]`` (then ``.to(device).float()``), and uint8 storage is a quarter of the size.
+    ``images[i]`` equals the official float32 frame exactly (``normalisation_table``).
     """
 
     def __init__(self, data: torch.Tensor, compute_device: torch.device):
         self.data = data
         self.compute_device = compute_device
-        self._mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=compute_device)[:, None, None]
-        self._std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=compute_device)[:, None, None]
+        self._table = normalisation_table().to(compute_device)
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        img = self.data[index].to(self.compute_device, non_blocking=True).float() / 255.0
-        return (img - self._mean) / self._std
+        levels = self.data[index].to(self.compute_device, non_blocking=True)
+        channels, height, width = levels.shape
+        values = torch.gather(self._table, 1, levels.reshape(channels, -1).long())
+        return values.reshape(channels, height, width)
 
 
 def build_inference_state(predictor: Any, frames: np.ndarray | torch.Tensor,
                           video_size: tuple[int, int] | None = None, offload_video: bool = True,
-                          offload_state: bool = False) -> dict[str, Any]:
-    """An inference state equivalent to ``predictor.init_state``, built from frames in memory.
+                          offload_state: bool = False, resize: str = "official") -> dict[str, Any]:
+    """An inference state equivalent to the official ``init_state_v2`` (official:
+    video_predictor.py), built from frames in memory.
 
-    ``frames``: uint8 RGB [n, H, W, 3] at video resolution, or (with ``video_size=(H, W)``) frames
-    already resized by ``resize_for_model``, uint8 [n, 3, S, S].
+    ``frames``: uint8 RGB [n, H, W, 3] at video resolution (resized with ``resize``), or (with
+    ``video_size=(H, W)``) frames already resized by ``resize_for_model``, uint8 [n, 3, S, S].
+    The official state holds the frames on the GPU (``offload_video=False``); the default here keeps
+    them on the CPU, which changes nothing but memory.
     """
     device = predictor.device
     if video_size is None:
         frames = np.asarray(frames)
         video_size = (int(frames.shape[1]), int(frames.shape[2]))
-        data = resize_for_model(frames, int(predictor.image_size))
+        data = resize_for_model(frames, int(predictor.image_size), resize)
     else:
         data = torch.as_tensor(frames)
     if not offload_video:
@@ -453,7 +507,7 @@ def iter_segment_frames(model: Sam2Model | Any, frames: Any, prompts: Sequence[A
                         should_stop: Callable[[], bool] | None = None,
                         object_prompts: Any = None, carry_object: bool = True,
                         offload_video: bool = True, offload_state: bool = False,
-                        prune_memory: bool = True) -> Iterator[FrameMask]:
+                        prune_memory: bool = True, resize: str = "official") -> Iterator[FrameMask]:
     """Segment the character, yielding one ``FrameMask`` per clip frame in order (streaming).
 
     Args:
@@ -476,8 +530,11 @@ def iter_segment_frames(model: Sam2Model | Any, frames: Any, prompts: Sequence[A
         offload_video: keep the chunk's resized frames on the CPU (moved per frame when used).
         offload_state: keep tracking memory on the CPU.
         prune_memory: drop tracking outputs older than the model's memory window (same masks).
+        resize: how frames are resized for the model, 'official' (PIL bicubic) or 'opencv' (the
+            pack's former area/cubic resize; see ``resize_for_model``).
     """
     _check_chunks(prompts, num_frames)
+    _check_resize(resize)
     predictor = model.predictor if isinstance(model, Sam2Model) else model
     handle = model if isinstance(model, Sam2Model) else None
     install_memory_dtype_guard(predictor)
@@ -521,7 +578,7 @@ def iter_segment_frames(model: Sam2Model | Any, frames: Any, prompts: Sequence[A
         if carry_object and not plan.obj and last_obj is not None and last_obj.any():
             plan.obj_seed = last_obj
 
-        data, chunk_size = source.take_resized(n, image_size)
+        data, chunk_size = source.take_resized(n, image_size, resize)
         if size is not None and chunk_size != size:
             raise ValueError(f"frame size changed from {size} to {chunk_size} at frame {start}.")
         size = chunk_size
@@ -571,7 +628,7 @@ def segment_video(model: Sam2Model | Any, frames: Any, prompts: Sequence[Any], n
     """Segment the character over the whole clip: bool masks [num_frames, H, W].
 
     Same arguments as ``iter_segment_frames`` (``options``: carry_object, offload_video,
-    offload_state, prune_memory). ``on_chunk`` receives a ``ChunkMasks`` (masks are a view into
+    offload_state, prune_memory, resize). ``on_chunk`` receives a ``ChunkMasks`` (masks are a view into
     the result, no object masks) as each chunk completes, e.g. to report the chunks that had no
     prompt and came back empty (``prompted=False``).
     """

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
+from ..models.sam2_video import FRAME_RESIZE
+from ..preprocess.sam_prompts import PROMPT_RULES
 from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, check_number,
                      model_file, one_source, preview_size, to_image)
 
@@ -38,15 +40,20 @@ class Sam2Loader(io.ComfyNode):
             display_name="SAM2 Loader",
             category=CAT,
             description="Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2 with its matching "
-                        "config from the installed sam2 package (size and version read from the checkpoint).",
+                        "config from the installed sam2 package (size and version read from the checkpoint). "
+                        "Official: sam2_hiera_large.pt (SAM 2 Hiera-L, config sam2_hiera_l) in fp32 at 1024, "
+                        "with the official video-predictor settings (hole filling up to 8 pixels included).",
             inputs=[
                 io.Combo.Input("checkpoint", options=folder_paths.get_filename_list("sam2"),
                                tooltip="A SAM 2 / 2.1 checkpoint in models/sam2 (tiny, small, base+ or large). "
                                        ".pt files are loaded with weights_only=True."),
                 io.Combo.Input("device", options=["auto", "cuda", "cpu"], default="auto",
                                tooltip="Where SAM2 runs; auto = CUDA when available."),
-                io.Combo.Input("dtype", options=["fp32", "bf16", "fp16"], default="bf16",
-                               tooltip="Compute precision (autocast). On the CPU fp16 falls back to fp32."),
+                io.Combo.Input("dtype", options=["fp32", "bf16", "fp16"], default="fp32",
+                               tooltip="Compute precision. fp32 is the official one (the official preprocessing "
+                                       "runs SAM2 without autocast). bf16 / fp16 run under autocast: faster and "
+                                       "lighter on a GPU, but the masks can differ from the official ones. On the "
+                                       "CPU fp16 falls back to fp32."),
                 io.Int.Input("image_size", default=0, min=0, max=SAM2_MAX_SIZE, step=SAM2_SIZE_STEP,
                              tooltip="Model input size; 0 = the checkpoint's own (1024, official). Otherwise a "
                                      "multiple of 32 (SAM2's network stride): smaller is faster and coarser."),
@@ -89,11 +96,12 @@ class CharacterSegmentation(io.ComfyNode):
             node_id=PREFIX + "CharacterSegmentation",
             display_name="SAM2 Character Segmentation",
             category=CAT,
-            description="Mask the tracked person in every frame with SAM2. The video goes through in chunks (official "
-                        "400 frames), each restarted from fresh prompts: the subject's confident body keypoints on the "
-                        "chunk's first frame and on keyframes. Memory stays flat in video length. Optional user points "
-                        "add to or replace them, and points on an object the person holds keep that object from the "
-                        "source video.",
+            description="Mask the tracked person in every frame with SAM2, as the official replacement preprocessing "
+                        "does by default: chunks of 400 frames, each with a fresh SAM2 state, prompted on its keyframes "
+                        "with 8 body points of the subject (nose, neck, shoulders, hips, ankles), frames resized with "
+                        "PIL bicubic, mask = logits > 0. Memory stays flat in video length. Optional user points add to "
+                        "or replace the prompts, and points on an object the person holds keep that object from the "
+                        "source video (both the pack's own, off by default).",
             inputs=[
                 Sam2Model.Input("sam2_model", tooltip="From SAM2 Loader."),
                 Pose.Input("pose", tooltip="Tracked poses of the same video (Pose Extraction): the subject is "
@@ -102,12 +110,16 @@ class CharacterSegmentation(io.ComfyNode):
                 io.Video.Input("video", optional=True, tooltip="The video (decoded chunk by chunk). Connect this or "
                                                                "images."),
                 io.Int.Input("chunk_size", default=400, min=8, max=4096,
-                             tooltip="Frames per SAM2 chunk (official 400); each chunk starts from fresh prompts."),
+                             tooltip="Frames per SAM2 chunk (official 400); each chunk gets a fresh SAM2 state and "
+                                     "its own prompts."),
                 io.Int.Input("keyframes", default=4, min=1, max=32,
-                             tooltip="Prompted frames per chunk (official 4, evenly spaced)."),
+                             tooltip="Official 4: with prompt_rule official a chunk of n frames is prompted on "
+                                     "frames 0, n//4, 2*(n//4), ... below n (4 to 7 of them; frame 0 only when n <= "
+                                     "4). With prompt_rule confident exactly this many, evenly spaced."),
                 io.Float.Input("threshold", default=0.5, min=0.0, max=1.0, step=0.05,
-                               tooltip="Only keypoints at least this confident (and inside the frame) become "
-                                       "prompts."),
+                               tooltip="prompt_rule confident only: keypoints at least this confident (and inside "
+                                       "the frame) become prompts. The official rule uses every prompt point "
+                                       "whatever its score."),
                 io.String.Input("positive_points", default="", multiline=False,
                                 tooltip='Optional extra positive points as JSON, e.g. [{"x":256,"y":256}] '
                                         "(the KJNodes Points Editor format), on frame 'points_frame'."),
@@ -122,6 +134,18 @@ class CharacterSegmentation(io.ComfyNode):
                                 tooltip="Optional points on an object the person interacts with (guitar, ball): "
                                         "it is segmented too and removed from the mask, so it stays from the "
                                         "source video."),
+                io.Combo.Input("prompt_rule", options=list(PROMPT_RULES), default="official",
+                               tooltip="official: the 8 body points of the subject on the official keyframes, "
+                                       "whatever their score or place (a frame whose body failed takes the previous "
+                                       "frame's), as the official get_mask. confident (the pack's own, differs from "
+                                       "the official): only keypoints >= threshold inside the frame of a frame where "
+                                       "the subject was detected, on exactly 'keyframes' keyframes moved to frames "
+                                       "that have such points."),
+                io.Combo.Input("frame_resize", options=list(FRAME_RESIZE), default="official",
+                               tooltip="How frames are resized to SAM2's square input. official: PIL bicubic, as "
+                                       "the official preprocessing (bit-exact input tensor). opencv: the pack's "
+                                       "former OpenCV area/bicubic resize, a little faster; its input differs by a "
+                                       "few grey levels, so masks can differ slightly from the official ones."),
             ],
             outputs=[
                 io.Mask.Output(display_name="mask", tooltip="Character mask per frame (1 = character)."),
@@ -132,7 +156,8 @@ class CharacterSegmentation(io.ComfyNode):
 
     @classmethod
     def execute(cls, sam2_model, pose, chunk_size, keyframes, threshold, positive_points, negative_points,
-                points_mode, points_frame, object_points, images=None, video=None):
+                points_mode, points_frame, object_points, images=None, video=None, prompt_rule="official",
+                frame_resize="official"):
         import cv2
 
         from ..models.sam2_video import iter_segment_frames
@@ -140,7 +165,13 @@ class CharacterSegmentation(io.ComfyNode):
         from ..preprocess.sam_prompts import parse_points_json, plan_prompts
 
         node = "SAM2 Character Segmentation"
-        threshold = check_number(node, "threshold", threshold, 0.0, 1.0, "use the official 0.5")
+        threshold = check_number(node, "threshold", threshold, 0.0, 1.0, "use the default 0.5")
+        if prompt_rule not in PROMPT_RULES:
+            raise InputError(node, "prompt_rule", f"'{prompt_rule}' is not one of {', '.join(PROMPT_RULES)}",
+                             "pick one from the list (official is the default)")
+        if frame_resize not in FRAME_RESIZE:
+            raise InputError(node, "frame_resize", f"'{frame_resize}' is not one of {', '.join(FRAME_RESIZE)}",
+                             "pick one from the list (official is the default)")
         src = one_source(node, images, video)
         n = src.num_frames
         w, h = src.size
@@ -164,7 +195,7 @@ class CharacterSegmentation(io.ComfyNode):
             prompts = plan_prompts(seq, n, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
                                    user_positive=positive_points or None, user_negative=negative_points or None,
                                    mode=points_mode, object_points=object_points or None,
-                                   user_frame=min(points_frame, n - 1), width=w, height=h)
+                                   user_frame=min(points_frame, n - 1), width=w, height=h, rule=prompt_rule)
         except ValueError as e:
             msg = str(e)
             name = next((n for key, n in (("negative", "negative_points"), ("object", "object_points"),
@@ -188,7 +219,7 @@ class CharacterSegmentation(io.ComfyNode):
                     yield f
 
         for item in iter_segment_frames(sam2_model, tee(), prompts, n, progress=lambda d, t: progress.set(d),
-                                        should_stop=lambda: check_interrupt() or False):
+                                        should_stop=lambda: check_interrupt() or False, resize=frame_resize):
             m = item.mask
             mask[item.index] = torch.from_numpy(m.astype(np.float32))
             small = cv2.resize(m.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)

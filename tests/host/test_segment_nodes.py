@@ -1,4 +1,5 @@
-"""SAM2 nodes in the real host (in-process) with the tiny random SAM 2.1: the machinery, not mask quality."""
+"""SAM2 nodes in the real host (in-process): the tiny random SAM 2.1 (the machinery, not mask quality), and the
+defaults against the official get_mask re-stated (tests/sam2_official.py) on a recording stand-in predictor."""
 import numpy as np
 import pytest
 import torch
@@ -17,8 +18,9 @@ def sam2_model(tiny_models):
     folder_paths.add_model_folder_path("sam2", str(tiny_models["root"] / "sam2"))
     folder_paths.filename_list_cache.pop("sam2", None)
     assert "tiny_sam2.1_hiera_t.pt" in Sam2Loader.GET_SCHEMA().inputs[0].options
-    return Sam2Loader.execute(checkpoint="tiny_sam2.1_hiera_t.pt", device="cpu", dtype="fp32",
-                              image_size=256).result[0]
+    args = node_defaults(Sam2Loader)  # dtype as a new node has it (fp32, official); a small input size
+    args.update(checkpoint="tiny_sam2.1_hiera_t.pt", device="cpu", image_size=64)
+    return Sam2Loader.execute(**args).result[0]
 
 
 def standing_pose(t, w, h):
@@ -71,3 +73,78 @@ def test_loader_names_a_missing_checkpoint(tiny_models):
 
     with pytest.raises(ValueError, match="checkpoint"):
         Sam2Loader.execute(checkpoint="nope.pt", device="cpu", dtype="fp32", image_size=256)
+
+
+def node_defaults(node):
+    """The schema's default of every input that has one (what a new node in the UI starts with)."""
+    return {i.id: i.default for i in node.GET_SCHEMA().inputs if getattr(i, "default", None) is not None}
+
+
+def test_node_defaults_are_official(host):
+    from wan_animate_kit.nodes.segment import CharacterSegmentation, Sam2Loader
+
+    loader = {i.id: i for i in Sam2Loader.GET_SCHEMA().inputs}
+    assert loader["dtype"].default == "fp32" and loader["image_size"].default == 0
+    assert "official" in loader["dtype"].tooltip
+    seg = {i.id: i for i in CharacterSegmentation.GET_SCHEMA().inputs}
+    assert seg["chunk_size"].default == 400 and seg["keyframes"].default == 4
+    assert seg["prompt_rule"].default == "official" and list(seg["prompt_rule"].options) == ["official", "confident"]
+    assert seg["frame_resize"].default == "official" and list(seg["frame_resize"].options) == ["official", "opencv"]
+    for name in ("prompt_rule", "frame_resize", "threshold"):
+        assert "official" in seg[name].tooltip, name
+    assert seg["positive_points"].default == seg["negative_points"].default == seg["object_points"].default == ""
+    # new inputs come last, so widget values of saved workflows keep their places
+    assert [i.id for i in CharacterSegmentation.GET_SCHEMA().inputs][-2:] == ["prompt_rule", "frame_resize"]
+
+
+@pytest.mark.parametrize("n", [5, 401])
+def test_node_with_its_defaults_makes_the_official_get_mask_calls(host, n):
+    """The node as a new one in the UI, on a stand-in predictor, against the official get_mask re-stated."""
+    from sam2_official import RecordingPredictor, official_get_mask, official_metas
+    from wan_animate_kit.nodes.segment import CharacterSegmentation
+    from wan_animate_kit.preprocess.pose_types import PoseSequence
+
+    w, h = 20, 12
+    rng = np.random.default_rng(n)
+    frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    kps = np.zeros((n, 1, 133, 3), np.float32)
+    kps[..., 0], kps[..., 1] = rng.uniform(0, w, (n, 1, 133)), rng.uniform(0, h, (n, 1, 133))
+    kps[..., 2] = rng.uniform(0.05, 1.0, (n, 1, 133))
+    theirs = RecordingPredictor()
+    official = official_get_mask(theirs, list(frames), official_metas(kps[:, 0], w, h))
+    ours = RecordingPredictor()
+    args = {k: v for k, v in node_defaults(CharacterSegmentation).items()}
+    mask, preview, report = CharacterSegmentation.execute(
+        sam2_model=ours, pose=PoseSequence(kps, (0,), w, h, fps=30.0),
+        images=torch.from_numpy(frames.astype(np.float32) / 255.0), **args).result
+    assert ours.log == [c for c in theirs.log if c[0] != "reset"]
+    assert all(torch.equal(a, b) for x, y in zip(ours.inputs, theirs.inputs) for a, b in zip(x, y))
+    assert torch.equal(mask, torch.from_numpy(np.stack(official).astype(np.float32)))
+
+
+def test_bad_option_names_the_input(host):
+    from sam2_official import RecordingPredictor
+    from wan_animate_kit.nodes.segment import CharacterSegmentation
+
+    imgs = torch.rand(3, 48, 64, 3)
+    for name in ("prompt_rule", "frame_resize"):
+        args = dict(chunk_size=4, keyframes=2, threshold=0.5, positive_points="", negative_points="",
+                    points_mode="add", points_frame=0, object_points="", **{name: "nope"})
+        with pytest.raises(ValueError, match=f"'{name}'.*official is the default"):
+            CharacterSegmentation.execute(sam2_model=RecordingPredictor(), pose=standing_pose(3, 64, 48),
+                                          images=imgs, **args)
+
+
+def test_tiny_sam2_runs_with_the_defaults_and_the_options(sam2_model):
+    """The real tiny SAM2 through the nodes: loader defaults (fp32), official and pack options."""
+    from wan_animate_kit.nodes.segment import CharacterSegmentation
+
+    assert sam2_model.dtype == torch.float32 and sam2_model.image_size == 64
+    imgs = torch.rand(5, 48, 64, 3, generator=torch.Generator().manual_seed(4))
+    pose = standing_pose(5, 64, 48)
+    defaults = node_defaults(CharacterSegmentation)
+    official = CharacterSegmentation.execute(sam2_model=sam2_model, pose=pose, images=imgs, **defaults).result[0]
+    assert tuple(official.shape) == (5, 48, 64) and set(torch.unique(official).tolist()) <= {0.0, 1.0}
+    other = CharacterSegmentation.execute(sam2_model=sam2_model, pose=pose, images=imgs,
+                                          **{**defaults, "prompt_rule": "confident", "frame_resize": "opencv"})
+    assert tuple(other.result[0].shape) == (5, 48, 64) and "1 chunk(s)" in other.result[2]

@@ -125,6 +125,7 @@ def fake_propagation(monkeypatch, predictor, autocast_seen=None):
 
 def test_pt_and_safetensors_load_and_pick_config_from_keys(files, model):
     assert (model.config, model.version, model.size) == ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1", "t")
+    assert model.dtype == torch.float32  # official precision by default (no autocast)
     assert model.image_size == 64 and model.predictor.max_obj_ptrs_in_encoder == 4
     assert type(model.predictor).__name__ == "SAM2VideoPredictor"
     # the video-predictor settings build_sam2_video_predictor applies
@@ -391,6 +392,8 @@ def test_should_stop_and_bad_input(model, video):
 
 
 def test_in_memory_state_matches_init_state(model, tmp_path):
+    from PIL import Image
+
     yy, xx = np.mgrid[0:48, 0:80]
     frame = np.stack([xx * 3, yy * 5, (xx + yy) * 2], axis=-1).clip(0, 255).astype(np.uint8)
     frames = np.stack([frame, frame[::-1].copy()])
@@ -398,8 +401,8 @@ def test_in_memory_state_matches_init_state(model, tmp_path):
         cv2.imwrite(str(tmp_path / f"{i:05d}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR),
                     [cv2.IMWRITE_JPEG_QUALITY, 100])
     official = model.predictor.init_state(str(tmp_path), offload_video_to_cpu=True)
-    decoded = np.stack([cv2.cvtColor(cv2.imread(str(tmp_path / f"{i:05d}.jpg")), cv2.COLOR_BGR2RGB)
-                        for i in range(2)])
+    # decoded as sam2 decodes them (PIL), so both sides start from the same pixels
+    decoded = np.stack([np.array(Image.open(tmp_path / f"{i:05d}.jpg").convert("RGB")) for i in range(2)])
     ours = build_inference_state(model.predictor, decoded)
     assert set(official) <= set(ours)
     for key in ("num_frames", "video_height", "video_width", "device", "storage_device"):
@@ -409,7 +412,9 @@ def test_in_memory_state_matches_init_state(model, tmp_path):
         ref = official["images"][i]
         mine = ours["images"][i]
         assert mine.shape == ref.shape == (3, 64, 64)
-        assert (mine - ref).abs().mean() < 0.05  # PIL vs OpenCV bicubic, same normalisation
+        assert torch.equal(mine, ref)  # same PIL bicubic resize, same normalisation, bit for bit
+    other = build_inference_state(model.predictor, decoded, resize="opencv")  # the pack's option
+    assert 0 < (other["images"][0] - official["images"][0]).abs().mean() < 0.05
 
 
 def test_frames_stream_in_order_without_leaking_autocast(model, video, monkeypatch):
