@@ -217,3 +217,25 @@ def test_defaults_are_official_precision_and_resize():
     for fn in (sam2_video.iter_segment_frames, sam2_video.build_inference_state, resize_for_model):
         assert inspect.signature(fn).parameters["resize" if fn is not resize_for_model else "method"].default \
             == "official"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cpu_hole_filling_is_the_official_fill_hole_area_8(seed):
+    """sam2's fill_holes_in_mask_scores (CUDA extension): background components (score <= 0,
+    8-connected) of at most 8 pixels get the score 0.1; re-stated with scipy."""
+    from scipy import ndimage
+    from wan_animate_kit.models.sam2_loader import fill_holes_cpu
+
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(0.6, 1.0, (2, 1, 40, 48)).astype(np.float32)  # foreground with holes of all sizes
+    scores[0, 0, 5:9, 5:8] = -1.0  # a 12-pixel hole stays (unless it touches other background)
+    scores[1, 0, :, :3] = -2.0  # a big background band
+    want = scores.copy()
+    for b in range(2):
+        labels, _ = ndimage.label(scores[b, 0] <= 0, structure=np.ones((3, 3), int))
+        sizes = np.bincount(labels.ravel())
+        hole = (labels > 0) & (sizes[labels] <= 8)
+        want[b, 0][hole] = np.float32(0.1)
+    got = fill_holes_cpu(torch.from_numpy(scores), 8)
+    assert got.dtype == torch.float32 and torch.equal(got, torch.from_numpy(want))
+    assert not np.array_equal(want, scores)  # some holes were filled
