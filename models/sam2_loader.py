@@ -22,6 +22,12 @@ mode, and float32 compute (no autocast anywhere in the official preprocessing). 
 ``init_state_v2`` (frames from memory); ``models.sam2_video.build_inference_state`` is this pack's
 equivalent, so sam2's own class is used here. fp16 / bf16 (``dtype``) are the pack's options.
 
+Not bit-exact by construction: the network runs in the installed ``sam2`` (1.1.0; the official
+code pins no version) on this machine's torch kernels. The official pipeline also sets the
+attention flags of older sam2 releases (flash attention off, math and memory-efficient kernels
+on); sam2 1.1 has no such flags and lets torch choose, which in float32 on CUDA rules out flash
+attention as well. GPU kernels are not bit-for-bit reproducible across GPU and library versions.
+
 The config is read with OmegaConf straight from the package and built with
 ``hydra.utils.instantiate``, applying the same overrides as the official builder. Going through
 OmegaConf instead of ``hydra.compose`` keeps loading independent of Hydra's process-global state,
