@@ -430,7 +430,7 @@ def node_errors_message(body: Any, prompt: dict, folders: dict | None = None) ->
             if err.get("type") == "value_not_in_list" and isinstance(value, str):
                 entry = manifest.find_entry(value.replace("\\", "/").rsplit("/", 1)[-1], entries)
                 if entry is not None:
-                    where = ((folders or {}).get(entry.folder) or [None])[0]
+                    where = manifest.preferred_folder(entry.folder, (folders or {}).get(entry.folder) or [])
                     where = os.path.join(where, "") if where else f"ComfyUI/models/{entry.folder}/"
                     line += f". It is a model file: put it in {where} (download: {entry.url})"
             lines.append(line)

@@ -359,6 +359,17 @@ def server_model_folders(url: str, timeout: float = 10.0) -> dict[str, list[str]
     return folders
 
 
+def preferred_folder(folder: str, paths: Iterable[str]) -> str | None:
+    """Of the folders a host lists for a kind of model, the one to name for a new file: the first one
+    called like the kind (ComfyUI lists its legacy ``models/unet`` before ``models/diffusion_models``),
+    else the first."""
+    paths = [p for p in paths if p]
+    for p in paths:
+        if pathlib.PurePath(p.replace("\\", "/")).name == folder:
+            return p
+    return paths[0] if paths else None
+
+
 def check_server(url: str, workflow: str | Mapping[str, Any] | None = None,
                  entries: list[ModelEntry] | None = None, timeout: float = 10.0) -> list[Missing]:
     """What ``workflow`` needs that the ComfyUI server at ``url`` does not list.
@@ -366,7 +377,7 @@ def check_server(url: str, workflow: str | Mapping[str, Any] | None = None,
     Uses the host's ``GET /models/{folder}`` (the file names the loaders offer). A folder the server
     does not know (404) makes all its files missing with reason ``folder_not_registered``. Each
     missing file carries the absolute folder the server reads that kind of model from
-    (:func:`server_model_folders`), when the server says.
+    (:func:`server_model_folders`, :func:`preferred_folder`), when the server says.
     Raises :class:`ServerError` when the server cannot be reached.
     """
     base = url.rstrip("/")
@@ -390,8 +401,8 @@ def check_server(url: str, workflow: str | Mapping[str, Any] | None = None,
             continue
         if places is None:
             places = server_model_folders(base, timeout)
-        first = (places.get(e.folder) or [None])[0]
-        missing.append(_missing(e, "absent" if files is not None else "folder_not_registered", first))
+        where = preferred_folder(e.folder, places.get(e.folder) or [])
+        missing.append(_missing(e, "absent" if files is not None else "folder_not_registered", where))
     return missing
 
 

@@ -174,12 +174,15 @@ def test_missing_model_names_folder_and_url(server, media, capsys, monkeypatch):
     # the server's own absolute folder (its GET /experiment/models), not a generic ComfyUI/models
     folders = {f["name"]: f["folders"] for f in server.get_json("/experiment/models")}
     assert os.path.isabs(folders["vae"][0]) and os.path.isabs(folders["detection"][0])
-    assert f"wan_2.1_vae.safetensors: put it in {os.path.join(folders['vae'][0], '')}" in err and vae.url in err
+    assert f"wan_2.1_vae.safetensors: put it in {os.path.join(mf.preferred_folder('vae', folders['vae']), '')}" in err
+    assert vae.url in err
     assert "ComfyUI/models" not in err and "Traceback" not in err
     # the same through `check --server`: the detection models are missing too, named with their folder
     code, _, err = run_cli(capsys, "check", "--server", server.url, "--for", "animate")
     assert code == 2
-    assert f"yolov10m.onnx: put it in {os.path.join(folders['detection'][0], '')}" in err
+    assert f"yolov10m.onnx: put it in {os.path.join(mf.preferred_folder('detection', folders['detection']), '')}" in err
+    dit = os.path.join(mf.preferred_folder("diffusion_models", folders["diffusion_models"]), "")
+    assert dit.endswith(f"{os.sep}diffusion_models{os.sep}") and f"put it in {dit}" in err  # not the legacy unet
     assert mf.find_entry("yolov10m.onnx").url in err and "ComfyUI/models" not in err
 
 
@@ -386,7 +389,7 @@ def test_refusal_of_a_missing_model_adds_folder_and_url():
     assert 'node "DiT" (UNETLoader, id 1), input "unet_name": Value not in list' in msg
     assert "ComfyUI/models/diffusion_models/" in msg and entry.url in msg  # the server did not say where
     # with the server's folders (its GET /experiment/models): the first one, where new files go
-    msg = cli.node_errors_message(body, prompt, {"diffusion_models": ["/srv/models/diffusion_models", "/x/unet"]})
+    msg = cli.node_errors_message(body, prompt, {"diffusion_models": ["/srv/models/unet", "/srv/models/diffusion_models"]})
     assert f"put it in {os.path.join('/srv/models/diffusion_models', '')} (download: {entry.url})" in msg
     assert "ComfyUI/models" not in msg
 

@@ -411,7 +411,7 @@ def test_check_server_names_the_servers_absolute_folders(file_server):
     base, _ = file_server
     _Files.json_routes = {
         "/models/detection": ["yolo.onnx"], "/models/vae": [],
-        "/experiment/models": [{"name": "detection", "folders": ["/srv/comfy/models/detection", "/x/det"]},
+        "/experiment/models": [{"name": "detection", "folders": ["/x/det", "/srv/comfy/models/detection"]},
                                {"name": "vae", "folders": ["/srv/comfy/models/vae"]}]}
     entries = [mf.ModelEntry("yolo.onnx", "detection", "https://e.invalid/yolo.onnx", workflows=("animate",)),
                mf.ModelEntry("pose.onnx", "detection", "https://e.invalid/pose.onnx", workflows=("animate",)),
@@ -425,6 +425,17 @@ def test_check_server_names_the_servers_absolute_folders(file_server):
     del _Files.json_routes["/experiment/models"]
     assert [m.location for m in mf.check_server(base, "animate", entries)][:2] == [
         "ComfyUI/models/detection/", "ComfyUI/models/vae/"]
+
+
+def test_preferred_folder_is_the_one_named_like_the_kind():
+    # ComfyUI 0.3.75 lists models/unet before models/diffusion_models
+    assert mf.preferred_folder("diffusion_models", ["/c/models/unet", "/c/models/diffusion_models"]) == \
+        "/c/models/diffusion_models"
+    assert mf.preferred_folder("text_encoders", ["/c/models/text_encoders", "/c/models/clip"]) == \
+        "/c/models/text_encoders"
+    assert mf.preferred_folder("vae", ["/mine/weights", "/c/models/vae"]) == "/c/models/vae"
+    assert mf.preferred_folder("loras", ["/mine/lora_files"]) == "/mine/lora_files"
+    assert mf.preferred_folder("loras", []) is None
 
 
 def test_models_root_with_subfolder_names():
