@@ -516,7 +516,8 @@ def _download_hf(entry: ModelEntry, target: pathlib.Path, progress: Callable[[st
         hint = (" (a gated or private repository: accept its licence on huggingface.co, then set HF_TOKEN or run "
                 "`hf auth login`)" if any(k in name for k in ("Gated", "Authorization", "RepositoryNotFound"))
                 else "")
-        raise DownloadError(f"{entry.name}: huggingface_hub could not download {entry.url}: {name}: {e}{hint}; "
+        raise DownloadError(f"{entry.name}: huggingface_hub could not download {entry.url}: {name}: "
+                            f"{str(e).strip().rstrip('.')}{hint}; "
                             "what arrived stays in its cache and the next run resumes it") from e
     return _place(pathlib.Path(cached), target)
 
