@@ -222,9 +222,9 @@ def build(info: dict, mode: str, fast: bool) -> dict:
                        feather=0.0)  # soft_mask is not used here: feather 0 keeps no second copy
         env = g.node(PREFIX + "EnvironmentVideo", (720, 900), size=(340, 240), video=g.out(drv, 0),
                      mask=g.out(shape, 0), width=out_w, height=out_h, frames_output=False)
-        g.note((1420, 990), "**Masks.** SAM2 follows the same tracked person, prompted from its confident body "
-               "keypoints in every chunk. The mask is dilated and turned into blocks as in training; check the "
-               "overlay output before sampling.", size=(320, 170))
+        g.note((1420, 990), "**Masks.** SAM2 follows the tracked person, prompted as the official code does: 8 "
+               "body points on 4 keyframes of every 400-frame chunk. The mask is dilated and turned into blocks as "
+               "officially; check the overlay output before sampling.", size=(320, 170))
     else:
         g.note((720, 700), "**Skeleton and face.** The retargeted poses are drawn exactly as the official "
                "pipeline draws them; face crops are the official ones (landmark box, stretched to 512x512; "
