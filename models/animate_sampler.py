@@ -146,6 +146,9 @@ class AnimateSettings:
     vae_precision: str = "float32 (official)"
     sampler: Any = None  # optional host SAMPLER object, overrides sampler_name
     sigmas: Any = None  # optional SIGMAS tensor, overrides steps/shift/scheduler's schedule
+    pose_strength: float = 1.0  # the pack's option (official 1.0): scales the pose embedding the DiT adds
+    face_strength: float = 1.0  # the pack's option (official 1.0): scales the face adapter's output
+    start_frame: int = 0  # with continue_from: frames of the whole video made before this part
 
     @property
     def official_solver(self) -> str | None:
@@ -169,7 +172,8 @@ class AnimateSettings:
         are hashed per segment)."""
         sig = None if self.sigmas is None else [float(v) for v in torch.as_tensor(self.sigmas).flatten().tolist()]
         return [self.seed, self.steps, float(self.cfg), self.sampler_identity(), self.scheduler, self.clip_len,
-                self.guidance, self.width, self.height, float(self.shift), self.vae_precision, sig]
+                self.guidance, self.width, self.height, float(self.shift), self.vae_precision, sig,
+                float(self.pose_strength), float(self.face_strength), int(self.start_frame)]
 
 
 @dataclass
@@ -256,6 +260,48 @@ def schedule_problem(sigmas: torch.Tensor, settings: AnimateSettings) -> tuple[s
     return None
 
 
+def segments_before(start_frame: int, clip_len: int, guidance: int) -> tuple[int, bool]:
+    """(segments a job of ``start_frame`` frames samples, whether it ends on a segment boundary).
+
+    A continuation draws its noise after that many draws, so its segments get the noise a single
+    run over the whole video gives them. It equals that run bit for bit only when the earlier
+    part ended on a boundary, ``start_frame = guidance + k * (clip_len - guidance)`` with k >= 1:
+    otherwise the earlier part's last segment was ping-pong padded (its frames differ from the
+    single run's) and the continuation's windows are shifted against the single run's."""
+    start_frame, clip_len, guidance = int(start_frame), int(clip_len), int(guidance)
+    if start_frame < 1:
+        return 0, True
+    stride = clip_len - guidance
+    aligned = start_frame > guidance and (start_frame - guidance) % stride == 0
+    return plan_segments(start_frame, clip_len, guidance).num_segments, aligned
+
+
+def continuation_plan(num_frames: int, clip_len: int, guidance: int) -> SegmentPlan:
+    """The plan of a continued part whose ``num_frames`` input frames start with the ``guidance``
+    frames the previous part ended on: the segments of ``plan_segments`` (same windows, same
+    ping-pong padding at the end), but the first one, like every later segment of one long run,
+    regenerates the guidance frames and keeps only the frames after them. The output frames
+    [guidance, num_frames) are the new ones."""
+    import dataclasses
+
+    if int(num_frames) <= int(guidance):
+        raise ValueError(f"a continuation needs more than guidance_frames ({guidance}) input frames, got {num_frames}")
+    plan = plan_segments(num_frames, clip_len, guidance)
+    first = dataclasses.replace(plan.segments[0], keep_from=int(guidance), out_start=int(guidance))
+    return dataclasses.replace(plan, segments=(first,) + plan.segments[1:])
+
+
+def scheduled_prompt(schedule: Sequence, frame: int, default: list) -> list:
+    """The CONDITIONING in force at output ``frame``: the schedule entry (start_frame, conditioning)
+    with the largest start_frame <= frame; ``default`` (the positive prompt) before the first."""
+    chosen = default
+    best = -1
+    for start, cond in schedule or ():
+        if best < int(start) <= int(frame):
+            best, chosen = int(start), cond
+    return chosen
+
+
 def with_flow_model(model, settings: AnimateSettings):
     """A clone of ``model`` sampling with the job's ``shift`` (any earlier ModelSamplingSD3 is
     replaced); with the official solver the start latent is the noise itself."""
@@ -271,7 +317,7 @@ def segment_noise(generator: torch.Generator, shape: Sequence[int]) -> torch.Ten
 
 def run_animate(model, vae, positive: list, negative: list, reference: torch.Tensor, pose, settings: AnimateSettings,
                 *, face=None, environment=None, mask=None, clip_vision_output=None,
-                num_frames: int | None = None,
+                num_frames: int | None = None, prompt_schedule: Sequence = (), continue_from=None,
                 on_segment: Callable[[int, int, np.ndarray, bool], None] | None = None,
                 step_callback: Callable[[int], Callable] | None = None,
                 cache_root: str | None = None,
@@ -286,22 +332,49 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
     sink(frames_uint8) receives the output frames in order as soon as no later segment can change
     them (e.g. a video file writer); with keep_frames=False only the sink gets them and the
     memory held does not grow with the video's length (result.frames is None).
+
+    prompt_schedule: optional ((start_frame, CONDITIONING), ...): each segment is sampled with the
+    prompt in force at its first new output frame (``scheduled_prompt``; ``positive`` before the
+    first entry). continue_from: optional IMAGE/VIDEO (a frame provider or tensor) of the video made
+    so far: its last ``guidance`` frames condition the first segment as a previous segment's tail
+    would, the inputs' first ``guidance`` frames are taken as those frames' inputs, and only the
+    frames after them are output (``num_frames - guidance`` frames); ``settings.start_frame`` (frames
+    made before this part) places the noise draws and the prompt schedule in the whole video.
     """
     with torch.inference_mode():  # as the host's executor runs nodes; also when called from scripts
         return _run(model, vae, positive, negative, reference, pose, settings, face, environment, mask,
-                    clip_vision_output, num_frames, on_segment, step_callback, cache_root, sink, keep_frames)
+                    clip_vision_output, num_frames, on_segment, step_callback, cache_root, sink, keep_frames,
+                    tuple(prompt_schedule or ()), continue_from)
 
 
 def _with_memo(model, settings: AnimateSettings, face):
     """The model to sample with: with face crops, a clone whose motion encoder runs once per
-    distinct face chunk instead of once per step (bit-identical results)."""
+    distinct face chunk instead of once per step (bit-identical results); pose and face strength
+    other than 1 patch the pose embedding and the face adapter's output on a clone (the face
+    strength acts after the motion encoder, so the memo stays exact)."""
+    from .animate_strength import with_strengths
+
+    model = with_strengths(model, settings.pose_strength, settings.face_strength)
     if face is None or not settings.motion_memo:
         return model, None
     return with_motion_memo(model, entries_for(settings.clip_len, settings.cfg))
 
 
+def continuation_tail(continue_from, guidance: int, width: int, height: int) -> np.ndarray:
+    """uint8 [guidance, height, width, 3]: the last ``guidance`` frames of ``continue_from``."""
+    frames = frames_of(continue_from)
+    total = frames.num_frames
+    if total < guidance:
+        raise ValueError(f"continue_from has {total} frames, fewer than guidance_frames ({guidance})")
+    tail = to_uint8(frames.get(list(range(total - guidance, total))))
+    if tail.shape[1:3] != (height, width):
+        raise ValueError(f"continue_from is {tail.shape[2]}x{tail.shape[1]}, the output {width}x{height}")
+    return tail
+
+
 def _run(model, vae, positive, negative, reference, pose, settings, face, environment, mask, clip_vision_output,
-         num_frames, on_segment, step_callback, cache_root, sink, keep_frames) -> AnimateResult:
+         num_frames, on_segment, step_callback, cache_root, sink, keep_frames, prompt_schedule=(),
+         continue_from=None) -> AnimateResult:
     import comfy.model_management
     import comfy.sample
     import comfy.utils
@@ -310,7 +383,22 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
     mask = frames_of(mask, repeat_single=True) if mask is not None else None
     n = int(num_frames if num_frames is not None else pose.num_frames)
     width, height = int(settings.width), int(settings.height)
-    plan = plan_segments(n, settings.clip_len, settings.guidance)
+    g = int(settings.guidance)
+    guidance_frames: np.ndarray | None = None
+    skip_draws, frame_base = 0, 0
+    if continue_from is not None:
+        guidance_frames = continuation_tail(continue_from, g, width, height)
+        plan = continuation_plan(n, settings.clip_len, g)
+        start_frame = int(settings.start_frame)
+        if start_frame < g:
+            raise ValueError(f"start_frame ({start_frame}) must be at least guidance_frames ({g}) when continuing")
+        skip_draws, _ = segments_before(start_frame, settings.clip_len, g)
+        frame_base = start_frame - g  # whole-video frame of this part's input frame 0
+    else:
+        plan = plan_segments(n, settings.clip_len, settings.guidance)
+    if prompt_schedule:
+        prompt_keys = {id(c): conditioning_fingerprint(c) for _, c in prompt_schedule}
+        prompt_keys[id(positive)] = conditioning_fingerprint(positive)
     lat_t = latent_frames(settings.clip_len)
     latent_shape = (1, ac.LATENT_CHANNELS, lat_t + 1, height // ac.SPATIAL, width // ac.SPATIAL)
 
@@ -321,9 +409,13 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
                       "clip_len": settings.clip_len, "guidance": settings.guidance, "seed": settings.seed})
     if sink is None and not keep_frames:
         raise ValueError("keep_frames=False needs a sink for the frames")
+    if continue_from is not None and sink is not None:
+        sink = _dropping_first(sink, g)  # the guidance frames belong to the earlier part
     stitcher = Stitcher(plan, height, width, crossfade=settings.crossfade, colour_strength=settings.colour_strength,
                         keep_all=keep_frames)
     generator = torch.Generator(device="cpu").manual_seed(int(settings.seed))
+    for _ in range(skip_draws):  # the earlier part's segments: keep the generator where one long run has it
+        segment_noise(generator, latent_shape)
     if step_callback is None:
         import latent_preview
 
@@ -341,7 +433,6 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
     vae_mode = settings.vae_precision
     try:
         ref_latent = None
-        guidance_frames: np.ndarray | None = None
         for seg in plan.segments:
             comfy.model_management.throw_exception_if_processing_interrupted()
             noise = segment_noise(generator, latent_shape)  # always drawn: keeps the generator in step
@@ -359,22 +450,25 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
             region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \
                 else None
-            key = cache.segment_key(seg.index, [seg_pose, seg_face, seg_env, seg_mask, guidance_frames, dec_frames]) \
-                if cache.enabled else ""
+            seg_positive = scheduled_prompt(prompt_schedule, frame_base + seg.out_start, positive)
+            key_inputs = [seg_pose, seg_face, seg_env, seg_mask, guidance_frames, dec_frames]
+            if prompt_schedule:
+                key_inputs.append(prompt_keys[id(seg_positive)])
+            key = cache.segment_key(seg.index, key_inputs) if cache.enabled else ""
             raw = cache.load(seg.index, key, (dec_frames, height, width, 3))
             from_cache = raw is not None
             if raw is None:
                 with ac.vae_precision(vae, vae_mode):
                     if ref_latent is None:
                         ref_latent = ac.encode_reference(vae, reference, width, height)
-                    cond = ac.build_segment(positive, negative, vae, ref_latent, seg_pose, width, height,
+                    cond = ac.build_segment(seg_positive, negative, vae, ref_latent, seg_pose, width, height,
                                             face=seg_face, environment=seg_env, character_mask=seg_mask,
                                             guidance=guid, clip_vision_output=clip_vision_output)
                 del seg_pose, seg_face, seg_env, seg_mask
                 latent = comfy.sample.fix_empty_latent_channels(sampling_model, cond.latent)
                 if tuple(latent.shape) != latent_shape:
                     raise ValueError(f"latent shape {tuple(latent.shape)} differs from the planned {latent_shape}")
-                seed = (int(settings.seed) + seg.index) % 2 ** 64
+                seed = (int(settings.seed) + skip_draws + seg.index) % 2 ** 64
                 if sampler is None:
                     samples = comfy.sample.sample(sampling_model, noise, settings.steps, settings.cfg,
                                                   settings.sampler_name, settings.scheduler, cond.positive,
@@ -400,6 +494,9 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
                 result.sampled.append(seg.index)
             else:
                 result.loaded.append(seg.index)
+            if seg.index == 0 and continue_from is not None and settings.colour_strength > 0:
+                # the stitcher corrects segments after the first; a continued part's first segment is one
+                raw = _colour_matched(raw, guidance_frames, settings.colour_strength, region, g)
             guidance_frames = stitcher.add(seg.index, raw, region)
             del raw
             if sink is not None:
@@ -412,4 +509,30 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             result.motion_encoded, result.motion_reused = memo.misses, memo.hits
             memo.clear()  # the host may keep the clone loaded: drop the stored chunks now
     cache.finish()
+    if continue_from is not None and result.frames is not None:
+        result.frames = result.frames[g:]
     return result
+
+
+def _dropping_first(sink: Callable[[np.ndarray], None], count: int) -> Callable[[np.ndarray], None]:
+    """A sink that passes on everything after the first ``count`` frames it is given."""
+    left = [int(count)]
+
+    def take(frames: np.ndarray) -> None:
+        if left[0] > 0:
+            cut = min(left[0], len(frames))
+            frames = frames[cut:]
+            left[0] -= cut
+        sink(frames)
+
+    return take
+
+
+def _colour_matched(raw: np.ndarray, tail: np.ndarray, strength: float, region, guidance: int) -> np.ndarray:
+    """A segment's frames matched to the frames it shares with the previous part, exactly as the
+    stitcher does for every segment after the first."""
+    from ..preprocess.colour import match_colour
+
+    frames = to_uint8(raw)
+    mask = None if region is None else np.asarray(region, bool)[:len(frames)]
+    return to_uint8(match_colour(frames, tail, strength, mask=mask, shared=slice(0, guidance)))

@@ -8,8 +8,9 @@ from fractions import Fraction
 
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, VideoSource, frames_blocked,
-                     preview_tuple, to_image)
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, VideoSource, check_number,
+                     frames_blocked, preview_tuple, to_image)
+from .prompt_schedule import PromptSchedule, check_schedule as _check_prompt_schedule
 
 log = logging.getLogger("wan_animate_kit")
 
@@ -149,6 +150,33 @@ class AnimateSampler(io.ComfyNode):
                                  "starts from the noise itself here."),
                 io.Sigmas.Input("sigmas", optional=True, tooltip="Optional SIGMAS that replace the schedule of "
                                 "steps / shift / scheduler (e.g. Wan-Animate Official Sigmas). Not modified."),
+                io.Float.Input("pose_strength", default=1.0, min=0.0, max=10.0, step=0.05, optional=True,
+                               tooltip="The pack's option; official = 1.0 (exactly the official model). Scales the "
+                               "pose embedding the model adds to the video latents: below 1 the skeleton steers "
+                               "the body less, 0 ignores the pose video entirely."),
+                io.Float.Input("face_strength", default=1.0, min=0.0, max=10.0, step=0.05, optional=True,
+                               tooltip="The pack's option; official = 1.0 (exactly the official model). Scales the "
+                               "face adapter's contribution (its output, added after every fifth block; not the "
+                               "face pixels or motion vectors, which give black blocks in other tools): below 1 "
+                               "the face crops drive the expression less, 0 ignores them entirely."),
+                PromptSchedule.Input("prompt_schedule", optional=True, tooltip="The pack's option (officially one "
+                                     "prompt for the whole video): a Wan-Animate Prompt Schedule. Each segment "
+                                     "uses the prompt in force at its first new output frame; positive is used "
+                                     "before the schedule's first start frame."),
+                _video_input("continue_from", "The pack's option: continue a video made before (IMAGE or VIDEO, "
+                             "same size as the output). Its last guidance_frames frames condition the first "
+                             "segment exactly as a previous segment's tail would. The driving inputs (pose, face, "
+                             "environment, mask) must start at those frames: overlap the earlier part by "
+                             "guidance_frames frames (earlier part = frames 0-299, guidance 1: start the driving "
+                             "video at frame 299). The output starts after them. With the same seed and an "
+                             "earlier part ending on a segment boundary (guidance_frames + k x (segment_length - "
+                             "guidance_frames) frames) the parts join to exactly the frames of one long run "
+                             "(needs an IMAGE or lossless frames; crossfade is not applied at the join).",
+                             optional=True),
+                io.Int.Input("start_frame", default=0, min=0, max=10_000_000, optional=True,
+                             tooltip="With continue_from: how many frames of the whole video exist before this "
+                             "part's new frames (it places the noise draws and the prompt schedule). 0 = "
+                             "continue_from's frame count (right when continue_from holds the whole video so far)."),
             ],
             outputs=[
                 io.Image.Output("frames", display_name="frames",
@@ -164,22 +192,37 @@ class AnimateSampler(io.ComfyNode):
                 scheduler, segment_length, guidance_frames, width, height, fps, crossfade, colour_correction,
                 colour_strength, cache, frames_output=True, face_video=None, environment_video=None,
                 character_mask=None, clip_vision_output=None, pose=None, audio=None, shift=None,
-                vae_precision=None, sampler=None, sigmas=None) -> io.NodeOutput:
+                vae_precision=None, sampler=None, sigmas=None, pose_strength=None, face_strength=None,
+                prompt_schedule=None, continue_from=None, start_frame=None) -> io.NodeOutput:
         from comfy_api.latest import InputImpl, Types
         from ..models.animate_sampler import AnimateSettings, run_animate
 
+        check_number(NODE, "cfg", cfg, 0.0, 100.0, "use 1.0 (official) or a CFG scale such as 5")
+        pose_strength = 1.0 if pose_strength is None else pose_strength
+        face_strength = 1.0 if face_strength is None else face_strength
+        check_number(NODE, "pose_strength", pose_strength, 0.0, 10.0, "use 1.0 (official)")
+        check_number(NODE, "face_strength", face_strength, 0.0, 10.0, "use 1.0 (official)")
+        schedule = _check_prompt_schedule(NODE, "prompt_schedule", prompt_schedule)
+        check_prompt_width(model, positive, "positive")
+        check_prompt_width(model, negative, "negative")
+        for entry_frame, cond in schedule:
+            check_prompt_width(model, cond, "prompt_schedule", f" (the prompt at frame {entry_frame})")
         job = preflight(model, vae, reference, pose_video, face_video, environment_video, character_mask, pose,
                         segment_length, guidance_frames, width, height, colour_strength, steps, audio)
         shift = DEFAULT_SHIFT if shift is None else shift  # optional: graphs saved before it existed
         vae_precision = VAE_PRECISIONS[0] if vae_precision is None else vae_precision
         check_sampling_inputs(sampler_name, shift, vae_precision, sigmas)
-        job["warnings"] += output_memory_check(job["frames"], job["width"], job["height"], frames_output)
+        start_frame = continuation_inputs(job, continue_from, start_frame, segment_length, guidance_frames)
+        out_frames = job["frames"] - (int(guidance_frames) if continue_from is not None else 0)
+        job["warnings"] += output_memory_check(out_frames, job["width"], job["height"], frames_output)
+        job["warnings"] += working_memory_check(vae, segment_length, job["width"], job["height"])
         settings = AnimateSettings(seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name,
                                    scheduler=scheduler, clip_len=int(segment_length), guidance=int(guidance_frames),
                                    width=job["width"], height=job["height"], crossfade=bool(crossfade),
                                    colour_strength=float(colour_strength) if colour_correction else 0.0,
                                    cache=bool(cache), shift=float(shift), vae_precision=vae_precision,
-                                   sampler=sampler, sigmas=sigmas)
+                                   sampler=sampler, sigmas=sigmas, pose_strength=float(pose_strength),
+                                   face_strength=float(face_strength), start_frame=start_frame)
         check_schedule(model, settings)
         bar: list[Progress] = []
 
@@ -202,6 +245,7 @@ class AnimateSampler(io.ComfyNode):
             result = run_animate(model, vae, positive, negative, reference, job["pose"], settings,
                                  face=job["face"], environment=job["environment"], mask=character_mask,
                                  clip_vision_output=clip_vision_output, num_frames=job["frames"],
+                                 prompt_schedule=schedule, continue_from=job["continue"],
                                  on_segment=on_segment, sink=writer.write if writer else None,
                                  keep_frames=writer is None)
         except BaseException:
@@ -281,9 +325,110 @@ def check_schedule(model, settings) -> None:
         raise InputError(NODE, name, what, fix)
 
 
+def check_prompt_width(model, cond, name: str, where: str = "") -> None:
+    """Refuse, before any work, a CONDITIONING whose embeddings are not [batch, tokens, text dim]
+    of this model (e.g. 768-wide CLIP-L embeddings instead of umT5's 4096)."""
+    import torch
+
+    dim = None
+    try:
+        dim = int(model.get_model_object("diffusion_model.text_embedding")[0].in_features)
+    except Exception:  # not a Wan model: preflight names the model
+        pass
+    if not isinstance(cond, list) or not cond:
+        raise InputError(NODE, name, f"is not a CONDITIONING{where}", "connect CLIP Text Encode (umt5_xxl) or "
+                         "Load Prompt Embedding")
+    for entry in cond:
+        t = entry[0] if isinstance(entry, (list, tuple)) and entry else None
+        if not torch.is_tensor(t) or t.ndim != 3:
+            raise InputError(NODE, name, f"is not a CONDITIONING of text embeddings{where}",
+                             "connect CLIP Text Encode (umt5_xxl) or Load Prompt Embedding")
+        if dim is not None and int(t.shape[-1]) != dim:
+            raise InputError(NODE, name, f"holds {int(t.shape[-1])}-wide text embeddings{where}, the model takes "
+                             f"{dim}", "encode the prompt with Wan's umT5 text encoder (umt5_xxl, 4096 wide)")
+        if not torch.isfinite(t).all():
+            raise InputError(NODE, name, f"holds NaN or infinite values{where}", "encode the prompt again")
+
+
+def continuation_inputs(job: dict, continue_from, start_frame, segment_length: int, guidance_frames: int) -> int:
+    """Check continue_from / start_frame; put the continue_from source in ``job``; return the
+    start frame (0 without continue_from)."""
+    g = int(guidance_frames)
+    job["continue"] = None
+    if continue_from is None:
+        if start_frame:
+            raise InputError(NODE, "start_frame", f"is {start_frame} but continue_from is not connected",
+                             "set it to 0, or connect the video to continue")
+        return 0
+    src = _source(continue_from, "continue_from")
+    if src.num_frames < g:
+        raise InputError(NODE, "continue_from", f"has {src.num_frames} frames, fewer than guidance_frames ({g})",
+                         "connect the video made so far")
+    if tuple(src.size) != (job["width"], job["height"]):
+        raise InputError(NODE, "continue_from", f"is {src.size[0]}x{src.size[1]}, the output {job['width']}x"
+                         f"{job['height']}", "continue a video of the output's size (or set width/height to it)")
+    if job["frames"] <= g:
+        raise InputError(NODE, "pose_video", f"has {job['frames']} frames: with continue_from its first "
+                         f"{g} frame(s) are the ones continued, so nothing new would be made",
+                         "connect the driving frames from the last frame(s) of the earlier part on")
+    start = int(start_frame or 0) or src.num_frames
+    if start < g:
+        raise InputError(NODE, "start_frame", f"{start} is less than guidance_frames ({g})",
+                         "give the frame count of the whole video so far")
+    from ..models.animate_sampler import segments_before
+
+    _, aligned = segments_before(start, segment_length, g)
+    if not aligned:
+        stride = int(segment_length) - g
+        job["warnings"].append(
+            f"start_frame {start} is not on a segment boundary (guidance_frames + k x {stride}): the earlier part's "
+            "last segment was padded, so the joined parts differ from one long run near the join.")
+    job["continue"] = src
+    return start
+
+
+def working_memory_check(vae, segment_length: int, width: int, height: int,
+                         memory: tuple[int, int] | None = None) -> list[str]:
+    """Refuse, before the reference is encoded, a size whose per-segment working memory cannot fit
+    in this machine's RAM: the segment's float32 frame buffers (pose, conditioning image,
+    environment, decoded frames: 4 x 12 bytes a pixel a frame) and, when the VAE runs on the CPU,
+    the host's own estimate of the VAE's working memory for one segment. Warns above 80 % of what
+    is free now."""
+    if memory is None:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        memory = (vm.total, vm.available)
+    total, available = memory
+    frames, pixels = int(segment_length), int(width) * int(height)
+    need = 4 * frames * pixels * 12
+    device = getattr(vae, "device", None)
+    if device is not None and getattr(device, "type", str(device)) == "cpu":
+        import torch
+
+        lat_t = (frames - 1) // 4 + 1
+        try:
+            enc = vae.memory_used_encode((1, 3, frames, int(height), int(width)), torch.float32)
+            dec = vae.memory_used_decode((1, 16, lat_t, int(height) // 8, int(width) // 8), torch.float32)
+            need += int(max(enc, dec))
+        except Exception:
+            pass
+    gib = 2 ** 30
+    what = (f"{width}x{height} with {frames}-frame segments needs about {need / gib:.1f} GiB of RAM while a "
+            "segment is encoded, sampled and decoded")
+    if need > total:
+        raise InputError(NODE, "width", f"(and height) {what}, more than this machine has ({total / gib:.1f} GiB)",
+                         "lower width and height (0 = the pose video's size) or segment_length")
+    if need > 0.8 * available:
+        return [f"{what}, and {available / gib:.1f} GiB is free now: the job may run out of memory."]
+    return []
+
+
 def _source(value, name: str) -> VideoSource:
     try:
-        return VideoSource(value, name)
+        return VideoSource(value, name, NODE)
+    except InputError:
+        raise
     except ValueError as e:
         raise InputError(NODE, name, str(e), "connect an IMAGE batch or a VIDEO") from None
 

@@ -547,7 +547,10 @@ def test_output_memory_check_errors_before_sampling_when_frames_cannot_fit(rig, 
     with pytest.raises(InputError, match="frames_output") as err:
         sample.AnimateSampler.execute(**_node_args(rig, 9))
     assert err.value.input_name == "frames_output" and not sampled
-    out = sample.AnimateSampler.execute(**_node_args(rig, 9, frames_output=False))  # streamed: no RAM limit
+    # streamed: no RAM limit for the frames (the per-segment working memory has its own check, tested in
+    # test_sampler_controls.py; this machine is too small for it, so it is left out here)
+    monkeypatch.setattr(sample, "working_memory_check", lambda *a, **k: [])
+    out = sample.AnimateSampler.execute(**_node_args(rig, 9, frames_output=False))
     assert sampled and out.result[1] is not None
 
 
