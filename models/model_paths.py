@@ -61,10 +61,14 @@ def find_model_file(name: object, roots: Iterable[str | os.PathLike], *,
     return None
 
 
-def not_in_folder(name: object, folder: str) -> tuple[str, str]:
-    """(problem, fix) for a refused or missing model name: one text whatever the reason."""
+def not_in_folder(name: object, folder: str, roots: Iterable[str | os.PathLike] = ()) -> tuple[str, str]:
+    """(problem, fix) for a refused or missing model name: one text whatever the reason. ``roots``
+    (the host's folders for ``folder``) lets the fix name the real place; it never depends on the
+    refused name, so the text reveals nothing about files outside the folders."""
     shown = name if isinstance(name, str) and len(name) <= 200 else f"{str(name)[:200]}..."
+    roots = [os.fspath(r) for r in roots]
+    where = f"{roots[0]}" if roots else f"ComfyUI/models/{folder}"
     return (f"'{shown}' was not found as a model file in the '{folder}' model folder(s); only files inside "
             f"those folders can be loaded (absolute paths, '..' and links that lead outside them are refused)",
-            f"put the file into ComfyUI/models/{folder} (or a folder listed for '{folder}' in "
-            f"extra_model_paths.yaml), refresh the node list (press R) and pick it from the list")
+            f"put the file into {where} (or a folder listed for '{folder}' in extra_model_paths.yaml), "
+            f"refresh the node list (press R) and pick it from the list")

@@ -100,7 +100,7 @@ def resolve_model_path(name: str | os.PathLike,
     found = find_model_file(os.fspath(name) if isinstance(name, os.PathLike) else name,
                             _folders(folder_paths), folder_file=OFFICIAL_MODEL_FILE)
     if found is None:
-        problem, fix = not_in_folder(name, "detection")
+        problem, fix = not_in_folder(name, "detection", _folders(folder_paths))
         raise ModelContractError(f"pose model {problem}; {fix}. A folder stands for its {OFFICIAL_MODEL_FILE} "
                                  f"(official layout)")
     return pathlib.Path(found)

@@ -43,7 +43,7 @@ def model_file(node: str, input_name: str, folder: str, name, folder_file: str |
         roots = []
     path = find_model_file(name, roots, folder_file=folder_file)
     if path is None:
-        raise InputError(node, input_name, *not_in_folder(name, folder))
+        raise InputError(node, input_name, *not_in_folder(name, folder, roots))
     return path
 
 
