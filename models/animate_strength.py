@@ -13,21 +13,32 @@ the same structure as the official ``wan/modules/animate/model_animate.py``):
   ``face_strength`` multiplies each fuser block's output, ``x + s * adapter(x, motion)``; at 0 the
   face crops have no influence.
 
-Why other tools show black blocks below a face strength of about 0.8, and why this cannot come from
-the patch here: scaling the *inputs* of the face path (the face pixels or the motion vectors) does
-not scale its contribution. The motion vectors pass a LayerNorm (``pre_norm_motion``) before the
-adapter's keys and values, so a scaled motion vector is normalised back (a zero one becomes the
-bias-only keys/values, a different, untrained signal), and scaled face pixels are a dimmer face
-that the motion encoder reads as another expression. The adapter then injects features the model
-never saw in training. In Replacement mode the character region of the environment video is black,
-and the model has to paint over it; weakened or off-distribution face features leave parts of that
-black hole unpainted, which is the flicker of black blocks reported with the wrapper pack's
-``face_strength`` and with core's node in Replacement mode (where no strength exists at all, i.e.
-the blocks are also a model/mask quirk). Here the scale is applied to the adapter's *output*, a
-residual that is added to tokens which stay on the model's path: s = 1 is bit-identical to the
-unpatched model, s = 0 is exactly the model without the face adapter, and values in between
-interpolate the residual, in the model's own dtype, with no division or normalisation that could
-overflow. (A NaN/inf from the model is still caught by the sampler after each segment.)
+Black blocks at low face strength in other tools. What the reports show (the wrapper pack's issue
+"Some black Blocks show in Result Video", and core's feature request for face_strength): the black
+pixels appear around the character in Replacement mode once the wrapper's face_strength goes below
+about 0.8 (its body/pose strength does not trigger them), and core users see the same flicker around
+the character without any strength setting; the wrapper's maintainer called it a quirk of the model
+(with too little face guidance the mask "stops working"). In Replacement mode the character's region
+of the environment video is black and marked "generate" in the mask; where the model does not paint
+over it, the black shows through. So the blocks are the model leaving the masked black hole
+unpainted, not a numerical failure of the strength itself. Two ways a strength can make that worse,
+and why neither applies here:
+
+* scaling the face *inputs* (the face pixels or the motion vectors) instead of the adapter's
+  contribution: the motion vectors pass a LayerNorm (``pre_norm_motion``) before the adapter's keys
+  and values, so a scaled vector is normalised back (and a zero one becomes the bias-only signal),
+  and dimmed face pixels are read as another face. The adapter then injects features the model never
+  saw in training instead of less of the trained ones. Here the *output* is scaled: a residual
+  added to tokens that stay on the model's path; s = 1 is bit-identical to the unpatched model, s = 0
+  is exactly the model without the face adapter, values between interpolate the residual.
+* overflow in half precision: the scale is one multiplication of the adapter's output in the model's
+  own dtype, with no division or normalisation after it, and the sampler refuses a segment that
+  samples to NaN/inf (nothing is cached for it).
+
+The tests run face strength 0.5 and 0 in Animation and Replacement mode on the tiny model and check
+that the sampled latents are finite and that no frame is black. Whether the real 14B model leaves
+parts of a black environment hole unpainted at low face strength is its own behaviour and can still
+happen; the official value 1.0 is the default.
 
 The patches are object patches on a clone of the MODEL (the user's MODEL and the weights are not
 touched); the motion memo (``motion_memo.py``) memoises the motion encoder *before* the adapter, so

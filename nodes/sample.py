@@ -156,9 +156,11 @@ class AnimateSampler(io.ComfyNode):
                                "the body less, 0 ignores the pose video entirely."),
                 io.Float.Input("face_strength", default=1.0, min=0.0, max=10.0, step=0.05, optional=True,
                                tooltip="The pack's option; official = 1.0 (exactly the official model). Scales the "
-                               "face adapter's contribution (its output, added after every fifth block; not the "
-                               "face pixels or motion vectors, which give black blocks in other tools): below 1 "
-                               "the face crops drive the expression less, 0 ignores them entirely."),
+                               "face adapter's contribution (its output, added after every fifth block; scaling the "
+                               "face pixels or motion vectors instead would feed the adapter signals it was never "
+                               "trained on): below 1 the face crops drive the expression less, 0 ignores them "
+                               "entirely. In Replacement mode a low value may leave parts of the blacked-out "
+                               "character region unpainted (a model quirk also reported for other tools)."),
                 PromptSchedule.Input("prompt_schedule", optional=True, tooltip="The pack's option (officially one "
                                      "prompt for the whole video): a Wan-Animate Prompt Schedule. Each segment "
                                      "uses the prompt in force at its first new output frame; positive is used "

@@ -313,6 +313,13 @@ def test_node_continue_from_takes_its_frame_count_as_start_frame(rig):
     part2 = AnimateSampler.execute(**_node_args(rig, 25, pose_video=rig.pose[16:25], continue_from=part1))
     assert part2.result[0].shape[0] == 8
     assert torch.equal(torch.cat([part1, part2.result[0]]), whole)
+    # streamed to a file (frames_output off): the same new frames only, not the continued one
+    streamed = AnimateSampler.execute(**_node_args(rig, 25, pose_video=rig.pose[16:25], continue_from=part1,
+                                                   frames_output=False)).result[1].get_components().images
+    assert streamed.shape == part2.result[0].shape
+    luma = torch.tensor([0.299, 0.587, 0.114])
+    err = float(((streamed - part2.result[0]) @ luma).abs().mean())
+    assert err < float(((streamed - part2.result[0].roll(1, 0)) @ luma).abs().mean()) / 3
     # an earlier part that does not end on a segment boundary: a warning says so
     odd = AnimateSampler.execute(**_node_args(rig, 25, pose_video=rig.pose[12:25], continue_from=part1[:13]))
     assert odd.result[0].shape[0] == 12
