@@ -39,7 +39,7 @@ from typing import Any, Union
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MANIFEST_PATH = ROOT / "workflows" / "models.json"
 LOCK_NAME = ".wan_animate_kit.lock.json"
-WORKFLOW_NAMES = ("animate", "replace", "animate_fast", "replace_fast")
+WORKFLOW_NAMES = ("animate", "replace", "animate_fast", "replace_fast", "replace_two")
 MODEL_EXTENSIONS = (".safetensors", ".sft", ".onnx", ".pt", ".pth", ".ckpt", ".bin", ".gguf")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FOLDER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")

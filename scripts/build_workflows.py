@@ -278,6 +278,104 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     return g.to_json()
 
 
+def build_replace_two(info: dict) -> dict:
+    """Two people replaced in one clip: pass A replaces person A (index 0) with character A, pass B
+    replaces person B (index 1) with character B on pass A's output. Both passes use the one tracking
+    of the original video (Pick Person changes only the subject), so the ids stay with the same
+    people; pass B's SAM2 mask and environment come from pass A's output, its face crops from the
+    original video (person B is unchanged there)."""
+    g = Graph(info)
+    # -- inputs -------------------------------------------------------------------------------
+    g.group("1 · Inputs", 0, 0, 1100, 620)
+    char_a = g.node("LoadImage", (20, 40), title="Character A image", size=(320, 320), image="character.png")
+    char_b = g.node("LoadImage", (360, 40), title="Character B image", size=(320, 320), image="character_b.png")
+    video = g.node("LoadVideo", (700, 40), title="Driving video", size=(380, 320), file="driving.mp4")
+    drv = g.node(PREFIX + "DrivingVideo", (700, 400), title="Driving video at 30 fps (official)", size=(380, 200),
+                 video=g.out(video, 0), fps=30.0, resize_area=OFFICIAL_AREA)
+    g.note((20, 400), "**Two people.** Person A (index 0: the first person seen) becomes character A, then "
+           "person B (index 1) becomes character B on that result. Each pass is the shipped Replacement with "
+           "its own SAM2 mask; check the two pose previews and the mask overlays. Change the indices (or use a "
+           "point 'x,y') in Driving pose and Pick person B.", size=(660, 200))
+    # -- pose -----------------------------------------------------------------------------------
+    g.group("2 · Pose (ViTPose, tracked once)", 1140, 0, 1160, 620, color="#8a6e3f")
+    pm = g.node(PREFIX + "PoseModelLoader", (1160, 40), size=(320, 200), detector=MODEL_FILES["detector"],
+                pose_model=MODEL_FILES["vitpose"])
+    g.models(pm, "detector", "vitpose", "vitpose_data")
+    pose_a = g.node(PREFIX + "PoseExtract", (1500, 40), title="Driving pose (person A)", size=(360, 260),
+                    pose_models=g.out(pm, 0), video=g.out(drv, 0), person="0")
+    pose_b = g.node(PREFIX + "PosePickPerson", (1880, 40), title="Pick person B", size=(400, 180),
+                    pose=g.out(pose_a, 0), person="1")
+    out_w, out_h = g.out(drv, 4), g.out(drv, 5)
+    g.note((1500, 330), "**Pose.** Everyone is tracked once, on the original video, with stable ids; `person` "
+           "picks person A, Pick Person picks person B from the same tracking. Replacement keeps every person "
+           "where they were, so pass B needs no new tracking and the ids stay attached to the same people (a "
+           "pose re-tracked on pass A's output can be matched back by position with Pick Person's "
+           "`match_to`).", size=(780, 170))
+    # -- models ---------------------------------------------------------------------------------------
+    g.group("3 · Models", 0, 660, 1100, 620, color="#6e3f8a")
+    unet = g.node("UNETLoader", (20, 700), size=(340, 110), unet_name=MODEL_FILES["dit"])
+    g.models(unet, "dit")
+    relight = g.node(PREFIX + "RelightLoRA", (380, 700), size=(340, 130), model=g.out(unet, 0),
+                     lora_name=MODEL_FILES["relight"], strength=1.0)
+    g.models(relight, "relight")
+    model = (relight, 0)
+    clip = g.node("CLIPLoader", (20, 840), size=(340, 110), clip_name=MODEL_FILES["t5"], type="wan")
+    g.models(clip, "t5")
+    pos = g.node("CLIPTextEncode", (380, 990), title="Positive prompt", size=(340, 120), text=POSITIVE,
+                 clip=g.out(clip, 0))
+    neg = g.node("CLIPTextEncode", (740, 990), title="Negative prompt", size=(340, 120), text=NEGATIVE,
+                 clip=g.out(clip, 0))
+    cvl = g.node("CLIPVisionLoader", (20, 990), size=(340, 80), clip_name=MODEL_FILES["clip_vision"])
+    g.models(cvl, "clip_vision")
+    vae = g.node("VAELoader", (740, 700), size=(340, 80), vae_name=MODEL_FILES["vae"])
+    g.models(vae, "vae")
+    sam = g.node(PREFIX + "Sam2Loader", (740, 820), size=(340, 130), checkpoint=MODEL_FILES["sam2"])
+    g.models(sam, "sam2")
+    g.note((20, 1130), PROMPT_NOTE, size=(1060, 130))
+
+    def replace_pass(label: str, x: int, pose, char, env_source, color: str):
+        """Skeleton, face crops, reference, CLIP vision, SAM2 mask, environment and sampler of one pass."""
+        g.group(f"{4 if label == 'A' else 5} · Pass {label}: person {label} becomes character {label}", x, 660,
+                1160, 1320, color=color)
+        render = g.node(PREFIX + "RenderPose", (x + 20, 700), title=f"Skeleton {label}", size=(320, 220),
+                        pose=g.out(pose, 0), width=out_w, height=out_h, frames_output=False)
+        faces = g.node(PREFIX + "FaceCrops", (x + 20, 950), title=f"Face crops {label} (original video)",
+                       size=(320, 180), pose=g.out(pose, 0), video=g.out(drv, 0), frames_output=False)
+        refimg = g.node(PREFIX + "PaddingResize", (x + 20, 1160), title=f"Character {label} at output size",
+                        size=(320, 130), images=g.out(char, 0), width=out_w, height=out_h)
+        cve = g.node(PREFIX + "ClipVisionEncodeOfficial", (x + 20, 1320), title=f"CLIP vision {label}",
+                     size=(320, 100), clip_vision=g.out(cvl, 0), image=g.out(refimg, 0))
+        seg = g.node(PREFIX + "CharacterSegmentation", (x + 360, 700), title=f"SAM2 mask {label}", size=(380, 240),
+                     sam2_model=g.out(sam, 0), pose=g.out(pose, 0), video=env_source)
+        shape = g.node(PREFIX + "MaskShape", (x + 760, 700), title=f"Mask shaping {label}", size=(380, 260),
+                       mask=g.out(seg, 0), pose=g.out(pose, 0), feather=0.0)
+        env = g.node(PREFIX + "EnvironmentVideo", (x + 360, 980), title=f"Environment {label}", size=(380, 240),
+                     video=env_source, mask=g.out(shape, 0), width=out_w, height=out_h, frames_output=False)
+        sampler = g.node(PREFIX + "AnimateSampler", (x + 360, 1260), title=f"Wan-Animate sampler {label}",
+                         size=(380, 640), model=model, positive=g.out(pos, 0), negative=g.out(neg, 0),
+                         vae=g.out(vae, 0), reference=g.out(refimg, 0), pose_video=g.out(render, 1),
+                         face_video=g.out(faces, 2), clip_vision_output=g.out(cve, 0), pose=g.out(pose, 0),
+                         environment_video=g.out(env, 3), character_mask=g.out(env, 1), steps=20, cfg=1.0,
+                         sampler_name=OFFICIAL_SAMPLER, scheduler="simple", shift=5.0, fps=g.out(drv, 1),
+                         audio=g.out(drv, 3), frames_output=False)
+        save = g.node("SaveVideo", (x + 760, 1260), title="Save video" if label == "B" else "Save video (pass A)",
+                      size=(380, 380), video=g.out(sampler, 1),
+                      filename_prefix="wan_animate/replace_two" + ("" if label == "B" else "_pass_a"))
+        return sampler, save
+
+    sampler_a, _ = replace_pass("A", 1140, pose_a, char_a, g.out(drv, 0), "#3f8a5e")
+    g.note((1900, 1660), "**Pass A** is the shipped Replacement for person A: mask, environment and faces from "
+           "the driving video. Its output video (a file, frames_output off) is the scene pass B works on.",
+           size=(380, 150))
+    replace_pass("B", 2340, pose_b, char_b, g.out(sampler_a, 1), "#8a3f3f")
+    g.note((3100, 1660), "**Pass B** replaces person B on pass A's output: SAM2 segments person B in pass A's "
+           "frames (prompted from person B's keypoints, which still hold: replacement keeps positions), the "
+           "environment is pass A's output with person B blacked out, the face crops come from the original "
+           "video (person B is unchanged there). Save video is the final result with the driving video's sound.",
+           size=(380, 220))
+    return g.to_json()
+
+
 PREFIX = "WAK_"
 OFFICIAL_SAMPLER = "official UniPC (bh2, order 2)"  # Wan2.2 generate.py default --sample_solver unipc
 OFFICIAL_AREA = 1280 * 720  # official resolution_area (Wan2.2 preprocess_data.py --resolution_area 1280 720)
@@ -309,8 +407,11 @@ def main(argv=None) -> int:
         if srv:
             srv.stop()
     (WORKFLOWS / "api").mkdir(parents=True, exist_ok=True)
-    for name, (mode, fast) in VARIANTS.items():
-        ui = build(info, mode, fast)
+    builders = {name: (lambda mode=mode, fast=fast: build(info, mode, fast))
+                for name, (mode, fast) in VARIANTS.items()}
+    builders["replace_two"] = lambda: build_replace_two(info)
+    for name, make in builders.items():
+        ui = make()
         (WORKFLOWS / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n")
         api = convert(ui, info)
         (WORKFLOWS / "api" / f"{name}.json").write_text(json.dumps(api, indent=1, ensure_ascii=False) + "\n")

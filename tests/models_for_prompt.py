@@ -57,8 +57,9 @@ def tiny_prompt(prompt: dict, server, tiny: dict, character: str = CHARACTERS[0]
     emb = _embedding(tiny["root"])
     for nid, node in list(p.items()):
         ct, inp = node["class_type"], node["inputs"]
-        if ct == "LoadImage":
-            inp["image"] = character
+        if ct == "LoadImage":  # replace_two's "Character B image" gets the other one
+            second = "Character B" in node.get("_meta", {}).get("title", "")
+            inp["image"] = next(c for c in CHARACTERS if c != character) if second else character
         elif ct == "UNETLoader":
             inp["unet_name"] = tiny["dit"].name
         elif ct == "VAELoader":

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.host
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 WF = ROOT / "workflows"
-NAMES = ["animate", "animate_fast", "replace", "replace_fast"]
+NAMES = ["animate", "animate_fast", "replace", "replace_fast", "replace_two"]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
