@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 import logging
 
-FAMILIES = ("video", "video_rate", "pose", "retarget", "mask", "segment", "sample", "solvers", "lora", "embeds", "clip_vision", "pose_pick", "prompt_schedule")
+FAMILIES = ("video", "video_rate", "pose", "retarget", "mask", "segment", "sample", "solvers", "lora", "embeds", "clip_vision", "pose_pick", "prompt_schedule", "points_editor")
 INSTALL_HINT = {
     "onnxruntime": "pip install onnxruntime-gpu (GPU) or onnxruntime (CPU only)",
     "sam2": "SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2==1.1.0",

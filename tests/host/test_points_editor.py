@@ -1,0 +1,324 @@
+"""SAM2 Points Editor: the node's JSON, its routes, and the in-node editor in the real frontend.
+
+The browser tests drive headless Chromium (tests/frontend_driver.py) on the test server: a graph
+Load Video -> Pose Extraction -> SAM2 Points Editor -> SAM2 Character Segmentation -> Save Image
+(tiny models, the 9-frame test clip with the tiny detector's two people) is built in the page and
+queued from it, so the editor gets its session from the node's own run. Clicks are real mouse
+events (CDP) at screen positions computed here from the canvas rectangle and the frame size.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.host
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+W, H, FRAMES = 96, 64, 9  # tests/models_for_prompt.py's driving.mp4
+
+
+# --- the node alone (in-process host) --------------------------------------------------------------
+def _pose(n=4, w=W, h=H, ids=(1, 2), subject=0):
+    from wan_animate_kit.preprocess.pose_types import PoseSequence
+
+    kps = np.zeros((n, len(ids), 133, 3), np.float32)
+    for p in range(len(ids)):
+        kps[:, p, :, 0] = 10 + 40 * p + np.arange(133) % 20
+        kps[:, p, :, 1] = 5 + np.arange(133) % 50
+        kps[:, p, :, 2] = 0.9
+    return PoseSequence(keypoints=kps, width=w, height=h, track_ids=tuple(ids), subject=subject,
+                        detected=np.ones((n, len(ids)), bool))
+
+
+def _run(points, n=4, subject=0):
+    import torch
+    from wan_animate_kit.nodes.points_editor import Sam2PointsEditor
+
+    images = torch.rand(n, H, W, 3)
+    return Sam2PointsEditor.execute(pose=_pose(n, subject=subject), points=points, images=images)
+
+
+def test_subject_points_go_to_the_segmentation_inputs(host):
+    pts = [{"frame": 2, "x": 10.5, "y": 20, "label": 1, "person": 1},
+           {"frame": 2, "x": 30, "y": 40.25, "label": 0, "person": 1},
+           {"frame": 1, "x": 70, "y": 10, "label": 1, "person": 2}]  # the other person's: kept, not output
+    out = _run(json.dumps(pts))
+    pos, neg, frame = out.result
+    assert json.loads(pos) == [{"x": 10.5, "y": 20}] and json.loads(neg) == [{"x": 30, "y": 40.25}]
+    assert frame == 2
+    info = out.ui["wak_points_editor"][0]
+    assert info["frames"] == 4 and (info["width"], info["height"]) == (W, H)
+    assert info["people"] == [1, 2] and info["subject"] == 1 and info["preview_mask"] is False
+    # the segmentation node reads exactly those strings
+    from wan_animate_kit.preprocess.sam_prompts import parse_points_json
+    assert parse_points_json(pos).tolist() == [[10.5, 20.0]]
+    # subject = the second person: their point only
+    pos, neg, frame = _run(json.dumps(pts), subject=1).result
+    assert json.loads(pos) == [{"x": 70, "y": 10}] and neg == "" and frame == 1
+
+
+@pytest.mark.parametrize("text", ["", "[]", "[{}]"])
+def test_no_points_leave_the_official_segmentation(host, text):
+    assert _run(text).result == ("", "", 0)
+
+
+@pytest.mark.parametrize("points, words", [
+    ("[{", "not valid JSON"),
+    ('[{"x": 1}]', "has no y"),
+    ('[{"frame": 4, "x": 1, "y": 1}]', "frames 0..3"),
+    ('[{"frame": 0.5, "x": 1, "y": 1}]', "frame 0.5"),
+    (f'[{{"x": {W}, "y": 1}}]', "outside the 96x64"),
+    ('[{"x": 1, "y": -0.5}]', "outside"),
+    ('[{"x": 1, "y": 1, "label": 2}]', "label"),
+    ('[{"x": 1, "y": 1, "person": 7}]', "person 7"),
+    ('[{"x": "1", "y": 1}]', "x must be a number"),
+    ('[{"frame": 0, "x": 1, "y": 1}, {"frame": 1, "x": 2, "y": 2}]', "frames [0, 1]"),
+])
+def test_bad_points_name_the_widget(host, points, words):
+    from wan_animate_kit.nodes.common import InputError
+
+    with pytest.raises(InputError) as e:
+        _run(points)
+    msg = str(e.value)
+    assert "SAM2 Points Editor" in msg and "points" in msg and words in msg, msg
+
+
+def test_pose_of_another_video_is_refused(host):
+    import torch
+    from wan_animate_kit.nodes.common import InputError
+    from wan_animate_kit.nodes.points_editor import Sam2PointsEditor
+
+    with pytest.raises(InputError, match="pose"):
+        Sam2PointsEditor.execute(pose=_pose(5), points="[]", images=torch.rand(4, H, W, 3))
+
+
+def test_people_route_data_and_frames(host):
+    """Boxes around each person's keypoints, the official 8 prompt points (truncated pixels), keyframes."""
+    import torch
+    from wan_animate_kit.nodes import editor_routes
+    from wan_animate_kit.nodes.points_editor import get_session
+
+    images = (torch.arange(8).float() / 8)[:, None, None, None].expand(8, H, W, 3).contiguous()
+    from wan_animate_kit.nodes.points_editor import Sam2PointsEditor
+    pose = _pose(8)
+    out = Sam2PointsEditor.execute(pose=pose, points="[]", images=images)
+    s = get_session(out.ui["wak_points_editor"][0]["session"])
+    info = editor_routes.people_on_frame(s, 5)
+    assert [p["id"] for p in info["people"]] == [1, 2] and info["people"][0]["subject"]
+    kp = pose.keypoints[5, 1]
+    assert info["people"][1]["box"] == [kp[:, 0].min(), kp[:, 1].min(), kp[:, 0].max(), kp[:, 1].max()]
+    # the official prompt: nose, shoulder midpoint, R/L shoulder, R/L hip, R/L ankle (COCO 0, 5/6, 6, 5, 12,
+    # 11, 16, 15), each normalised by the canvas in float32 (the pair mean too), times the canvas, truncated
+    k = pose.keypoints[5, 0, :, :2] / np.array([W, H], np.float32)
+    ref = [k[0], (k[5] + k[6]) / np.float32(2), k[6], k[5], k[12], k[11], k[16], k[15]]
+    ref = [[float(int(float(x) * W)), float(int(float(y) * H))] for x, y in ref]
+    assert info["people"][0]["auto"] == ref
+    # 8 frames, one chunk: official keyframes 0, 2, 4, 6
+    assert [editor_routes.people_on_frame(s, i)["keyframe"] for i in range(8)] == [True, False] * 4
+    jpeg = editor_routes.frame_jpeg(s, 3)
+    import cv2
+    frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert frame.shape == (H, W, 3) and abs(float(frame.mean()) - 255 * 3 / 8) < 3
+
+
+# --- the frontend --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def page(server, tiny_models):
+    from frontend_driver import Browser, chromium_path
+    from models_for_prompt import write_inputs
+
+    if "sam2" not in tiny_models:
+        pytest.skip("the sam2 package is not installed")
+    binary = chromium_path()
+    if binary is None:
+        pytest.skip("Chromium is not installed (scripts/test.sh installs it with apt)")
+    write_inputs(server.base / "input")
+    b = Browser(binary)
+    try:
+        b.open(server.url)
+        b.quiet_frontend()
+        b.wait_for("window.app.extensionManager && "
+                   "(window.app.extensions || []).some(e => e.name === 'WanAnimateKit.PointsEditor')", timeout=60)
+        yield b
+    finally:
+        b.close()
+
+
+GRAPH_JS = """(async () => {
+  const g = window.app.graph; g.clear();
+  const mk = (type, x, y, values) => { const n = LiteGraph.createNode(type); n.pos = [x, y]; g.add(n);
+    for (const [k, v] of Object.entries(values || {})) n.widgets.find(w => w.name === k).value = v; return n; };
+  const video = mk('LoadVideo', 700, 40, {file: 'driving.mp4'});
+  const models = mk('WAK_PoseModelLoader', 700, 400, {detector: %(detector)s, pose_model: %(vitpose)s, device: 'cpu'});
+  const pose = mk('WAK_PoseExtract', 1100, 400);
+  const sam = mk('WAK_Sam2Loader', 1100, 40, {checkpoint: %(sam2)s, device: 'cpu', dtype: 'fp32', image_size: 256});
+  const ed = mk('WAK_Sam2PointsEditor', 40, 40);
+  const seg = mk('WAK_CharacterSegmentation', 1500, 40, {chunk_size: 8});
+  const toImg = mk('MaskToImage', 1500, 600);
+  const save = mk('SaveImage', 1800, 600, {filename_prefix: 'wak_points_editor'});
+  models.connect(0, pose, 'pose_models'); video.connect(0, pose, 'video');
+  pose.connect(0, ed, 'pose'); video.connect(0, ed, 'video'); sam.connect(0, ed, 'sam2_model');
+  sam.connect(0, seg, 'sam2_model'); pose.connect(0, seg, 'pose'); video.connect(0, seg, 'video');
+  ed.connect(0, seg, 'positive_points'); ed.connect(1, seg, 'negative_points'); ed.connect(2, seg, 'points_frame');
+  seg.connect(0, toImg, 'mask'); toImg.connect(0, save, 'images');
+  ed.setSize([560, 620]);
+  const c = window.app.canvas; c.ds.scale = 1; c.ds.offset = [80, 80]; c.setDirty(true, true); c.draw(true, true);
+  window.wakEditorNode = ed;
+  return ed.id;
+})()"""
+
+
+def _build(page, tiny_models) -> int:
+    names = {k: json.dumps(tiny_models[k].name) for k in ("detector", "vitpose", "sam2")}
+    node_id = page.evaluate(GRAPH_JS % names)
+    time.sleep(1.0)
+    return node_id
+
+
+def _queue_from_page(page, server, timeout=600) -> dict:
+    """Queue the graph from the page (so its editor gets the run's messages); return the history entry."""
+    prompt_id = page.evaluate("""(async () => { const p = await window.app.graphToPrompt();
+        const r = await window.app.api.queuePrompt(0, p); return r.prompt_id; })()""")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        hist = server.get_json(f"/history/{prompt_id}")
+        if prompt_id in hist:
+            entry = hist[prompt_id]
+            assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+            return entry
+        time.sleep(0.5)
+    raise TimeoutError("the queued graph did not finish")
+
+
+def _saved_masks(server, entry) -> np.ndarray:
+    from PIL import Image
+
+    out = next(v for v in entry["outputs"].values() if v.get("images"))
+    return np.stack([np.asarray(Image.open(server.base / "output" / f.get("subfolder", "") / f["filename"]))
+                     for f in out["images"]])
+
+
+def _widget_points(page) -> list:
+    return json.loads(page.evaluate("window.wakEditorNode.widgets.find(w => w.name === 'points').value"))
+
+
+def _prompt_points(page) -> tuple[list, dict]:
+    p = page.evaluate("(async () => (await window.app.graphToPrompt()).output)()")
+    ed = next(v for v in p.values() if v["class_type"] == "WAK_Sam2PointsEditor")
+    return json.loads(ed["inputs"]["points"]), p
+
+
+def _screen(page, x: float, y: float) -> tuple[float, float]:
+    """Page position of source pixel (x, y): the frame is fitted (letterboxed) into the canvas element."""
+    r = page.evaluate("(() => { const b = window.wakEditorNode.wakPointsEditor.canvas.getBoundingClientRect();"
+                      " return [b.left, b.top, b.width, b.height]; })()")
+    left, top, cw, ch = r
+    s = min(cw / W, ch / H)
+    return left + (cw - W * s) / 2 + x * s, top + (ch - H * s) / 2 + y * s
+
+
+def _mouse(page, kind, pos, button="left", modifiers=0, buttons=None):
+    page.call("Input.dispatchMouseEvent", type=kind, x=pos[0], y=pos[1], button=button, clickCount=1,
+              modifiers=modifiers, buttons=buttons if buttons is not None else {"left": 1, "right": 2}.get(button, 0))
+
+
+def _click(page, x, y, button="left", modifiers=0):
+    pos = _screen(page, x, y)
+    _mouse(page, "mouseMoved", pos, button="none", buttons=0)
+    _mouse(page, "mousePressed", pos, button, modifiers)
+    _mouse(page, "mouseReleased", pos, button, modifiers, buttons=0)
+    time.sleep(0.1)
+
+
+def _close(points, expected):
+    assert len(points) == len(expected), (points, expected)
+    for p, e in zip(points, expected):
+        assert {k: p[k] for k in ("frame", "label", "person")} == {k: e[k] for k in ("frame", "label", "person")}
+        assert abs(p["x"] - e["x"]) <= 1 and abs(p["y"] - e["y"]) <= 1, (p, e)
+
+
+@pytest.mark.slow
+def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, tiny_models, tmp_path):
+    _build(page, tiny_models)
+    base = _saved_masks(server, _queue_from_page(page, server))  # no points: the official prompts only
+    page.wait_for("window.wakEditorNode.wakPointsEditor.session && window.wakEditorNode.wakPointsEditor.people",
+                  timeout=60)
+    info = page.evaluate("window.wakEditorNode.wakPointsEditor.session")
+    assert (info["width"], info["height"], info["frames"]) == (W, H, FRAMES)
+    people, subject = info["people"], info["subject"]
+    assert len(people) == 2 and subject in people
+    drawn = page.evaluate("window.wakEditorNode.wakPointsEditor.people.people")
+    assert sorted(p["id"] for p in drawn) == sorted(people) and all(len(p["auto"]) == 8 for p in drawn)
+
+    # a positive and a negative point on the subject, frame 0
+    _click(page, 30.0, 20.0, "left")
+    _click(page, 28.0, 50.0, "right")
+    want = [{"frame": 0, "x": 30.0, "y": 20.0, "label": 1, "person": subject},
+            {"frame": 0, "x": 28.0, "y": 50.0, "label": 0, "person": subject}]
+    _close(_widget_points(page), want)
+    carried, _ = _prompt_points(page)
+    assert carried == _widget_points(page)
+    clicked = _saved_masks(server, _queue_from_page(page, server))
+    assert clicked.shape == base.shape and not np.array_equal(clicked, base)
+
+    # preview mask on the shown frame
+    page.evaluate("window.wakEditorNode.wakPointsEditor.previewButton.click(); true")
+    page.wait_for("window.wakEditorNode.wakPointsEditor.mask", timeout=120)
+    assert page.evaluate("window.wakEditorNode.wakPointsEditor.mask.frame") == 0
+    shots = pathlib.Path(os.environ.get("WAK_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    rect = page.evaluate("(() => { const b = window.wakEditorNode.wakPointsEditor.root.getBoundingClientRect();"
+                         " return [b.left, b.top, b.width, b.height]; })()")
+    page.screenshot(shots / "points_editor.png", (rect[0] - 12, rect[1] - 60, rect[2] + 24, rect[3] + 72))
+    assert (shots / "points_editor.png").stat().st_size > 5000
+
+    # drag the positive point, then Shift+click the negative one away
+    a, b = _screen(page, 30.0, 20.0), _screen(page, 40.0, 26.0)
+    _mouse(page, "mouseMoved", a, button="none", buttons=0)
+    _mouse(page, "mousePressed", a)
+    for t in (0.3, 0.6, 1.0):
+        _mouse(page, "mouseMoved", (a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])))
+    _mouse(page, "mouseReleased", b, buttons=0)
+    time.sleep(0.1)
+    want[0].update(x=40.0, y=26.0)
+    _close(_widget_points(page), want)
+    _click(page, 28.0, 50.0, "left", modifiers=8)  # Shift
+    del want[1]
+    _close(_widget_points(page), want)
+    assert _prompt_points(page)[0] == _widget_points(page)
+    moved = _saved_masks(server, _queue_from_page(page, server))
+    assert not np.array_equal(moved, clicked)
+
+    # Delete key on the selected point, frame change, a point on frame 5
+    _click(page, 40.0, 26.0)
+    page.call("Input.dispatchKeyEvent", type="keyDown", key="Delete", code="Delete", windowsVirtualKeyCode=46)
+    page.call("Input.dispatchKeyEvent", type="keyUp", key="Delete", code="Delete", windowsVirtualKeyCode=46)
+    time.sleep(0.1)
+    assert _widget_points(page) == []
+    page.evaluate("(() => { const s = window.wakEditorNode.wakPointsEditor.slider; s.value = 5;"
+                  " s.dispatchEvent(new Event('input')); return true; })()")
+    page.wait_for("window.wakEditorNode.wakPointsEditor.frame === 5 && "
+                  "window.wakEditorNode.wakPointsEditor.people.index === 5", timeout=30)
+    _click(page, 31.0, 35.0)
+    want = [{"frame": 5, "x": 31.0, "y": 35.0, "label": 1, "person": subject}]
+    _close(_widget_points(page), want)
+    carried, prompt = _prompt_points(page)
+    assert carried == _widget_points(page)
+    on5 = _saved_masks(server, _queue_from_page(page, server))
+    assert not np.array_equal(on5, base)
+
+    # person switch: a point for the other person is stored with their id but is not the subject's
+    other = next(p for p in people if p != subject)
+    page.evaluate(f"(() => {{ const s = window.wakEditorNode.wakPointsEditor.personSelect; s.value = '{other}';"
+                  " s.dispatchEvent(new Event('change')); return true; })()")
+    _click(page, 70.0, 30.0, "right")
+    want.append({"frame": 5, "x": 70.0, "y": 30.0, "label": 0, "person": other})
+    _close(_widget_points(page), want)
+    assert _prompt_points(page)[0] == _widget_points(page)
+    switched = _saved_masks(server, _queue_from_page(page, server))
+    assert np.array_equal(switched, on5)  # the subject's prompts are unchanged
