@@ -8,16 +8,23 @@
   and raises a RuntimeError that says why and what to install; ``'auto'`` falls back with a warning.
 * ``PersonDetector`` (YOLOv10 end-to-end) and ``WholeBodyPose`` (ViTPose-WholeBody heatmaps) check
   the model contract on load and run in batches, looping for models with a fixed batch size.
+* ``check_model_file`` checks the same contracts without a session, from the graph's declared inputs
+  and outputs (``read_graph_io`` reads them from the file and skips the weights), and
+  ``PoseModelFiles`` opens the sessions only for a run and drops them after it, so their GPU memory
+  is held only while poses are extracted.
 
 onnxruntime is imported lazily inside the functions.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import gc
 import logging
 import os
 import pathlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -233,11 +240,13 @@ def _create_session(ort: Any, path: pathlib.Path, providers: list, threads: int 
         raise ModelContractError(f"onnxruntime could not load {path}: {text.strip()[:500]}") from exc
 
 
-def load_session(path: str | os.PathLike, device: str = "auto", *, threads: int | None = None) -> Any:
+def load_session(path: str | os.PathLike, device: str = "auto", *, threads: int | None = None,
+                 device_id: int | None = None) -> Any:
     """Open an onnxruntime InferenceSession on ``device`` ('auto' | 'cuda' | 'cpu').
 
     A folder resolves to its ``end2end.onnx``. 'cuda' raises RuntimeError when the CUDA provider is
     missing or did not start (never a silent CPU run); 'auto' then uses the CPU and logs a warning.
+    ``device_id``: the CUDA device the provider uses (None = its default, device 0).
     """
     dev = str(device).lower().strip()
     if dev not in DEVICES:
@@ -249,7 +258,9 @@ def load_session(path: str | os.PathLike, device: str = "auto", *, threads: int 
     _prepare_cuda_libraries(ort)
     available = list(ort.get_available_providers())
     if "CUDAExecutionProvider" in available:
-        session = _create_session(ort, p, ["CUDAExecutionProvider", "CPUExecutionProvider"], threads)
+        cuda: Any = ("CUDAExecutionProvider" if device_id is None
+                     else ("CUDAExecutionProvider", {"device_id": int(device_id)}))
+        session = _create_session(ort, p, [cuda, "CPUExecutionProvider"], threads)
         if session.get_providers() and session.get_providers()[0] == "CUDAExecutionProvider":
             return session
         reason = _cuda_failure_reason(ort, p, available, dev)
@@ -335,6 +346,255 @@ def check_pose_contract(session: Any, name: str = "pose model") -> tuple[TensorS
           " This is a body-only (COCO-17) model; the pack needs the WholeBody (133-point) one.")])
 
 
+# ------------------------------------------------------------------------- graph reading, no session
+# The loader node checks the contract without opening a session (the official ViTPose-H is 2.5 GB):
+# the inputs and outputs are read straight from the ONNX protobuf (onnx/onnx.proto: ModelProto.graph
+# = 7; GraphProto.initializer = 5, input = 11, output = 12; ValueInfoProto.name = 1, type = 2;
+# TypeProto.tensor_type = 1; Tensor.elem_type = 1, shape = 2; TensorShapeProto.dim = 1;
+# Dimension.dim_value = 1; TensorProto.name = 8, external_data = 13 with key = 1 / value = 2),
+# seeking over every weight instead of reading it.
+
+_ELEM_TYPES = {1: "tensor(float)", 10: "tensor(float16)", 11: "tensor(double)", 16: "tensor(bfloat16)"}
+
+
+class _WireError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class GraphArg:
+    """A graph input or output as ``onnxruntime.NodeArg`` shows it (name, shape, type)."""
+
+    name: str
+    shape: list
+    type: str
+
+
+class GraphIO:
+    """The inputs (initializers excluded, as onnxruntime lists them) and outputs of an ONNX file;
+    stands in for a session in the contract checks."""
+
+    def __init__(self, inputs: list[GraphArg], outputs: list[GraphArg], external: list[tuple[str, int]]):
+        self._inputs, self._outputs, self.external = inputs, outputs, external
+
+    def get_inputs(self) -> list[GraphArg]:
+        return list(self._inputs)
+
+    def get_outputs(self) -> list[GraphArg]:
+        return list(self._outputs)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise _WireError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _fields(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """(field number, wire type, value) of a message held in memory; length-delimited values are bytes."""
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1:
+            value, pos = data[pos:pos + 8], pos + 8
+        elif wire == 5:
+            value, pos = data[pos:pos + 4], pos + 4
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos:pos + size], pos + size
+        else:
+            raise _WireError(f"unsupported wire type {wire}")
+        if pos > len(data) or number == 0:
+            raise _WireError("truncated or malformed message")
+        yield number, wire, value
+
+
+class _FileFields:
+    """Reads the fields of a message that lies in ``[start, end)`` of a file, seeking over large ones."""
+
+    def __init__(self, fh: Any, size: int):
+        self.fh, self.size = fh, size
+
+    def _varint(self) -> int:
+        value = shift = 0
+        while True:
+            b = self.fh.read(1)
+            if not b or shift > 63:
+                raise _WireError("truncated varint")
+            value |= (b[0] & 0x7F) << shift
+            shift += 7
+            if not b[0] & 0x80:
+                return value
+
+    def fields(self, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+        """(field number, wire type, value start, value end); a varint's value is in the start slot."""
+        pos = start
+        while pos < end:
+            self.fh.seek(pos)
+            key = self._varint()
+            number, wire = key >> 3, key & 7
+            if wire == 0:
+                value = self._varint()
+                pos = self.fh.tell()
+                yield number, wire, value, pos
+                continue
+            here = self.fh.tell()
+            if wire == 1:
+                stop = here + 8
+            elif wire == 5:
+                stop = here + 4
+            elif wire == 2:
+                length = self._varint()
+                here = self.fh.tell()
+                stop = here + length
+            else:
+                raise _WireError(f"unsupported wire type {wire}")
+            if stop > end or number == 0:
+                raise _WireError("truncated or malformed message")
+            yield number, wire, here, stop
+            pos = stop
+
+    def read(self, start: int, end: int) -> bytes:
+        self.fh.seek(start)
+        return self.fh.read(end - start)
+
+
+def _value_info(data: bytes) -> GraphArg:
+    name, dims, elem = "", [], 0
+    for number, wire, value in _fields(data):
+        if number == 1 and wire == 2:
+            name = value.decode("utf-8", "replace")
+        elif number == 2 and wire == 2:
+            for n2, w2, tensor in _fields(value):
+                if n2 != 1 or w2 != 2:
+                    continue
+                for n3, w3, v3 in _fields(tensor):
+                    if n3 == 1 and w3 == 0:
+                        elem = v3
+                    elif n3 == 2 and w3 == 2:
+                        for n4, w4, dim in _fields(v3):
+                            if n4 != 1 or w4 != 2:
+                                continue
+                            size: Any = None
+                            for n5, w5, v5 in _fields(dim):
+                                if n5 == 1 and w5 == 0:
+                                    size = v5
+                                elif n5 == 2 and w5 == 2:
+                                    size = v5.decode("utf-8", "replace")
+                            dims.append(size)
+    return GraphArg(name, dims, _ELEM_TYPES.get(elem, f"tensor(type {elem})"))
+
+
+def read_graph_io(path: str | os.PathLike) -> GraphIO:
+    """Inputs, outputs and external-data references of an ONNX file, without loading its weights.
+
+    Raises ModelContractError when the file is not an ONNX model (malformed or truncated protobuf,
+    or no graph with inputs and outputs).
+    """
+    p = pathlib.Path(path)
+    size = p.stat().st_size
+    inputs: list[GraphArg] = []
+    outputs: list[GraphArg] = []
+    initializers: set[str] = set()
+    external: list[tuple[str, int]] = []
+    try:
+        with open(p, "rb") as fh:
+            reader = _FileFields(fh, size)
+            graph = None
+            has_ir_version = False
+            for number, wire, start, end in reader.fields(0, size):
+                if number == 1 and wire == 0:
+                    has_ir_version = True
+                elif number == 7 and wire == 2:
+                    graph = (start, end)
+            if graph is None or not has_ir_version:
+                raise _WireError("no ir_version or no graph")
+            for number, wire, start, end in reader.fields(*graph):
+                if wire != 2:
+                    continue
+                if number in (11, 12):
+                    (inputs if number == 11 else outputs).append(_value_info(reader.read(start, end)))
+                elif number == 5:  # an initializer: its name and external-data entry, never its values
+                    name, location, span = "", None, 0
+                    for n2, w2, s2, e2 in reader.fields(start, end):
+                        if n2 == 8 and w2 == 2:
+                            name = reader.read(s2, e2).decode("utf-8", "replace")
+                        elif n2 == 13 and w2 == 2:
+                            entry = dict((k, v) for k, _, v in _fields(reader.read(s2, e2)))
+                            key = entry.get(1, b"").decode("utf-8", "replace")
+                            value = entry.get(2, b"").decode("utf-8", "replace")
+                            if key == "location":
+                                location = value
+                            elif key in ("offset", "length") and value.isdigit():
+                                span += int(value)
+                    initializers.add(name)
+                    if location is not None:
+                        external.append((location, span))
+    except (_WireError, OSError, UnicodeDecodeError) as exc:
+        raise ModelContractError(f"{p.name} is not a valid ONNX model ({exc}); download the model again, "
+                                 f"or pick the .onnx file if this is its weights file") from exc
+    inputs = [a for a in inputs if a.name not in initializers]
+    if not inputs or not outputs:
+        raise ModelContractError(f"{p.name} is not a valid ONNX model (its graph has no inputs or outputs)")
+    return GraphIO(inputs, outputs, external)
+
+
+def _check_external_data(path: pathlib.Path, graph: GraphIO) -> None:
+    """Every external-data file the graph names is beside it and long enough (a partial download)."""
+    needed: dict[str, int] = {}
+    for location, span in graph.external:
+        needed[location] = max(needed.get(location, 0), span)
+    for location, span in sorted(needed.items()):
+        data = path.parent / location
+        if not data.is_file():
+            raise ModelContractError(f"{path.name} needs its external-data file {location} in the same folder "
+                                     f"({path.parent}); download it too")
+        if data.stat().st_size < span:
+            raise ModelContractError(f"{path.name}: its external-data file {location} is shorter than the model "
+                                     f"expects ({data.stat().st_size} < {span} bytes); download it again")
+
+
+def check_model_file(path: str | os.PathLike, kind: str, name: str | None = None) -> pathlib.Path:
+    """Check a model file against the detector (``kind='detector'``) or pose contract without a
+    session, cheaply (graph header only); returns the resolved file.
+
+    When the graph cannot be read this way a CPU session is tried once, so a file onnxruntime accepts
+    is never refused; its error is raised otherwise. A graph that declares a symbolic size beyond the
+    batch dimension (onnxruntime infers it only when it builds a session) is checked through a CPU
+    session too, so a wrong network is still refused here.
+    """
+    if kind not in ("detector", "pose"):
+        raise ValueError(f"kind must be 'detector' or 'pose', got {kind!r}")
+    p = check_onnx_file(path)
+    label = name or p.name
+    check = check_detector_contract if kind == "detector" else check_pose_contract
+    try:
+        graph = read_graph_io(p)
+    except ModelContractError as exc:
+        log.debug("reading the graph of %s failed (%s); trying an onnxruntime session", p, exc)
+        graph = None
+    if graph is not None:
+        _check_external_data(p, graph)
+        check(graph, label)  # a clear mismatch is refused without a session
+        args = [*graph.get_inputs(), *graph.get_outputs()]
+        if all(isinstance(d, int) and d > 0 for a in args for d in a.shape[1:]):
+            return p
+    session = load_session(p, "cpu", threads=1)
+    check(session, label)
+    del session
+    return p
+
+
 # ------------------------------------------------------------------------------------------ running
 
 def _run_in_batches(session: Any, spec: TensorSpec, x: np.ndarray, batch_size: int, name: str) -> np.ndarray:
@@ -375,9 +635,10 @@ class _OnnxModel:
     input: Any
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "auto", **kwargs: Any):
+    def load(cls, path: str | os.PathLike, device: str = "auto", *, device_id: int | None = None, **kwargs: Any):
         p = check_onnx_file(path)
-        return cls(load_session(p, device), name=p.name, **kwargs)
+        kwargs.setdefault("name", p.name)
+        return cls(load_session(p, device, device_id=device_id), **kwargs)
 
     @property
     def dynamic_batch(self) -> bool:
@@ -458,3 +719,108 @@ class WholeBodyPose(_OnnxModel):
         if b.shape[0] == 0:
             return np.zeros((0, NUM_KEYPOINTS, 3), dtype=np.float32)
         return self.decode(self.heatmaps(self.crops(frame, b), batch_size), b)
+
+
+# ------------------------------------------------------------------------------ sessions on demand
+
+#: Working memory allowed for one pose run on a GPU besides the weights (onnxruntime's arena, a batch
+#: of crops and heatmaps): a rough figure for the host's free-memory request.
+RUN_WORKSPACE_BYTES = 1 << 30
+
+
+class OpenPoseModels:
+    """The detector and pose model of one run; emptied (``None``) when the run ends."""
+
+    def __init__(self, detector: PersonDetector, pose: WholeBodyPose):
+        self.detector: PersonDetector | None = detector
+        self.pose: WholeBodyPose | None = pose
+
+    @property
+    def provider(self) -> str:
+        if self.pose is None:
+            raise RuntimeError("the pose models were released when their run ended")
+        return self.pose.providers[0]
+
+
+@dataclass
+class PoseModelFiles:
+    """A detector and a pose model checked on disk, opened as onnxruntime sessions only for a run.
+
+    ``validate`` checks both contracts cheaply (``check_model_file``). ``open`` creates the sessions
+    on the device asked for, yields them, and drops them when the run ends, which gives their GPU
+    memory back (onnxruntime frees its arena with the session), unless ``keep_loaded`` keeps them
+    for the next run on the same device.
+    """
+
+    detector: pathlib.Path
+    pose: pathlib.Path
+    bgr_like_official: bool = False
+    keep_loaded: bool = False
+    detector_name: str = "detector"
+    pose_name: str = "pose model"
+    _kept: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _open: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
+
+    def validate(self) -> None:
+        """Raise ModelContractError naming the file that is not the expected model."""
+        self.detector = check_model_file(self.detector, "detector", self.detector_name)
+        self.pose = check_model_file(self.pose, "pose", self.pose_name)
+
+    @property
+    def loaded(self) -> bool:
+        """True while sessions exist (inside ``open``, or kept after it)."""
+        return self._kept is not None or self._open is not None
+
+    def bytes_needed(self) -> int:
+        """Bytes to ask the host for before GPU sessions: both models' weights and a workspace."""
+        total = RUN_WORKSPACE_BYTES
+        for path in (self.detector, self.pose):
+            p = _model_file(path)
+            total += p.stat().st_size
+            try:
+                graph = read_graph_io(p)
+            except ModelContractError:
+                continue
+            for location in {loc for loc, _ in graph.external}:
+                data = p.parent / location
+                if data.is_file():
+                    total += data.stat().st_size
+        return total
+
+    def release(self) -> None:
+        """Drop kept sessions (their GPU memory goes back)."""
+        self._kept = None
+        gc.collect()
+
+    @contextlib.contextmanager
+    def open(self, device: str = "auto", *, device_id: int | None = None, batch_size: int = 16,
+             before_gpu: Callable[[int], None] | None = None) -> Iterator[OpenPoseModels]:
+        """Sessions on ``device`` ('auto' | 'cuda' | 'cpu', see ``load_session``) for the ``with`` body.
+
+        ``before_gpu(bytes)`` is called before sessions are created on a device other than the CPU
+        (the node asks the host to free that much VRAM). On leaving, also after an error, the
+        sessions are dropped unless ``keep_loaded``.
+        """
+        key = (str(device), device_id)
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == key:
+            run = OpenPoseModels(kept[1], kept[2])
+        else:
+            del kept
+            gc.collect()
+            if key[0] != "cpu" and before_gpu is not None:
+                before_gpu(self.bytes_needed())
+            det = PersonDetector.load(self.detector, device, device_id=device_id, name=self.detector_name)
+            pose = WholeBodyPose.load(self.pose, device, device_id=device_id, name=self.pose_name,
+                                      batch_size=batch_size, bgr_like_official=self.bgr_like_official)
+            run = OpenPoseModels(det, pose)
+            del det, pose
+        self._open = run
+        try:
+            yield run
+        finally:
+            self._open = None
+            if self.keep_loaded and run.detector is not None and run.pose is not None:
+                self._kept = (key, run.detector, run.pose)
+            run.detector = run.pose = None
+            gc.collect()

@@ -2,6 +2,7 @@
 output size, letterbox resize and POSE_KEYPOINT interop."""
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -27,10 +28,22 @@ AUTO_BATCH_CPU, AUTO_BATCH_CUDA = 4, 16
 
 @dataclass
 class PoseModels:
-    detector: object
-    pose: object
-    batch_size: int
+    """What Pose Models hands to Pose Extraction: the checked model files and settings, no session.
+
+    ``files`` (models.onnx_pose.PoseModelFiles) opens the ONNX sessions for one extraction run on the
+    device ``device`` implies and drops them after it (unless ``keep_loaded``).
+    """
+
+    files: object  # models.onnx_pose.PoseModelFiles
+    device: str  # 'auto' (the host's device), 'cuda' or 'cpu'
+    batch_size: int  # ViTPose crops per call; 0 = auto (AUTO_BATCH_CUDA on CUDA, AUTO_BATCH_CPU on the CPU)
     names: tuple[str, str]
+
+    def batch_for(self, provider: str) -> int:
+        """The crops per call on ``provider`` (the auto choice when batch_size is 0)."""
+        if self.batch_size:
+            return self.batch_size
+        return AUTO_BATCH_CUDA if provider == "CUDAExecutionProvider" else AUTO_BATCH_CPU
 
 
 def _detection_models() -> list[str]:
@@ -65,8 +78,10 @@ class PoseModelLoader(io.ComfyNode):
                                tooltip="ViTPose whole-body ONNX in models/detection (input Nx3x256x192, output "
                                        "Nx133x64x48), or a folder holding end2end.onnx."),
                 io.Combo.Input("device", options=["auto", "cuda", "cpu"], default="auto",
-                               tooltip="auto: CUDA when onnxruntime-gpu really runs on it, else the CPU (logged). "
-                                       "cuda: fail with the reason instead of silently falling back."),
+                               tooltip="auto: the device ComfyUI runs on: its GPU when onnxruntime-gpu really runs "
+                                       "there, else the CPU (logged); the CPU under --cpu. cuda: fail with the "
+                                       "reason instead of silently falling back. The sessions are created when "
+                                       "Pose Extraction runs and released after it."),
                 io.Int.Input("batch_size", default=0, min=0, max=256,
                              tooltip="Person crops per ViTPose call (crops of many frames go together). 0 = auto: "
                                      "16 on CUDA, 4 on the CPU (measured fastest there; large CPU batches are "
@@ -75,13 +90,18 @@ class PoseModelLoader(io.ComfyNode):
                                  tooltip="On (official): feed ViTPose BGR pixels with RGB statistics, as the official "
                                          "preprocessing does (Wan2.2 preprocess/pose2d.py), so the keypoints match "
                                          "its. Off: correct RGB order (differs from the official keypoints)."),
+                io.Boolean.Input("keep_loaded", default=False,
+                                 tooltip="Off: the ONNX sessions exist only while Pose Extraction runs, so their "
+                                         "GPU memory is free for the sampler. On: they stay loaded after the first "
+                                         "run (faster repeated extractions, memory held). Same keypoints either "
+                                         "way."),
             ],
             outputs=[PoseModel.Output(display_name="pose_models")],
         )
 
     @classmethod
-    def execute(cls, detector, pose_model, device, batch_size, bgr_like_official):
-        from ..models.onnx_pose import DEVICES, OFFICIAL_MODEL_FILE, PersonDetector, WholeBodyPose
+    def execute(cls, detector, pose_model, device, batch_size, bgr_like_official, keep_loaded=False):
+        from ..models.onnx_pose import DEVICES, OFFICIAL_MODEL_FILE, ModelContractError, PoseModelFiles
 
         node = "Pose Models"
         if device not in DEVICES:
@@ -89,25 +109,49 @@ class PoseModelLoader(io.ComfyNode):
         # Names are confined to the model folders before anything is opened (never a path outside them).
         det_path = model_file(node, "detector", "detection", detector, folder_file=OFFICIAL_MODEL_FILE)
         pose_path = model_file(node, "pose_model", "detection", pose_model, folder_file=OFFICIAL_MODEL_FILE)
-
-        def load(model_cls, path, input_name, **kwargs):
+        if device == "cuda":  # fail here, not in the middle of a run, when CUDA cannot work at all
+            _check_cuda_provider(node)
+        files = PoseModelFiles(det_path, pose_path, bgr_like_official=bool(bgr_like_official),
+                               keep_loaded=bool(keep_loaded), detector_name=str(detector), pose_name=str(pose_model))
+        # The contracts are checked from the files (no session: the ViTPose-H graph is 2.5 GB);
+        # Pose Extraction opens the sessions for its run.
+        for attr, input_name in (("detector", "detector"), ("pose", "pose_model")):
             try:
-                return model_cls.load(path, device, **kwargs)
-            except RuntimeError as e:  # the CUDA provider is missing or did not start: a device problem
+                setattr(files, attr, _check_file(files, attr))
+            except RuntimeError as e:  # onnxruntime missing
                 raise InputError(node, "device", str(e)) from e
-            except (ValueError, FileNotFoundError) as e:  # the file is not the expected model
+            except (ModelContractError, ValueError, FileNotFoundError) as e:
                 raise InputError(node, input_name, str(e)) from e
+        log.info("Wan-Animate Kit pose models: %s + %s checked; sessions on %s while Pose Extraction runs%s",
+                 detector, pose_model, device, " (kept loaded)" if keep_loaded else "")
+        return io.NodeOutput(PoseModels(files, device, batch_size, (detector, pose_model)))
 
-        det = load(PersonDetector, det_path, "detector")
-        pose = load(WholeBodyPose, pose_path, "pose_model", batch_size=batch_size or 1,
-                    bgr_like_official=bgr_like_official)
-        if batch_size == 0:
-            on_cuda = pose.session.get_providers()[0] == "CUDAExecutionProvider"
-            batch_size = AUTO_BATCH_CUDA if on_cuda else AUTO_BATCH_CPU
-            pose.batch_size = batch_size
-        log.info("Wan-Animate Kit pose models: %s + %s on %s, batch %d", detector, pose_model,
-                 pose.session.get_providers()[0], batch_size)
-        return io.NodeOutput(PoseModels(det, pose, batch_size, (detector, pose_model)))
+
+def _check_file(files, attr: str):
+    from ..models.onnx_pose import check_model_file
+
+    path = getattr(files, attr)
+    return check_model_file(path, "detector" if attr == "detector" else "pose",
+                            files.detector_name if attr == "detector" else files.pose_name)
+
+
+def _check_cuda_provider(node: str) -> None:
+    """device 'cuda' needs onnxruntime with a CUDA provider and a GPU torch can see."""
+    import torch as _torch
+
+    from ..models.onnx_pose import INSTALL_GPU_HINT, _import_onnxruntime
+
+    try:
+        ort = _import_onnxruntime()
+    except RuntimeError as e:
+        raise InputError(node, "device", str(e)) from e
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise InputError(node, "device", f"'cuda' was chosen but the installed onnxruntime ({ort.__version__}) has "
+                                         "no CUDAExecutionProvider (the CPU-only package)",
+                         f"{INSTALL_GPU_HINT}, or choose 'auto' or 'cpu'")
+    if not _torch.cuda.is_available():
+        raise InputError(node, "device", "'cuda' was chosen but no CUDA GPU is visible",
+                         "choose 'auto' or 'cpu'")
 
 
 def _preview(frames: np.ndarray, kps: np.ndarray, max_side: int = 384) -> np.ndarray:
@@ -168,6 +212,8 @@ class PoseExtract(io.ComfyNode):
 
     @classmethod
     def execute(cls, pose_models, person, smoothing, missing_frames, chunk_frames, images=None, video=None):
+        from ..models import host_memory
+        from ..models.onnx_pose import ModelContractError
         from ..models.pose_runner import detect_and_estimate
         from ..preprocess.smoothing import fill_missing_frames, smooth_sequence
         from ..preprocess.tracking import select_subject, track_people
@@ -186,13 +232,31 @@ class PoseExtract(io.ComfyNode):
                 check_interrupt()
                 yield c
 
-        # Frames are processed chunk by chunk; only the small preview of each chunk is kept.
-        for chunk in chunks():
-            part = detect_and_estimate(iter(chunk), pose_models.detector, pose_models.pose,
-                                       batch_size=pose_models.batch_size, chunk_frames=len(chunk))
-            results.extend(part)
-            previews.append(_preview(chunk, [r.keypoints for r in part]))
-            progress.update(len(chunk))
+        # The ONNX sessions exist for this loop only, on the device the loader's choice implies ('auto':
+        # the host's device, the CPU under --cpu), after the host freed VRAM for them; they are dropped
+        # when it ends, also on an error or an interrupt (unless the loader's keep_loaded is on).
+        device, device_id, gpu = host_memory.onnx_device(pose_models.device)
+        with contextlib.ExitStack() as stack:
+            try:
+                run = stack.enter_context(pose_models.files.open(
+                    device, device_id=device_id, batch_size=pose_models.batch_size or AUTO_BATCH_CPU,
+                    before_gpu=lambda nbytes: host_memory.free_memory(nbytes, gpu)))
+            except RuntimeError as e:  # the CUDA provider did not start with device 'cuda'
+                raise InputError("Pose Extraction", "pose_models", f"{e} (set device on Pose Models)") from e
+            except ModelContractError as e:
+                raise InputError("Pose Extraction", "pose_models", str(e)) from e
+            batch_size = pose_models.batch_for(run.provider)
+            run.pose.batch_size = batch_size
+            log.info("Wan-Animate Kit pose extraction on %s, batch %d", run.provider, batch_size)
+            # Frames are processed chunk by chunk; only the small preview of each chunk is kept.
+            for chunk in chunks():
+                part = detect_and_estimate(iter(chunk), run.detector, run.pose, batch_size=batch_size,
+                                           chunk_frames=len(chunk))
+                results.extend(part)
+                previews.append(_preview(chunk, [r.keypoints for r in part]))
+                progress.update(len(chunk))
+        if gpu is not None:
+            host_memory.empty_cache()
         seq = track_people([(r.boxes, r.keypoints) for r in results], width, height, fps=src.fps)
         if seq.num_people == 0:
             raise InputError("Pose Extraction", src.name, f"no person was found in any of the {total} frame(s)",

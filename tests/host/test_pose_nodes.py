@@ -195,12 +195,137 @@ def test_no_person_anywhere_is_a_clear_error(tiny_models, tmp_path):
                             chunk_frames=2, images=frames(t=3))
 
 
-def test_auto_batch_size_picks_the_cpu_batch(tiny_models):
-    from wan_animate_kit.nodes.pose import AUTO_BATCH_CPU, PoseModelLoader
+def test_auto_batch_size_picks_the_cpu_batch(tiny_models, monkeypatch):
+    from wan_animate_kit.models import pose_runner
+    from wan_animate_kit.nodes.pose import AUTO_BATCH_CPU, AUTO_BATCH_CUDA, PoseModelLoader
 
     models = PoseModelLoader.execute(detector="tiny_yolov10.onnx", pose_model="tiny_vitpose_wholebody.onnx",
                                      device="cpu", batch_size=0, bgr_like_official=False).result[0]
-    assert models.batch_size == AUTO_BATCH_CPU and models.pose.batch_size == AUTO_BATCH_CPU
+    assert models.batch_size == 0  # decided when the sessions exist, from the provider really used
+    assert models.batch_for("CPUExecutionProvider") == AUTO_BATCH_CPU
+    assert models.batch_for("CUDAExecutionProvider") == AUTO_BATCH_CUDA
+    seen = []
+    real = pose_runner.detect_and_estimate
+    monkeypatch.setattr(pose_runner, "detect_and_estimate",
+                        lambda *a, **k: seen.append((k["batch_size"], a[2].batch_size)) or real(*a, **k))
+    extract(models, images=frames(t=2))
+    assert seen and set(seen) == {(AUTO_BATCH_CPU, AUTO_BATCH_CPU)}
+
+
+@pytest.fixture
+def session_log(monkeypatch):
+    """Every onnxruntime session the pack creates: (file name, providers asked for, weak reference)."""
+    import weakref
+
+    from wan_animate_kit.models import onnx_pose
+
+    created = []
+    real = onnx_pose._create_session
+
+    def record(ort, path, providers, threads):
+        session = real(ort, path, ["CPUExecutionProvider"], threads)  # this machine runs them on the CPU
+        created.append((path.name, providers, weakref.ref(session)))
+        return session
+
+    monkeypatch.setattr(onnx_pose, "_create_session", record)
+    return created
+
+
+def _loader(**kw):
+    from wan_animate_kit.nodes.pose import PoseModelLoader
+
+    args = dict(detector="tiny_yolov10.onnx", pose_model="tiny_vitpose_wholebody.onnx", device="auto", batch_size=4,
+                bgr_like_official=False)
+    args.update(kw)
+    return PoseModelLoader.execute(**args).result[0]
+
+
+def test_sessions_exist_only_while_pose_extraction_runs_on_the_hosts_device(pose_models, session_log,
+                                                                           monkeypatch):
+    import gc
+
+    import comfy.model_management as mm
+
+    models = _loader()  # device auto
+    assert not models.files.loaded
+    assert all(ref() is None for _, _, ref in session_log)  # the loader keeps no session
+    session_log.clear()
+    extract(models, images=frames(t=2))
+    gc.collect()
+    assert not models.files.loaded and all(ref() is None for _, _, ref in session_log)
+    # the host runs on the CPU here: 'auto' = the CPU provider, even though onnxruntime-gpu is installed
+    assert [p for _, p, _ in session_log] == [["CPUExecutionProvider"]] * 2
+
+    # a host on cuda:0: the CUDA provider on that device, after the host was asked for room there
+    events = []
+    monkeypatch.setattr(mm, "get_torch_device", lambda: torch.device("cuda", 0))
+    monkeypatch.setattr(mm, "free_memory", lambda need, device, keep_loaded=[]: events.append(("free", need, device)))
+    monkeypatch.setattr(mm, "soft_empty_cache", lambda force=False: events.append(("empty",)))
+    session_log.clear()
+    extract(models, images=frames(t=2))
+    gc.collect()
+    assert [p for _, p, _ in session_log] == [[("CUDAExecutionProvider", {"device_id": 0}),
+                                               "CPUExecutionProvider"]] * 2
+    assert events[0][0] == "free" and events[0][2] == torch.device("cuda", 0) and events[0][1] > 0
+    assert events[-1] == ("empty",)
+    assert not models.files.loaded and all(ref() is None for _, _, ref in session_log)
+    # device cpu on the loader: the CPU whatever the host runs on, and no VRAM request
+    on_cpu = _loader(device="cpu")
+    events.clear()
+    session_log.clear()
+    extract(on_cpu, images=frames(t=2))
+    assert [p for _, p, _ in session_log] == [["CPUExecutionProvider"]] * 2 and events == []
+
+
+def test_sessions_are_dropped_after_an_error_and_kept_with_keep_loaded(session_log, monkeypatch):
+    import gc
+
+    from wan_animate_kit.models import pose_runner
+
+    models = _loader(device="cpu")
+    session_log.clear()
+    real = pose_runner.detect_and_estimate
+
+    def fail(*a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pose_runner, "detect_and_estimate", fail)
+    with pytest.raises(RuntimeError, match="boom"):
+        extract(models, images=frames(t=2))
+    gc.collect()
+    assert len(session_log) == 2 and not models.files.loaded
+    assert all(ref() is None for _, _, ref in session_log)
+    monkeypatch.setattr(pose_runner, "detect_and_estimate", real)
+
+    kept = _loader(device="cpu", keep_loaded=True)
+    session_log.clear()
+    first = extract(kept, images=frames(t=2))[0]
+    again = extract(kept, images=frames(t=2))[0]
+    assert len(session_log) == 2 and kept.files.loaded  # created once, kept for the next run
+    np.testing.assert_array_equal(first.keypoints, again.keypoints)
+    kept.files.release()
+    gc.collect()
+    assert all(ref() is None for _, _, ref in session_log)
+
+
+def test_loader_checks_files_without_keeping_a_session(tiny_models, tmp_path, session_log):
+    import folder_paths
+
+    models = _loader(device="cpu")
+    # the fixed-size tiny detector is checked from the file alone; no session outlives the loader
+    assert "tiny_yolov10.onnx" not in [name for name, _, _ in session_log]
+    assert all(ref() is None for _, _, ref in session_log) and not models.files.loaded
+    broken = tiny_models["root"] / "detection" / "tiny_broken_download.onnx"
+    broken.write_bytes((tiny_models["root"] / "detection" / "tiny_yolov10.onnx").read_bytes()[:3000])
+    folder_paths.filename_list_cache.pop("detection", None)
+    try:
+        with pytest.raises(ValueError, match="pose_model.*tiny_broken_download.onnx"):
+            _loader(pose_model="tiny_broken_download.onnx", device="cpu")
+        with pytest.raises(ValueError, match="detector.*not a YOLOv10"):
+            _loader(detector="tiny_vitpose_wholebody.onnx", device="cpu")
+    finally:
+        broken.unlink()
+        folder_paths.filename_list_cache.pop("detection", None)
 
 
 def _official_padding_resize(img: np.ndarray, height: int, width: int) -> np.ndarray:

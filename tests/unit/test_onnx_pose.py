@@ -231,3 +231,161 @@ def test_progress_per_chunk_and_should_stop(cache):
     assert len(asked) == 2
     with pytest.raises(ValueError, match="uint8"):
         detect_and_estimate([np.zeros((H, W, 3), np.float32)], detector, pose)
+
+
+# ------------------------------------------------------------------ the contract read from the file
+
+def _declared_io(path):
+    """Independent reference: the graph's declared inputs (minus initializers) and outputs, read with
+    the onnx package (names, dims: an int, the symbol, or None, element type names)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto
+
+    model = onnx.load(str(path), load_external_data=False)
+    names = {t.name for t in model.graph.initializer}
+    types = {TensorProto.FLOAT: "tensor(float)", TensorProto.FLOAT16: "tensor(float16)",
+             TensorProto.DOUBLE: "tensor(double)"}
+
+    def show(v):
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param if d.HasField("dim_param") else None)
+                for d in v.type.tensor_type.shape.dim]
+        return v.name, dims, types[v.type.tensor_type.elem_type]
+
+    return ([show(v) for v in model.graph.input if v.name not in names], [show(v) for v in model.graph.output])
+
+
+def _shown(args):
+    return [(a.name, list(a.shape), a.type) for a in args]
+
+
+@pytest.mark.parametrize("builder,kwargs", [(T.make_detector, {}), (T.make_detector, {"dynamic_batch": True}),
+                                            (T.make_vitpose, {}), (T.make_vitpose, {"dynamic_batch": False}),
+                                            (T.make_wrong_vitpose, {}), (T.make_wrong_detector, {})])
+def test_graph_io_read_from_the_file_equals_the_declared_graph(cache, builder, kwargs):
+    from wan_animate_kit.models.onnx_pose import read_graph_io
+
+    path = cache.get(builder, **kwargs)
+    graph = read_graph_io(path)
+    ins, outs = _declared_io(path)
+    assert _shown(graph.get_inputs()) == ins and _shown(graph.get_outputs()) == outs
+    session = load_session(path, "cpu")  # onnxruntime lists the same inputs (it may infer output sizes)
+    assert [(a.name, a.shape, a.type) for a in session.get_inputs()] == ins
+    assert [a.name for a in session.get_outputs()] == [o[0] for o in outs]
+
+
+def test_initializers_listed_as_inputs_are_not_inputs_and_external_data_is_checked(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from wan_animate_kit.models.onnx_pose import check_model_file, read_graph_io
+
+    weight = numpy_helper.from_array(np.full((1, 3, 640, 640), 0.5, np.float32), name="w")
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["images", "w"], ["scaled"]),
+         helper.make_node("ReduceMean", ["scaled"], ["m"], axes=[1, 2, 3], keepdims=1),
+         helper.make_node("Expand", ["m", "shape"], ["out"])],
+        "g",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 640, 640]),
+         helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 3, 640, 640])],  # IR 3 style: listed
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 300, 6])],
+        [weight, numpy_helper.from_array(np.array([1, 300, 6], np.int64), name="shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    path = tmp_path / "det.onnx"
+    onnx.save_model(model, str(path), save_as_external_data=True, location="det_weights.bin",
+                    size_threshold=1024)
+    io = read_graph_io(path)
+    assert [a.name for a in io.get_inputs()] == ["images"] and [a.name for a in io.get_outputs()] == ["out"]
+    assert [loc for loc, _ in io.external] == ["det_weights.bin"]
+    assert io.external[0][1] == 1 * 3 * 640 * 640 * 4  # offset 0 + length
+    assert check_model_file(path, "detector") == path
+    assert [a.name for a in load_session(path, "cpu").get_inputs()] == ["images"]  # onnxruntime agrees
+    data = tmp_path / "det_weights.bin"
+    data.write_bytes(data.read_bytes()[:1000])  # a partial download
+    with pytest.raises(ModelContractError, match="det_weights.bin is shorter"):
+        check_model_file(path, "detector")
+    data.unlink()
+    with pytest.raises(ModelContractError, match="needs its external-data file det_weights.bin"):
+        check_model_file(path, "detector")
+
+
+def test_check_model_file_refuses_wrong_and_broken_files(cache, tmp_path, monkeypatch):
+    from wan_animate_kit.models import onnx_pose
+    from wan_animate_kit.models.onnx_pose import check_model_file
+
+    opened = []
+    real = onnx_pose.load_session
+    monkeypatch.setattr(onnx_pose, "load_session", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    fixed_det, fixed_pose = cache.get(T.make_detector), cache.get(T.make_vitpose, dynamic_batch=False)
+    assert check_model_file(fixed_det, "detector") == fixed_det
+    with pytest.raises(ModelContractError, match="looks like a detector"):
+        check_model_file(fixed_det, "pose")
+    with pytest.raises(ModelContractError, match="looks like a pose model"):
+        check_model_file(fixed_pose, "detector")
+    assert opened == []  # fixed sizes: decided from the file, no session
+    # a symbolic size beyond the batch: onnxruntime infers it, so a session decides (once)
+    with pytest.raises(ModelContractError, match="COCO-17"):
+        check_model_file(cache.get(T.make_wrong_vitpose), "pose")
+    assert len(opened) == 1
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(fixed_pose.read_bytes()[:5000])
+    with pytest.raises(ModelContractError, match="cut.onnx"):
+        check_model_file(truncated, "pose")
+    with pytest.raises(ValueError, match="kind"):
+        check_model_file(fixed_det, "segmenter")
+
+
+# -------------------------------------------------------------------- sessions only while running
+
+def test_pose_model_files_open_sessions_for_a_run_and_drop_them(cache, monkeypatch):
+    import gc
+    import weakref
+
+    from wan_animate_kit.models import onnx_pose
+    from wan_animate_kit.models.onnx_pose import PoseModelFiles
+
+    created = []
+    real = onnx_pose._create_session
+
+    def record(ort, path, providers, threads):
+        session = real(ort, path, ["CPUExecutionProvider"], threads)  # this machine has no GPU
+        created.append((path.name, providers, weakref.ref(session)))
+        return session
+
+    monkeypatch.setattr(onnx_pose, "_create_session", record)
+    files = PoseModelFiles(cache.get(T.make_detector, boxes=DET_BOXES), cache.get(T.make_vitpose))
+    files.validate()
+    created.clear()  # validation of the dynamic tiny ViTPose may have used a session: not kept
+    gc.collect()
+    gpu_asks = []
+    with files.open("cpu", before_gpu=gpu_asks.append) as run:
+        assert files.loaded and run.provider == "CPUExecutionProvider"
+        out = detect_and_estimate(_frames(2), run.detector, run.pose)
+    assert len(out) == 2 and gpu_asks == []  # the CPU needs no room on a GPU
+    assert [c[1] for c in created] == [["CPUExecutionProvider"]] * 2
+    gc.collect()
+    assert not files.loaded and run.detector is None and run.pose is None
+    assert all(ref() is None for _, _, ref in created)  # the sessions are gone
+
+    created.clear()
+    with pytest.raises(ZeroDivisionError):
+        with files.open("auto", device_id=1, before_gpu=gpu_asks.append):  # CUDA tried, the CPU here
+            1 / 0
+    gc.collect()
+    assert gpu_asks and gpu_asks[0] > files.pose.stat().st_size  # asked before the GPU sessions
+    assert created[0][1] == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert not files.loaded and all(ref() is None for _, _, ref in created)  # dropped after the error
+
+    files.keep_loaded = True
+    created.clear()
+    with files.open("cpu") as first:
+        kept = first.pose
+    with files.open("cpu") as second:
+        assert second.pose is kept  # reused, not created again
+    assert len(created) == 2 and files.loaded
+    with files.open("auto") as third:  # another device: the kept ones are replaced
+        assert third.pose is not kept
+    del kept
+    files.release()
+    gc.collect()
+    assert not files.loaded and all(ref() is None for _, _, ref in created)
