@@ -156,8 +156,9 @@ class Sam2PointsEditor(io.ComfyNode):
             node_id=PREFIX + "Sam2PointsEditor",
             display_name="SAM2 Points Editor",
             category=CATEGORY + "/mask",
+            is_output_node=True,  # runs alone (with only its inputs' nodes) to load the frames
             description="Click points on the video's frames for SAM2 Character Segmentation: run the graph (or this "
-                        "node) once, then pick a frame with the slider, left-click positive and right-click "
+                        "node alone: it is an output node) once, then pick a frame with the slider, left-click positive and right-click "
                         "negative points on a tracked person (boxes, ids and the automatic keypoint prompts are "
                         "drawn), drag them, Shift+click or Delete to remove one, and 'preview mask' to see SAM2's "
                         "mask on that frame. The points are stored in the 'points' widget as JSON. Connect the "

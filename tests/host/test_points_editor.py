@@ -1,9 +1,10 @@
 """SAM2 Points Editor: the node's JSON, its routes, and the in-node editor in the real frontend.
 
-The browser tests drive headless Chromium (tests/frontend_driver.py) on the test server: a graph
-Load Video -> Pose Extraction -> SAM2 Points Editor -> SAM2 Character Segmentation -> Save Image
-(tiny models, the 9-frame test clip with the tiny detector's two people) is built in the page and
-queued from it, so the editor gets its session from the node's own run. Clicks are real mouse
+The browser test drives headless Chromium (tests/frontend_driver.py) on the test server: the shipped
+Replacement workflow is loaded, a SAM2 Points Editor is wired between its Pose Extraction / video /
+SAM2 Loader and its SAM2 Character Segmentation (tiny models, the 9-frame test clip with the tiny
+detector's two people), and the editor, then the segmentation (its mask to a Save Image), are queued
+from the page, so the editor gets its session from the node's own run. Clicks are real mouse
 events (CDP) at screen positions computed here from the canvas rectangle and the frame size.
 """
 from __future__ import annotations
@@ -149,41 +150,60 @@ def page(server, tiny_models):
         b.close()
 
 
-GRAPH_JS = """(async () => {
-  const g = window.app.graph; g.clear();
-  const mk = (type, x, y, values) => { const n = LiteGraph.createNode(type); n.pos = [x, y]; g.add(n);
-    for (const [k, v] of Object.entries(values || {})) n.widgets.find(w => w.name === k).value = v; return n; };
-  const video = mk('LoadVideo', 700, 40, {file: 'driving.mp4'});
-  const models = mk('WAK_PoseModelLoader', 700, 400, {detector: %(detector)s, pose_model: %(vitpose)s, device: 'cpu'});
-  const pose = mk('WAK_PoseExtract', 1100, 400);
-  const sam = mk('WAK_Sam2Loader', 1100, 40, {checkpoint: %(sam2)s, device: 'cpu', dtype: 'fp32', image_size: 256});
-  const ed = mk('WAK_Sam2PointsEditor', 40, 40);
-  const seg = mk('WAK_CharacterSegmentation', 1500, 40, {chunk_size: 8});
-  const toImg = mk('MaskToImage', 1500, 600);
-  const save = mk('SaveImage', 1800, 600, {filename_prefix: 'wak_points_editor'});
-  models.connect(0, pose, 'pose_models'); video.connect(0, pose, 'video');
-  pose.connect(0, ed, 'pose'); video.connect(0, ed, 'video'); sam.connect(0, ed, 'sam2_model');
-  sam.connect(0, seg, 'sam2_model'); pose.connect(0, seg, 'pose'); video.connect(0, seg, 'video');
+EDITOR_JS = """(async () => {
+  const g = window.app.graph, nodes = g._nodes || g.nodes;
+  const byType = (t) => nodes.filter(n => n.type === t);
+  const set = (n, values) => { for (const [k, v] of Object.entries(values)) n.widgets.find(w => w.name === k).value = v; };
+  for (const n of byType('WAK_PoseModelLoader')) set(n, {detector: %(detector)s, pose_model: %(vitpose)s, device: 'cpu'});
+  for (const n of byType('WAK_Sam2Loader')) set(n, {checkpoint: %(sam2)s, device: 'cpu', dtype: 'fp32', image_size: 128});
+  const seg = byType('WAK_CharacterSegmentation')[0];
+  set(seg, {chunk_size: 8});
+  const origin = (name) => { const inp = seg.inputs.find(i => i.name === name);
+    const link = g.links[inp.link] || (g.links.get && g.links.get(inp.link)); return [g.getNodeById(link.origin_id), link.origin_slot]; };
+  const ed = LiteGraph.createNode('WAK_Sam2PointsEditor'); g.add(ed);
+  ed.pos = [seg.pos[0], seg.pos[1] + seg.size[1] + 80];
+  for (const name of ['pose', 'video', 'sam2_model']) { const [n, slot] = origin(name); n.connect(slot, ed, name); }
   ed.connect(0, seg, 'positive_points'); ed.connect(1, seg, 'negative_points'); ed.connect(2, seg, 'points_frame');
-  seg.connect(0, toImg, 'mask'); toImg.connect(0, save, 'images');
   ed.setSize([560, 620]);
-  const c = window.app.canvas; c.ds.scale = 1; c.ds.offset = [80, 80]; c.setDirty(true, true); c.draw(true, true);
-  window.wakEditorNode = ed;
-  return ed.id;
+  const c = window.app.canvas; c.ds.scale = 1; c.ds.offset = [120 - ed.pos[0], 140 - ed.pos[1]];
+  c.setDirty(true, true); c.draw(true, true);
+  window.wakEditorNode = ed; window.wakSegNode = seg;
+  return [ed.id, seg.id];
+})()"""
+
+# Queue the part of the graph that a node needs (the node and its inputs' nodes, recursively), from the
+# page so the editor gets the run's messages; the segmentation's mask goes to a Save Image added here.
+QUEUE_JS = """(async () => {
+  const p = await window.app.graphToPrompt(), out = p.output, keep = {};
+  const visit = (id) => { id = String(id); if (keep[id]) return; keep[id] = out[id];
+    for (const v of Object.values(out[id].inputs)) if (Array.isArray(v) && v.length === 2 && out[String(v[0])]) visit(v[0]); };
+  visit(%(root)s);
+  if (%(save)s) {
+    keep['9001'] = {class_type: 'MaskToImage', inputs: {mask: [String(%(root)s), 0]}};
+    keep['9002'] = {class_type: 'SaveImage', inputs: {images: ['9001', 0], filename_prefix: 'wak_points_editor'}};
+  }
+  const r = await window.app.api.queuePrompt(0, {output: keep, workflow: p.workflow});
+  return r.prompt_id;
 })()"""
 
 
-def _build(page, tiny_models) -> int:
+def _load_replace(page, tiny_models) -> tuple[int, int]:
+    """The shipped Replacement workflow with the editor wired to its segmentation node, on the tiny models."""
+    from frontend_driver import load_workflow
+
+    ui = json.loads((ROOT / "workflows" / "replace.json").read_text())
+    page.evaluate("window.app.refreshComboInNodes ? window.app.refreshComboInNodes() : null; true")
+    result = load_workflow(page, ui, "replace")
+    assert result["missing"] == [] and result["bad"] == []
     names = {k: json.dumps(tiny_models[k].name) for k in ("detector", "vitpose", "sam2")}
-    node_id = page.evaluate(GRAPH_JS % names)
+    ids = page.evaluate(EDITOR_JS % names)
     time.sleep(1.0)
-    return node_id
+    return ids
 
 
-def _queue_from_page(page, server, timeout=600) -> dict:
-    """Queue the graph from the page (so its editor gets the run's messages); return the history entry."""
-    prompt_id = page.evaluate("""(async () => { const p = await window.app.graphToPrompt();
-        const r = await window.app.api.queuePrompt(0, p); return r.prompt_id; })()""")
+def _queue_from_page(page, server, root: int, save: bool = False, timeout=600) -> dict:
+    """Queue node ``root`` with what it needs from the page; return the history entry."""
+    prompt_id = page.evaluate(QUEUE_JS % {"root": json.dumps(str(root)), "save": json.dumps(save)})
     deadline = time.time() + timeout
     while time.time() < deadline:
         hist = server.get_json(f"/history/{prompt_id}")
@@ -244,14 +264,15 @@ def _close(points, expected):
 
 @pytest.mark.slow
 def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, tiny_models, tmp_path):
-    _build(page, tiny_models)
-    base = _saved_masks(server, _queue_from_page(page, server))  # no points: the official prompts only
+    editor, seg = _load_replace(page, tiny_models)
+    _queue_from_page(page, server, editor)  # the editor alone: frames, people, keypoint prompts
     page.wait_for("window.wakEditorNode.wakPointsEditor.session && window.wakEditorNode.wakPointsEditor.people",
                   timeout=60)
     info = page.evaluate("window.wakEditorNode.wakPointsEditor.session")
     assert (info["width"], info["height"], info["frames"]) == (W, H, FRAMES)
     people, subject = info["people"], info["subject"]
     assert len(people) == 2 and subject in people
+    base = _saved_masks(server, _queue_from_page(page, server, seg, save=True))  # no points: official prompts
     drawn = page.evaluate("window.wakEditorNode.wakPointsEditor.people.people")
     assert sorted(p["id"] for p in drawn) == sorted(people) and all(len(p["auto"]) == 8 for p in drawn)
 
@@ -263,7 +284,7 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     _close(_widget_points(page), want)
     carried, _ = _prompt_points(page)
     assert carried == _widget_points(page)
-    clicked = _saved_masks(server, _queue_from_page(page, server))
+    clicked = _saved_masks(server, _queue_from_page(page, server, seg, save=True))
     assert clicked.shape == base.shape and not np.array_equal(clicked, base)
 
     # preview mask on the shown frame
@@ -291,7 +312,7 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     del want[1]
     _close(_widget_points(page), want)
     assert _prompt_points(page)[0] == _widget_points(page)
-    moved = _saved_masks(server, _queue_from_page(page, server))
+    moved = _saved_masks(server, _queue_from_page(page, server, seg, save=True))
     assert not np.array_equal(moved, clicked)
 
     # Delete key on the selected point, frame change, a point on frame 5
@@ -309,7 +330,7 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     _close(_widget_points(page), want)
     carried, prompt = _prompt_points(page)
     assert carried == _widget_points(page)
-    on5 = _saved_masks(server, _queue_from_page(page, server))
+    on5 = _saved_masks(server, _queue_from_page(page, server, seg, save=True))
     assert not np.array_equal(on5, base)
 
     # person switch: a point for the other person is stored with their id but is not the subject's
@@ -320,5 +341,5 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     want.append({"frame": 5, "x": 70.0, "y": 30.0, "label": 0, "person": other})
     _close(_widget_points(page), want)
     assert _prompt_points(page)[0] == _widget_points(page)
-    switched = _saved_masks(server, _queue_from_page(page, server))
+    switched = _saved_masks(server, _queue_from_page(page, server, seg, save=True))
     assert np.array_equal(switched, on5)  # the subject's prompts are unchanged
