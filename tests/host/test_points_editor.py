@@ -293,9 +293,12 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     assert page.evaluate("window.wakEditorNode.wakPointsEditor.mask.frame") == 0
     shots = pathlib.Path(os.environ.get("WAK_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    rect = page.evaluate("(() => { const b = window.wakEditorNode.wakPointsEditor.root.getBoundingClientRect();"
-                         " return [b.left, b.top, b.width, b.height]; })()")
-    page.screenshot(shots / "points_editor.png", (rect[0] - 12, rect[1] - 60, rect[2] + 24, rect[3] + 72))
+    rect = page.evaluate("""(() => { const c = window.app.canvas, n = window.wakEditorNode, th = LiteGraph.NODE_TITLE_HEIGHT;
+        const r = c.canvas.getBoundingClientRect(), s = c.ds.scale;
+        return [r.left + (n.pos[0] + c.ds.offset[0]) * s, r.top + (n.pos[1] - th + c.ds.offset[1]) * s,
+                n.size[0] * s, (n.size[1] + th) * s]; })()""")
+    page.dismiss_toasts()
+    page.screenshot(shots / "points_editor.png", (rect[0] - 12, rect[1] - 12, rect[2] + 24, rect[3] + 24))
     assert (shots / "points_editor.png").stat().st_size > 5000
 
     # drag the positive point, then Shift+click the negative one away
