@@ -136,29 +136,39 @@ def _touches(mask, box):
     return bool(mask[:, max(y1, 0):y2 + 1, max(x1, 0):x2 + 1].any())
 
 
-def test_two_passes_replace_two_people_with_their_own_masks_and_ids(rig):
+@pytest.fixture(scope="module")
+def two_passes(rig):
+    """Both passes as replace_two.json wires them: tracking, Pick Person, pass A, pass B on pass A's VIDEO."""
     from wan_animate_kit.nodes.pose import PoseExtract
     from wan_animate_kit.nodes.pose_pick import PosePickPerson
 
     pose_a, _, report = PoseExtract.execute(pose_models=rig.pose_models, images=rig.images, person="0",
                                             smoothing=0.0, missing_frames="hold", chunk_frames=32).result
-    assert pose_a.num_people == 2 and pose_a.track_ids == (0, 1) and pose_a.subject == 0, report
     pose_b, pick_report = PosePickPerson.execute(pose=pose_a, person="1", missing_frames="hold").result
+    a = _replace_pass(rig, pose_a, rig.char_a, dict(images=rig.images))
+    b = _replace_pass(rig, pose_b, rig.char_b, dict(video=a.video))
+    return types.SimpleNamespace(pose_a=pose_a, pose_b=pose_b, report=report, pick_report=pick_report, a=a, b=b)
+
+
+def test_two_passes_replace_two_people_with_their_own_masks_and_ids(rig, two_passes):
+    pose_a, pose_b, report, pick_report = (two_passes.pose_a, two_passes.pose_b, two_passes.report,
+                                           two_passes.pick_report)
+    assert pose_a.num_people == 2 and pose_a.track_ids == (0, 1) and pose_a.subject == 0, report
     assert pose_b.subject == 1 and pose_b.track_ids[pose_b.subject] == 1 and "person 1 of 2" in pick_report
     assert np.array_equal(pose_b.keypoints, pose_a.keypoints)  # same tracking, only the subject changed
     box_a, box_b = _box(pose_a.keypoints[:, 0]), _box(pose_a.keypoints[:, 1])
     assert box_a[2] + MARGIN < box_b[0]  # clearly separated people: a grown mask of one never reaches the other
 
     # pass A on the original frames
-    a = _replace_pass(rig, pose_a, rig.char_a, dict(images=rig.images))
+    a = two_passes.a
     comp_a = a.video.get_components()
     frames_a = (comp_a.images.numpy() * 255).round().astype(np.uint8)
-    assert frames_a.shape == (T, H, W, 3)  # the pose canvas: what pass B's nodes need
+    assert frames_a.shape == (T, H, W, 3) and (pose_a.width, pose_a.height) == (W, H)  # pass B's canvas
     assert _inside(a.raw, box_a) and not _touches(a.raw, box_b)
     assert _inside(a.mask, _box(pose_a.keypoints[:, 0], MARGIN)) and not _touches(a.mask, box_b)
 
     # pass B on pass A's output VIDEO, person B's pose from the same tracking
-    b = _replace_pass(rig, pose_b, rig.char_b, dict(video=a.video))
+    b = two_passes.b
     assert _inside(b.raw, box_b) and not _touches(b.raw, box_a)
     assert _inside(b.mask, _box(pose_a.keypoints[:, 1], MARGIN)) and not _touches(b.mask, box_a)
     # pass B's environment is pass A's output with person B masked, not the original video
@@ -209,13 +219,10 @@ def test_retracked_output_is_matched_to_the_original_ids_by_position(rig):
     assert np.allclose(_box(picked.subject_keypoints), _box(pose.subject_keypoints), atol=2.0)
 
 
-def test_real_tiny_sam2_segments_pass_a_output_video(rig, tiny_models):
+def test_real_tiny_sam2_segments_pass_a_output_video(two_passes, tiny_models):
     """SAM2 Character Segmentation, Mask Shaping and Environment Video take the sampler's VIDEO."""
     import folder_paths
     from wan_animate_kit.nodes.mask import EnvironmentVideo
-    from wan_animate_kit.nodes.pose import PoseExtract, RenderPose
-    from wan_animate_kit.nodes.pose_pick import PosePickPerson
-    from wan_animate_kit.nodes.sample import AnimateSampler
     from wan_animate_kit.nodes.segment import Sam2Loader
 
     pytest.importorskip("sam2")
@@ -223,18 +230,76 @@ def test_real_tiny_sam2_segments_pass_a_output_video(rig, tiny_models):
     folder_paths.filename_list_cache.pop("sam2", None)
     sam = Sam2Loader.execute(checkpoint="tiny_sam2.1_hiera_t.pt", device="cpu", dtype="fp32",
                              image_size=64).result[0]
-    pose = PoseExtract.execute(pose_models=rig.pose_models, images=rig.images, person="0", smoothing=0.0,
-                               missing_frames="hold", chunk_frames=32).result[0]
-    skeleton = RenderPose.execute(pose=pose, width=W, height=H, letterbox=True, draw_hands=True, draw_head=True,
-                                  frames_output=False).result[1]
-    video = AnimateSampler.execute(
-        model=rig.model, positive=rig.pos, negative=rig.neg, vae=rig.vae, reference=rig.char_a,
-        pose_video=skeleton, seed=3, steps=1, cfg=1.0, sampler_name="euler", scheduler="simple",
-        segment_length=9, guidance_frames=1, width=0, height=0, fps=30.0, crossfade=True,
-        colour_correction=False, colour_strength=1.0, cache=False, frames_output=False).result[1]
-    pose_b = PosePickPerson.execute(pose=pose, person="1", missing_frames="hold").result[0]
+    video, pose_b = two_passes.a.video, two_passes.pose_b
     mask, preview, report = _segment(sam, pose_b, video=video, chunk_size=8)
     assert tuple(mask.shape) == (T, H, W) and "2 chunk(s)" in report
     shaped = _shape(mask, pose_b)
     env = EnvironmentVideo.execute(mask=shaped, video=video, width=W, height=H, frames_output=True).result
     assert tuple(env[0].shape) == (T, H, W, 3) and tuple(env[1].shape) == (T, H, W)
+
+
+def _two_people(t=6, gap_frames=(2, 3)):
+    """Two tracked people; person 1 is not detected on ``gap_frames`` (zeros there, as tracking leaves them)."""
+    from wan_animate_kit.preprocess.pose_types import PoseSequence
+
+    kps = np.zeros((t, 2, 133, 3), np.float32)
+    for p, x0 in enumerate((10.0, 60.0)):
+        for i in range(t):
+            kps[i, p, :, 0] = x0 + np.linspace(0, 20, 133) + i
+            kps[i, p, :, 1] = np.linspace(5, 55, 133)
+            kps[i, p, :, 2] = 0.9
+    det = np.ones((t, 2), bool)
+    for i in gap_frames:
+        kps[i, 1] = 0.0
+        det[i, 1] = False
+    return PoseSequence(kps, (0, 1), 96, 64, subject=0, detected=det, fps=30.0)
+
+
+def test_pick_person_fills_the_new_subject_like_pose_extraction(host):
+    from wan_animate_kit.nodes.pose_pick import PosePickPerson
+
+    seq = _two_people()
+    held, report = PosePickPerson.execute(pose=seq, person="1", missing_frames="hold").result
+    assert held.subject == 1 and "2 frame(s) without them: [2, 3]" in report
+    for i in (2, 3):  # held from frame 1, the last frame person 1 was seen
+        assert np.array_equal(held.keypoints[i, 1], seq.keypoints[1, 1])
+    assert np.array_equal(held.keypoints[:, 0], seq.keypoints[:, 0])  # the other person is untouched
+    assert np.array_equal(held.detected, seq.detected)  # held frames stay marked as not detected
+    mid = PosePickPerson.execute(pose=seq, person="1", missing_frames="interpolate").result[0]
+    for i, w in ((2, 1 / 3), (3, 2 / 3)):  # linear between frames 1 and 4
+        expect = (1 - w) * seq.keypoints[1, 1, :, :2] + w * seq.keypoints[4, 1, :, :2]
+        assert np.allclose(mid.keypoints[i, 1, :, :2], expect, atol=1e-4)
+    by_point = PosePickPerson.execute(pose=seq, person="70,30", missing_frames="hold").result[0]
+    assert by_point.subject == 1
+    assert PosePickPerson.execute(pose=seq, person="0", missing_frames="raise").result[0].subject == 0
+
+
+@pytest.mark.parametrize("kw, name, text", [
+    (dict(person="2"), "person", "out of range"),
+    (dict(person="someone"), "person", "'largest', an index"),
+    (dict(person="1", missing_frames="raise"), "missing_frames", "no person found in 2 frame"),
+    (dict(person="1", missing_frames="skip"), "missing_frames", "pick one of hold"),
+])
+def test_pick_person_bad_input_names_the_input(host, kw, name, text):
+    from wan_animate_kit.nodes.pose_pick import PosePickPerson
+
+    args = dict(pose=_two_people(), person="1", missing_frames="hold")
+    args.update(kw)
+    with pytest.raises(ValueError, match=f"input '{name}'.*{text}"):
+        PosePickPerson.execute(**args)
+
+
+def test_pick_person_refuses_empty_and_mismatched_poses(host):
+    from dataclasses import replace
+
+    from wan_animate_kit.nodes.pose_pick import PosePickPerson
+    from wan_animate_kit.preprocess.pose_types import empty_sequence
+
+    with pytest.raises(ValueError, match="input 'pose'.*no tracked person"):
+        PosePickPerson.execute(pose=empty_sequence(4, 96, 64), person="0", missing_frames="hold")
+    seq = _two_people()
+    with pytest.raises(ValueError, match="input 'match_to'.*frames"):
+        PosePickPerson.execute(pose=seq, person="0", missing_frames="hold", match_to=seq.frames(0, 3))
+    solo = replace(seq.only_subject(), retargeted=True)
+    with pytest.raises(ValueError, match="input 'pose'.*retargeted.*before Pose Retarget"):
+        PosePickPerson.execute(pose=solo, person="1", missing_frames="hold")
