@@ -94,7 +94,7 @@ def preview_mask(session, frame: int, person: int, points) -> dict:
     from ..preprocess.sam_prompts import NEGATIVE, POSITIVE, ChunkPrompts
     from .points_editor import parse_editor_points
 
-    if session.sam2_model is None:
+    if not session.has_sam2:
         raise ValueError("connect a SAM2 Loader to the editor's sam2_model input and run it once")
     ids = tuple(int(t) for t in session.pose.track_ids)
     if person not in ids:
@@ -149,7 +149,10 @@ def register() -> None:
             return error(e)
         import asyncio
 
-        data = await asyncio.get_running_loop().run_in_executor(None, frame_jpeg, s, i)
+        try:
+            data = await asyncio.get_running_loop().run_in_executor(None, frame_jpeg, s, i)
+        except LookupError as e:
+            return error(e)
         return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
     @routes.get(PREFIX + "/people")
@@ -172,6 +175,10 @@ def register() -> None:
             if s is None:
                 raise LookupError("no such editor session: run the SAM2 Points Editor node again")
             frame = _arg_int(body.get("frame"), "frame", 0, s.num_frames - 1)
+            if PromptServer.instance.prompt_queue.get_tasks_remaining():
+                # SAM2 may be running in the queue right now: one model, one user at a time
+                return web.json_response({"error": "the queue is running: preview the mask when it is done"},
+                                         status=409)
             person = _arg_int(body.get("person"), "person", -(2 ** 31), 2 ** 31)
             result = await asyncio.get_running_loop().run_in_executor(
                 None, preview_mask, s, frame, person, body.get("points") or [])

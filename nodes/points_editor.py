@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -104,16 +105,48 @@ def _json_points(points: list[EditorPoint]) -> str:
 
 
 # ---------------------------------------------------------------------------------------- sessions
-@dataclass
+def _weak(value: Any):
+    """A callable giving ``value`` back: a weak reference where the object allows one, so a session
+    never keeps an IMAGE batch or SAM2's weights alive after the host's cache let them go."""
+    if value is None:
+        return lambda: None
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return lambda: value
+
+
 class EditorSession:
-    """What the editor's routes need after the node ran: the frames, the poses, SAM2 (optional)."""
-    source: Any  # common.VideoSource
-    pose: Any  # PoseSequence scaled to the video's canvas
-    sam2_model: Any
-    width: int
-    height: int
-    num_frames: int
-    cache: tuple[int, np.ndarray] | None = None  # (first index, uint8 frames) of the last read
+    """What the editor's routes need after the node ran: the frames, the poses, SAM2 (optional).
+
+    The IMAGE batch and the SAM2 model are held weakly (a file-backed VIDEO is cheap and held):
+    once the host drops them, the routes answer that the node must run again."""
+
+    def __init__(self, frames: Any, name: str, pose: Any, sam2_model: Any, width: int, height: int,
+                 num_frames: int):
+        self._frames = _weak(frames)
+        self._name = name
+        self._sam2 = _weak(sam2_model)
+        self.has_sam2 = sam2_model is not None
+        self.pose = pose  # PoseSequence scaled to the video's canvas
+        self.width, self.height, self.num_frames = width, height, num_frames
+        self.cache: tuple[int, np.ndarray] | None = None  # (first index, uint8 frames) of the last read
+
+    @property
+    def source(self):
+        from .common import VideoSource
+
+        frames = self._frames()
+        if frames is None:
+            raise LookupError("the frames are gone from the host's cache: run the SAM2 Points Editor node again")
+        return VideoSource(frames, self._name, NODE)
+
+    @property
+    def sam2_model(self):
+        model = self._sam2()
+        if model is None and self.has_sam2:
+            raise LookupError("SAM2 was unloaded since the editor ran: run the SAM2 Points Editor node again")
+        return model
 
 
 _sessions: "OrderedDict[str, EditorSession]" = OrderedDict()
@@ -211,7 +244,8 @@ class Sam2PointsEditor(io.ComfyNode):
             mine, frame = subject_points(pts, subject)
         except ValueError as e:
             raise InputError(NODE, "points", str(e), "keep the subject's points on one frame") from e
-        token = open_session(EditorSession(src, seq, sam2_model, w, h, n))
+        token = open_session(EditorSession(images if images is not None else video, src.name, seq, sam2_model,
+                                           w, h, n))
         info = {"session": token, "frames": n, "width": w, "height": h, "people": list(ids), "subject": subject,
                 "preview_mask": sam2_model is not None}
         pos = [p for p in mine if p.label == 1]

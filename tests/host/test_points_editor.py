@@ -127,6 +127,94 @@ def test_people_route_data_and_frames(host):
     assert frame.shape == (H, W, 3) and abs(float(frame.mean()) - 255 * 3 / 8) < 3
 
 
+# --- the routes, on the test server ------------------------------------------------------------------
+def _editor_prompt(tiny_models, sam2=True) -> dict:
+    p = {"1": {"class_type": "LoadVideo", "inputs": {"file": "driving.mp4"}},
+         "2": {"class_type": "WAK_PoseModelLoader",
+               "inputs": {"detector": tiny_models["detector"].name, "pose_model": tiny_models["vitpose"].name,
+                          "device": "cpu", "batch_size": 0, "bgr_like_official": True}},
+         "3": {"class_type": "WAK_PoseExtract", "inputs": {"pose_models": ["2", 0], "video": ["1", 0],
+                                                         "person": "largest", "smoothing": 0.0,
+                                                         "missing_frames": "hold", "chunk_frames": 32}},
+         "5": {"class_type": "WAK_Sam2PointsEditor", "inputs": {"pose": ["3", 0], "video": ["1", 0], "points": "[]"}}}
+    if sam2:
+        p["4"] = {"class_type": "WAK_Sam2Loader", "inputs": {"checkpoint": tiny_models["sam2"].name, "device": "cpu",
+                                                           "dtype": "fp32", "image_size": 128}}
+        p["5"]["inputs"]["sam2_model"] = ["4", 0]
+    return p
+
+
+def _with_defaults(server, prompt: dict) -> dict:
+    """Required widget inputs the prompt leaves out take their defaults (the nodes may gain inputs)."""
+    for node in prompt.values():
+        spec = server.get_json(f"/object_info/{node['class_type']}")[node["class_type"]]["input"]["required"]
+        for name, value in spec.items():
+            if name not in node["inputs"] and len(value) > 1 and isinstance(value[1], dict) and "default" in value[1]:
+                node["inputs"][name] = value[1]["default"]
+    return prompt
+
+
+def _status(server, route: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(server.url + route, timeout=30) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_routes_serve_only_the_sessions_frames_and_preview_one_frame(server, tiny_models):
+    import cv2
+    from models_for_prompt import write_inputs
+
+    if "sam2" not in tiny_models:
+        pytest.skip("the sam2 package is not installed")
+    write_inputs(server.base / "input")
+    info = server.run_prompt(_with_defaults(server, _editor_prompt(tiny_models)))["outputs"]["5"]["wak_points_editor"][0]
+    sid, subject = info["session"], info["subject"]
+    assert (info["width"], info["height"], info["frames"]) == (W, H, FRAMES) and info["preview_mask"]
+    jpeg = server.get_bytes(f"/wak/points_editor/frame?session={sid}&index=4")
+    frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert frame.shape == (H, W, 3)
+    assert _status(server, f"/api/wak/points_editor/frame?session={sid}&index=0") == 200  # the frontend's prefix
+    assert _status(server, f"/wak/points_editor/frame?session={sid}&index={FRAMES}") == 400
+    assert _status(server, f"/wak/points_editor/frame?session={sid}&index=x") == 400
+    for bad in ("nope", "../../../etc/passwd", "%2Fetc%2Fpasswd", ""):  # no client path reaches a file
+        assert _status(server, f"/wak/points_editor/frame?session={bad}&index=0") == 404
+    people = server.get_json(f"/wak/points_editor/people?session={sid}&index=0")
+    assert len(people["people"]) == 2 and people["keyframe"] is True
+    assert sum(p["subject"] for p in people["people"]) == 1
+
+    def preview(points, frame=0, person=subject):
+        return server.post_json("/wak/points_editor/preview_mask",
+                                {"session": sid, "frame": frame, "person": person, "points": points}, timeout=300)
+
+    status, auto = preview([])
+    assert status == 200 and auto["points"] == 8, auto  # the 8 keypoint prompts alone
+    mask = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(auto["mask"]), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (H, W) and set(np.unique(mask)) <= {0, 255} and auto["area"] == int((mask > 0).sum())
+    pts = [{"frame": 0, "x": 30, "y": 20, "label": 1, "person": subject},
+           {"frame": 0, "x": 10, "y": 60, "label": 0, "person": subject}]
+    status, user = preview(pts)
+    assert status == 200 and user["points"] == 10 and user["mask"] != auto["mask"]
+    # points of another frame or another person are not this preview's
+    other = next(p["id"] for p in people["people"] if not p["subject"])
+    elsewhere = [dict(pts[0], frame=3), dict(pts[1], person=other)]
+    status, same = preview(elsewhere)
+    assert status == 200 and same["points"] == 8 and same["mask"] == auto["mask"]
+    assert preview([], person=99)[0] == 400
+    status, body = preview([{"frame": 0, "x": W + 5, "y": 1, "label": 1, "person": subject}])
+    assert status == 400 and "outside" in body["error"]
+    assert server.post_json("/wak/points_editor/preview_mask", {"session": "nope", "frame": 0, "person": 0})[0] == 404
+    # without a SAM2 Loader on the editor the preview says what to connect
+    sid2 = server.run_prompt(_with_defaults(server, _editor_prompt(tiny_models, sam2=False)))["outputs"]["5"]["wak_points_editor"][0]["session"]
+    status, body = server.post_json("/wak/points_editor/preview_mask",
+                                    {"session": sid2, "frame": 0, "person": subject, "points": []})
+    assert status == 400 and "sam2_model" in body["error"]
+
+
 # --- the frontend --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def page(server, tiny_models):
