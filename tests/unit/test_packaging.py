@@ -22,3 +22,21 @@ def test_web_directory_is_declared_only_with_content():
         folder = ROOT / web
         assert folder.is_dir() and any(p.suffix == ".js" for p in folder.rglob("*")), \
             f"{web} is declared as the pack's web folder but has no JavaScript in it"
+
+
+def test_web_extensions_name_nodes_of_the_pack_and_load_as_plain_modules():
+    """Each extension in web/ edits a node the pack defines (a renamed node id would silently leave
+    its editor off) and imports only the host's own scripts (no build step, no bundler)."""
+    import re
+
+    sources = "\n".join(p.read_text() for p in (ROOT / "nodes").glob("*.py"))
+    ids = set(re.findall(r'node_id=PREFIX \+ "(\w+)"', sources))
+    scripts = sorted((ROOT / "web").glob("*.js"))
+    assert scripts
+    for js in scripts:
+        text = js.read_text()
+        for target in re.findall(r'"(WAK_\w+)"', text):
+            assert target[len("WAK_"):] in ids, f"{js.name} edits {target}, which the pack does not define"
+        for imported in re.findall(r'^import .* from "([^"]+)";', text, flags=re.M):
+            assert imported.startswith("../../scripts/"), f"{js.name} imports {imported}"
+        assert "app.registerExtension(" in text
