@@ -37,13 +37,14 @@ which another custom node may have initialised with its own config module.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import logging
 import os
 import re
 import warnings
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -84,15 +85,23 @@ class Sam2Model:
     ``dtype`` is the compute dtype: float32 is the official one (no autocast); fp16/bf16 are the
     pack's options and run under ``torch.autocast`` (what sam2's own demos do) with the weights kept
     fp32, so no op sees mixed parameter dtypes.
+
+    Memory: the weights wait on ``home_device`` (the host's offload device when the SAM2 Loader node
+    loaded them) and go to the run device only inside ``sam2_session``, which moves them back
+    afterwards, also on an error. Hole filling depends on the device (sam2's CUDA extension only
+    works on CUDA), so ``move_sam2`` sets it again on every move.
     """
 
     predictor: Any  # sam2.sam2_video_predictor.SAM2VideoPredictor
     config: str
     version: str  # "sam2" or "sam2.1"
     size: str  # "t", "s", "b+" or "l"
-    device: torch.device
+    device: torch.device  # where the weights are now
     dtype: torch.dtype
-    hole_filling: str  # "cuda-ext", "cpu" or "off"
+    hole_filling: str  # "cuda-ext", "cpu" or "off", for the device the weights are on
+    device_choice: str = "auto"  # where it runs: "auto" (the host's device), "cpu", "cuda", "cuda:N"
+    home_device: torch.device | None = None  # where it waits between runs (None: ``device`` at load)
+    fill_hole_area: int = 0  # the configured hole filling (official 8); 0 = off
 
     @property
     def image_size(self) -> int:
@@ -270,17 +279,46 @@ def _install_cpu_hole_filling(predictor: Any, max_area: int) -> None:
     sam2 fills the low-res scores of every tracked frame right after ``track_step``; without the
     extension it warns and skips. We turn the built-in step off and redo it on the CPU on both
     copies the upstream code returns (stored output and the one it resizes for display).
+    Installing it again only updates ``max_area``; ``_remove_cpu_hole_filling`` undoes it.
     """
-    original = predictor._run_single_frame_inference
     predictor.fill_hole_area = 0
+    if getattr(predictor, "_wak_cpu_fill_area", None) is not None:
+        predictor._wak_cpu_fill_area = int(max_area)
+        return
+    original = predictor._run_single_frame_inference
+    predictor._wak_cpu_fill_area = int(max_area)
 
     def run_single_frame_inference(*args: Any, **kwargs: Any) -> Any:
         compact_out, pred_masks = original(*args, **kwargs)
-        filled = fill_holes_cpu(pred_masks, max_area)
+        filled = fill_holes_cpu(pred_masks, predictor._wak_cpu_fill_area)
         compact_out["pred_masks"] = filled.to(compact_out["pred_masks"].device)
         return compact_out, filled
 
     predictor._run_single_frame_inference = run_single_frame_inference
+
+
+def _remove_cpu_hole_filling(predictor: Any) -> None:
+    if getattr(predictor, "_wak_cpu_fill_area", None) is None:
+        return
+    vars(predictor).pop("_run_single_frame_inference", None)  # back to the class method
+    predictor._wak_cpu_fill_area = None
+
+
+def _configure_hole_filling(model: Sam2Model) -> None:
+    """Hole filling for the device the weights are on: sam2's own (its CUDA extension) on CUDA when
+    the extension imports, else the CPU twin; nothing when it is off."""
+    predictor = model.predictor
+    if model.fill_hole_area <= 0:
+        _remove_cpu_hole_filling(predictor)
+        predictor.fill_hole_area = 0
+        model.hole_filling = "off"
+    elif model.device.type == "cuda" and sam2_cuda_extension_available():
+        _remove_cpu_hole_filling(predictor)
+        predictor.fill_hole_area = model.fill_hole_area
+        model.hole_filling = "cuda-ext"
+    else:
+        _install_cpu_hole_filling(predictor, model.fill_hole_area)
+        model.hole_filling = "cpu"
 
 
 def install_memory_dtype_guard(predictor: Any) -> None:
@@ -312,33 +350,83 @@ def install_memory_dtype_guard(predictor: Any) -> None:
 
 
 def pick_device(device: str | torch.device) -> torch.device:
-    """'auto' -> cuda when available, else cpu; anything else via ``torch.device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """'auto' -> the host's device (outside the host: CUDA when available, else the CPU); anything
+    else via ``torch.device`` ('cuda' without a CUDA GPU raises ValueError)."""
+    from .host_memory import resolve_device
+
+    try:
+        return resolve_device(device)
+    except ValueError as exc:
+        raise ValueError(f"SAM2 {exc}; use 'auto' or 'cpu'.") from exc
+
+
+def move_sam2(model: Sam2Model, device: str | torch.device) -> None:
+    """Put the weights on ``device`` and set the device-dependent hole filling."""
     dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("SAM2 device='cuda' was requested but CUDA is not available; use 'auto' or 'cpu'.")
-    return dev
+    model.predictor.to(dev)
+    model.device = dev
+    _configure_hole_filling(model)
+
+
+def sam2_memory_estimate(model: Sam2Model, video_size: tuple[int, int] | None = None) -> int:
+    """Bytes SAM2 needs on its run device: the weights plus a rough allowance for one frame's
+    activations (about 2 GiB in fp32 at the 1024 input size, scaling with the input area; half
+    under fp16/bf16 autocast) and the full-size mask logits of a frame."""
+    from .host_memory import module_bytes
+
+    scale = (model.image_size / 1024.0) ** 2
+    activations = 2 * 2 ** 30 * scale * (1.0 if model.dtype == torch.float32 else 0.5)
+    logits = 0 if video_size is None else 4 * 4 * int(video_size[0]) * int(video_size[1])
+    return int(module_bytes(model.predictor) + activations + logits)
+
+
+@contextlib.contextmanager
+def sam2_session(model: Sam2Model, device: str | torch.device | None = None,
+                 video_size: tuple[int, int] | None = None) -> Iterator[torch.device]:
+    """Run SAM2 on ``device`` for the body of the ``with`` and put it back home afterwards.
+
+    ``device``: None = the model's ``device_choice`` ('auto' = the host's device). Before moving,
+    the host is asked to free ``sam2_memory_estimate`` bytes on that device (it unloads what it must,
+    e.g. the diffusion model); on leaving, also after an error or an interrupt, the weights go back
+    to ``home_device`` and the cache is emptied, as the host's upscale-model node does (ComfyUI:
+    comfy_extras/nodes_upscale_model.py, ImageUpscaleWithModel.execute). Yields the run device.
+    """
+    from . import host_memory
+
+    run = pick_device(model.device_choice) if device is None else torch.device(device)
+    home = model.home_device if model.home_device is not None else model.device
+    host_memory.free_memory(sam2_memory_estimate(model, video_size), run)
+    try:
+        move_sam2(model, run)
+        log.debug("SAM2 on %s for this run (home: %s)", run, home)
+        yield run
+    finally:
+        move_sam2(model, home)
+        host_memory.empty_cache()
 
 
 def load_sam2(path: str | os.PathLike, device: str | torch.device = "auto", dtype: str = "fp32",
               config: str | None = None, overrides: Iterable[str] = (),
-              hole_filling: bool = True) -> Sam2Model:
+              hole_filling: bool = True, storage: str | torch.device | None = None) -> Sam2Model:
     """Load a SAM 2 / 2.1 checkpoint as a video predictor.
 
     Args:
         path: ``.pt`` ({"model": state_dict}) or ``.safetensors`` file.
-        device: "auto", "cpu", "cuda" or "cuda:N".
+        device: where it runs: "auto" (the host's device; outside the host CUDA when available),
+            "cpu", "cuda" or "cuda:N".
         dtype: compute dtype: "fp32" (official) or the pack's "fp16" / "bf16" (autocast; weights stay
             fp32).
         config: config name such as "sam2.1_hiera_l"; None = detect from keys, then file name.
         overrides: extra Hydra-style overrides, e.g. ``["++model.image_size=256"]``.
         hole_filling: fill small mask holes (fill_hole_area=8, official); uses a CPU version when
             sam2's CUDA extension is missing (the official code would then skip it with a warning).
+        storage: where the weights wait between runs (the node passes the host's offload device);
+            None = on the run device, loaded there once. ``sam2_session`` moves them for a run.
     """
     if dtype not in DTYPES:
         raise ValueError(f"SAM2 dtype {dtype!r} is not one of {sorted(DTYPES)}.")
     dev = pick_device(device)
+    home = dev if storage is None else torch.device(storage)
     compute_dtype = DTYPES[dtype]
     if dev.type == "cpu" and compute_dtype == torch.float16:
         warnings.warn("fp16 autocast is not supported well on the CPU; SAM2 runs in fp32 instead.",
@@ -369,18 +457,14 @@ def load_sam2(path: str | os.PathLike, device: str | torch.device = "auto", dtyp
             f"Pass config= the right one of: {_config_choices()} (or None to detect it).")
     model.load_state_dict(state_dict, strict=True)
     del state_dict
-    model = model.to(dev).eval()
+    model = model.to(home).eval()
     install_memory_dtype_guard(model)
 
-    if not hole_filling or model.fill_hole_area <= 0:
-        model.fill_hole_area = 0
-        mode = "off"
-    elif sam2_cuda_extension_available() and dev.type == "cuda":
-        mode = "cuda-ext"
-    else:
-        _install_cpu_hole_filling(model, int(model.fill_hole_area))
-        mode = "cpu"
-    log.info("Loaded SAM2 %s (%s, image_size=%d) on %s, hole filling: %s",
-             os.path.basename(os.fspath(path)), config_path, model.image_size, dev, mode)
-    return Sam2Model(predictor=model, config=config_path, version=version, size=size,
-                     device=dev, dtype=compute_dtype, hole_filling=mode)
+    area = int(model.fill_hole_area) if hole_filling else 0
+    handle = Sam2Model(predictor=model, config=config_path, version=version, size=size, device=home,
+                       dtype=compute_dtype, hole_filling="off", device_choice=str(device), home_device=home,
+                       fill_hole_area=max(area, 0))
+    _configure_hole_filling(handle)
+    log.info("Loaded SAM2 %s (%s, image_size=%d) on %s (runs on %s), hole filling: %s",
+             os.path.basename(os.fspath(path)), config_path, handle.image_size, home, dev, handle.hole_filling)
+    return handle

@@ -399,7 +399,11 @@ def _prune(state: dict[str, Any], frame_idx: int, window: int, reverse: bool, ke
 
 
 def _autocast(model: Sam2Model | None, device: torch.device) -> contextlib.AbstractContextManager:
+    """The model's compute dtype as autocast; float32 (official) and fp16 on the CPU (a model loaded
+    for a GPU that runs on the CPU this time) run without it."""
     if model is None or model.dtype == torch.float32:
+        return contextlib.nullcontext()
+    if device.type == "cpu" and model.dtype == torch.float16:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=model.dtype)
 

@@ -42,13 +42,16 @@ class Sam2Loader(io.ComfyNode):
             description="Load a SAM 2 / 2.1 checkpoint (.pt or .safetensors) from models/sam2 with its matching "
                         "config from the installed sam2 package (size and version read from the checkpoint). "
                         "Official: sam2_hiera_large.pt (SAM 2 Hiera-L, config sam2_hiera_l) in fp32 at 1024, "
-                        "with the official video-predictor settings (hole filling up to 8 pixels included).",
+                        "with the official video-predictor settings (hole filling up to 8 pixels included). The model "
+                        "waits in ComfyUI's offload memory and takes GPU memory only while a segmentation runs.",
             inputs=[
                 io.Combo.Input("checkpoint", options=folder_paths.get_filename_list("sam2"),
                                tooltip="A SAM 2 / 2.1 checkpoint in models/sam2 (tiny, small, base+ or large). "
                                        ".pt files are loaded with weights_only=True."),
                 io.Combo.Input("device", options=["auto", "cuda", "cpu"], default="auto",
-                               tooltip="Where SAM2 runs; auto = CUDA when available."),
+                               tooltip="Where SAM2 runs; auto = the device ComfyUI runs on (the CPU under "
+                                       "--cpu). The model waits in ComfyUI's offload memory (normally RAM) and "
+                                       "is on this device only while SAM2 Character Segmentation runs."),
                 io.Combo.Input("dtype", options=["fp32", "bf16", "fp16"], default="fp32",
                                tooltip="Compute precision. fp32 is the official one (the official preprocessing "
                                        "runs SAM2 without autocast). bf16 / fp16 run under autocast: faster and "
@@ -65,6 +68,7 @@ class Sam2Loader(io.ComfyNode):
     def execute(cls, checkpoint, device, dtype, image_size):
         import torch
 
+        from ..models.host_memory import resolve_device, storage_device
         from ..models.sam2_loader import DTYPES, load_sam2
 
         node = "SAM2 Loader"
@@ -82,8 +86,9 @@ class Sam2Loader(io.ComfyNode):
                              f"{SAM2_MIN_SIZE} to {SAM2_MAX_SIZE}")
         path = model_file(node, "checkpoint", "sam2", checkpoint)
         overrides = [f"++model.image_size={image_size}"] if image_size else []
-        try:
-            model = load_sam2(path, device=device, dtype=dtype, overrides=overrides)
+        run = resolve_device(device)
+        try:  # kept on the host's offload device; Character Segmentation moves it for its run
+            model = load_sam2(path, device=device, dtype=dtype, overrides=overrides, storage=storage_device(run))
         except (ValueError, RuntimeError, KeyError) as e:
             raise InputError(node, "checkpoint", str(e)) from e
         return io.NodeOutput(model)
@@ -158,8 +163,12 @@ class CharacterSegmentation(io.ComfyNode):
     def execute(cls, sam2_model, pose, chunk_size, keyframes, threshold, positive_points, negative_points,
                 points_mode, points_frame, object_points, images=None, video=None, prompt_rule="official",
                 frame_resize="official"):
+        import contextlib
+
         import cv2
 
+        from ..models.sam2_loader import Sam2Model as LoadedSam2
+        from ..models.sam2_loader import sam2_session
         from ..models.sam2_video import iter_segment_frames
         from ..preprocess.masks import overlay
         from ..preprocess.sam_prompts import parse_points_json, plan_prompts
@@ -218,14 +227,20 @@ class CharacterSegmentation(io.ComfyNode):
                     i += 1
                     yield f
 
-        for item in iter_segment_frames(sam2_model, tee(), prompts, n, progress=lambda d, t: progress.set(d),
-                                        should_stop=lambda: check_interrupt() or False, resize=frame_resize):
-            m = item.mask
-            mask[item.index] = torch.from_numpy(m.astype(np.float32))
-            small = cv2.resize(m.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
-            preview[item.index] = overlay(buffered.pop(item.index), small)
-            if not item.prompted:
-                unprompted.append(item.index)
+        # SAM2 is on its run device only inside this block: it goes back to the offload device when the
+        # block ends, also on an error or an interrupt (a bare stand-in predictor is run as it is).
+        session = (sam2_session(sam2_model, video_size=(h, w)) if isinstance(sam2_model, LoadedSam2)
+                   else contextlib.nullcontext())
+        with session, contextlib.closing(iter_segment_frames(
+                sam2_model, tee(), prompts, n, progress=lambda d, t: progress.set(d),
+                should_stop=lambda: check_interrupt() or False, resize=frame_resize)) as items:
+            for item in items:
+                m = item.mask
+                mask[item.index] = torch.from_numpy(m.astype(np.float32))
+                small = cv2.resize(m.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
+                preview[item.index] = overlay(buffered.pop(item.index), small)
+                if not item.prompted:
+                    unprompted.append(item.index)
         covered = (mask.flatten(1).amax(1) > 0).sum().item()
         report = f"{n} frame(s), {len(prompts)} chunk(s); character found in {covered} frame(s)"
         if unprompted:

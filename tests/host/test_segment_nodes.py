@@ -148,3 +148,100 @@ def test_tiny_sam2_runs_with_the_defaults_and_the_options(sam2_model):
     other = CharacterSegmentation.execute(sam2_model=sam2_model, pose=pose, images=imgs,
                                           **{**defaults, "prompt_rule": "confident", "frame_resize": "opencv"})
     assert tuple(other.result[0].shape) == (5, 48, 64) and "1 chunk(s)" in other.result[2]
+
+
+# ------------------------------------------------------------- memory: on the host's device only while it runs
+
+
+@pytest.fixture
+def cuda_host(monkeypatch, sam2_model):
+    """The host as if it ran on cuda:0: the host calls SAM2 makes are recorded; ``predictor.to`` records
+    the device and moves for real only to the CPU (there is no GPU here)."""
+    import comfy.model_management as mm
+
+    events = []
+    gpu = torch.device("cuda", 0)
+    monkeypatch.setattr(mm, "get_torch_device", lambda: gpu)
+    monkeypatch.setattr(mm, "unet_offload_device", lambda: torch.device("cpu"))
+    monkeypatch.setattr(mm, "free_memory", lambda need, device, keep_loaded=[]: events.append(("free", need, device)))
+    monkeypatch.setattr(mm, "soft_empty_cache", lambda force=False: events.append(("empty",)))
+    return gpu, events
+
+
+def _record_moves(monkeypatch, model, events):
+    real = model.predictor.to
+
+    def to(*args, **kwargs):
+        device = torch.device(args[0] if args else kwargs["device"])
+        events.append(("to", device))
+        return real(device) if device.type == "cpu" else model.predictor
+
+    monkeypatch.setattr(model.predictor, "to", to)
+
+
+def _load(**kw):
+    from wan_animate_kit.nodes.segment import Sam2Loader
+
+    args = node_defaults(Sam2Loader)
+    args.update(checkpoint="tiny_sam2.1_hiera_t.pt", image_size=64)
+    args.update(kw)
+    return Sam2Loader.execute(**args).result[0]
+
+
+def test_sam2_waits_on_the_offload_device_and_runs_on_the_hosts_device(sam2_model, cuda_host, monkeypatch):
+    gpu, events = cuda_host
+    model = _load(device="auto")  # auto = the host's device
+    assert model.device_choice == "auto" and model.home_device == torch.device("cpu")
+    assert all(p.device.type == "cpu" for p in model.predictor.parameters())  # loaded to the offload device
+    _record_moves(monkeypatch, model, events)
+    imgs = torch.rand(3, 48, 64, 3, generator=torch.Generator().manual_seed(3))
+    mask = segment(model, standing_pose(3, 64, 48), imgs)[0]
+    assert tuple(mask.shape) == (3, 48, 64)
+    kinds = [e[0] for e in events]
+    assert kinds == ["free", "to", "to", "empty"], events
+    assert events[0][2] == gpu and events[0][1] > sum(p.numel() * 4 for p in model.predictor.parameters())
+    assert events[1] == ("to", gpu)  # on the host's device for the run only
+    assert events[2] == ("to", torch.device("cpu"))  # and back on the offload device when the node returns
+    assert model.device == torch.device("cpu")
+    assert all(t.device.type == "cpu" for t in (*model.predictor.parameters(), *model.predictor.buffers()))
+
+
+def test_sam2_goes_back_after_an_error_and_an_interrupt(sam2_model, cuda_host, monkeypatch):
+    import comfy.model_management as mm
+
+    gpu, events = cuda_host
+    model = _load(device="auto")
+    _record_moves(monkeypatch, model, events)
+    imgs = torch.rand(3, 48, 64, 3, generator=torch.Generator().manual_seed(3))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tracking failed")
+
+    with monkeypatch.context() as m:
+        m.setattr(model.predictor, "propagate_in_video", broken)
+        with pytest.raises(RuntimeError, match="tracking failed"):
+            segment(model, standing_pose(3, 64, 48), imgs)
+    assert [e[0] for e in events] == ["free", "to", "to", "empty"] and events[2] == ("to", torch.device("cpu"))
+    events.clear()
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            segment(model, standing_pose(3, 64, 48), imgs)
+    finally:
+        mm.interrupt_current_processing(False)
+    assert [e[0] for e in events] == ["free", "to", "to", "empty"] and events[2] == ("to", torch.device("cpu"))
+    assert all(p.device.type == "cpu" for p in model.predictor.parameters())
+
+
+def test_sam2_device_choice_cpu_and_the_real_cpu_host(sam2_model, monkeypatch):
+    import comfy.model_management as mm
+
+    assert mm.get_torch_device().type == "cpu"  # this machine: the host runs on the CPU
+    events = []
+    model = _load(device="auto")
+    _record_moves(monkeypatch, model, events)
+    monkeypatch.setattr(mm, "free_memory", lambda need, device, keep_loaded=[]: events.append(("free", device)))
+    segment(model, standing_pose(3, 64, 48), torch.rand(3, 48, 64, 3))
+    assert [e for e in events if e[0] == "to"] == [("to", torch.device("cpu"))] * 2
+    assert not any(e[0] == "free" for e in events)  # no GPU to make room on
+    assert sam2_model.device_choice == "cpu" and sam2_model.home_device == torch.device("cpu")

@@ -454,3 +454,91 @@ def test_box_prompts_go_with_their_frame(model, video, monkeypatch):
     assert masks[:, :, :32].all() and not masks[:, :, 32:].any()  # chunk 1 covered back to its frame 0
     with pytest.raises(ValueError, match="box_frame"):
         segment_video(model, video, [ChunkPrompts(0, 3, box=(1, 1, 9, 9), box_frame=3)], 3)
+
+
+# ----------------------------------------------------------------------------- memory: run device only while running
+
+
+class MoveLog:
+    """Records the devices ``predictor.to`` is asked for; moves for real only to the CPU (no GPU here),
+    so a 'cuda' run is a recorded stand-in while the weights stay where they are."""
+
+    def __init__(self, monkeypatch, model, events):
+        real = model.predictor.to
+
+        def to(*args, **kwargs):
+            device = torch.device(args[0] if args else kwargs["device"])
+            events.append(("to", device))
+            return real(device) if device.type == "cpu" else model.predictor
+
+        monkeypatch.setattr(model.predictor, "to", to)
+
+
+def test_sam2_session_moves_for_the_run_and_back_also_on_error(files, video, monkeypatch):
+    from wan_animate_kit.models import host_memory
+
+    model = load_sam2(files["pt"], device="cpu", overrides=SMALL, storage="cpu")
+    assert model.home_device == torch.device("cpu") and model.fill_hole_area == 8  # the official override
+    events: list = []
+    monkeypatch.setattr(host_memory, "free_memory", lambda need, device: events.append(("free", need, device)))
+    monkeypatch.setattr(host_memory, "empty_cache", lambda: events.append(("empty",)))
+    monkeypatch.setattr(sam2_loader, "sam2_cuda_extension_available", lambda: True)
+    MoveLog(monkeypatch, model, events)
+    weights = sum(p.numel() * p.element_size() for p in model.predictor.parameters())
+    gpu = torch.device("cuda", 0)
+    with sam2_loader.sam2_session(model, gpu, video_size=(64, 64)) as run:
+        assert run == gpu and model.device == gpu
+        # on CUDA with sam2's extension: sam2's own hole filling at the official area, no CPU twin
+        assert model.hole_filling == "cuda-ext" and model.predictor.fill_hole_area == 8
+        assert "_run_single_frame_inference" not in vars(model.predictor)
+    assert [e[0] for e in events] == ["free", "to", "to", "empty"]
+    assert events[0][2] == gpu and events[0][1] > weights  # room asked for weights and activations first
+    assert events[1] == ("to", gpu) and events[2] == ("to", torch.device("cpu"))
+    assert model.device == torch.device("cpu") and model.hole_filling in ("cpu", "cuda-ext")
+    if model.hole_filling == "cpu":
+        assert model.predictor.fill_hole_area == 0 and "_run_single_frame_inference" in vars(model.predictor)
+
+    events.clear()
+    monkeypatch.setattr(sam2_loader, "sam2_cuda_extension_available", lambda: False)  # none is installed here
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tracking failed")
+
+    monkeypatch.setattr(model.predictor, "propagate_in_video", broken)
+    prompts = [ChunkPrompts(0, 4, {0: P(30, 30)})]
+    with pytest.raises(RuntimeError, match="tracking failed"):
+        with sam2_loader.sam2_session(model, gpu):
+            segment_video(model, video, prompts, 4)
+    assert [e[0] for e in events] == ["free", "to", "to", "empty"] and events[2] == ("to", torch.device("cpu"))
+    assert all(p.device.type == "cpu" for p in model.predictor.parameters())
+
+
+def test_a_cpu_run_keeps_the_cpu_hole_filling_and_needs_no_room(files, video, monkeypatch):
+    from wan_animate_kit.models import host_memory
+
+    model = load_sam2(files["pt"], device="cpu", overrides=SMALL)
+    asked = []
+    monkeypatch.setattr(host_memory, "_model_management", lambda: None)  # outside the host
+    monkeypatch.setattr(host_memory, "free_memory", lambda need, device: asked.append(device))
+    plain = segment_video(model, video, [ChunkPrompts(0, 3, {0: P(30, 30)})], 3)
+    with sam2_loader.sam2_session(model) as run:  # device choice 'cpu'
+        assert run == torch.device("cpu") and model.hole_filling in ("cpu", "off")
+        inside = segment_video(model, video, [ChunkPrompts(0, 3, {0: P(30, 30)})], 3)
+    np.testing.assert_array_equal(plain, inside)
+    assert asked == [torch.device("cpu")]  # host_memory.free_memory itself ignores the CPU
+    off = load_sam2(files["pt"], device="cpu", overrides=SMALL, hole_filling=False)
+    sam2_loader.move_sam2(off, "cpu")
+    assert off.hole_filling == "off" and off.predictor.fill_hole_area == 0
+
+
+def test_fp16_on_the_cpu_runs_without_autocast(model):
+    from wan_animate_kit.models.sam2_video import _autocast
+
+    fp16 = dataclasses.replace(model, dtype=torch.float16)
+    bf16 = dataclasses.replace(model, dtype=torch.bfloat16)
+    with _autocast(fp16, torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
+    with _autocast(bf16, torch.device("cpu")):
+        assert torch.is_autocast_enabled("cpu")
+    with _autocast(model, torch.device("cpu")):
+        assert not torch.is_autocast_enabled("cpu")
