@@ -2,6 +2,7 @@
 
     python bench/bench_sampler.py [--size 64] [--segment 33] [--guidance 5] [--segments 3] [--steps 2]
                                   [--repeats 3] [--replace] [--face] [--no-memo] [--drift] [--save DIR]
+                                  [--mode windows [--window-length 5] [--window-overlap 2]]
 
 Runs the real ComfyUI host in-process on the CPU with the tiny Wan-Animate DiT and a tiny Wan 2.1
 VAE (the shared tiny VAE file's weights are re-drawn, as in the tests: it holds uninitialised
@@ -25,6 +26,10 @@ adds a colour-drift hook: per-segment Lab drift of each output against the envir
 (Replacement mode) or against the first output frame, using ``preprocess.colour.colour_drift``
 (as ``bench/colour_drift.py`` does for real videos), and the seam jump (mean frame-to-frame change
 at the seams vs elsewhere).
+
+``--mode windows`` compares the segment mode (``run_animate``) with the context-window mode
+(``models.context_windows.run_windows``) on the same video: wall time, peak RSS above the start
+(sampled every 5 ms) and the seam jump at the segment mode's cut positions for both outputs.
 """
 from __future__ import annotations
 
@@ -149,6 +154,92 @@ def drift_report(name, frames, d, plan, replace):
           f"seam jump {at:6.2f} vs {rest:6.2f} elsewhere")
 
 
+def run_windows(model, vae, d, n, steps, sampler, scheduler, seed, replace, length, overlap):
+    """The context-window mode (``models.context_windows.run_windows``) on the same inputs."""
+    from wan_animate_kit.models.animate_sampler import AnimateSettings
+    from wan_animate_kit.models.context_windows import run_windows as run
+
+    s = AnimateSettings(seed=seed, steps=steps, cfg=1.0, sampler_name=sampler, scheduler=scheduler,
+                        width=d.width, height=d.height, cache=False)
+    return run(model, vae, d.pos, d.neg, d.ref, d.pose[:n], s, window_length=length, window_overlap=overlap,
+               face=d.face[:n] if d.face is not None else None, environment=d.env[:n] if replace else None,
+               mask=d.mask[:n] if replace else None, clip_vision_output=d.clip,
+               step_callback=lambda k: None).frames
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 5 ms)."""
+
+    def __enter__(self):
+        import threading
+
+        import psutil
+
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self.stop = threading.Event()
+
+        def watch():
+            while not self.stop.is_set():
+                self.peak = max(self.peak, self.proc.memory_info().rss)
+                self.stop.wait(0.005)
+
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def bench_windows(args) -> None:
+    """Segment mode vs context-window mode: wall time, peak RSS, seam jump, same video."""
+    import comfy.utils
+    import torch
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    from wan_animate_kit.models.context_windows import padded_frames, window_plan
+    from wan_animate_kit.preprocess.segments import plan_segments
+    from wan_animate_kit.preprocess.stitching import seam_jump
+
+    n = args.length or args.segment + (args.segments - 1) * (args.segment - args.guidance)
+    plan = plan_segments(n, args.segment, args.guidance)
+    lat = (padded_frames(n) - 1) // 4 + 1
+    starts = window_plan(lat, args.window_length, args.window_overlap)
+    model, vae = tiny_models()
+    d = make_inputs(n, args.size, face=args.face)
+    print(f"{n} frames {args.size}x{args.size}, {args.steps} steps {args.sampler}/{args.scheduler}, "
+          f"{'Replacement' if args.replace else 'Animation'}, torch threads {torch.get_num_threads()}; "
+          f"segments: {plan.num_segments} of {args.segment} (guidance {args.guidance}); windows: {len(starts)} of "
+          f"{args.window_length} latents (overlap {args.window_overlap}) over {lat} latents")
+    common = (model, vae, d, n)
+    runs = {"segments": lambda: run_ours(*common, args.segment, args.guidance, args.steps, args.sampler,
+                                         args.scheduler, 0, args.replace, cache=False),
+            "windows": lambda: run_windows(*common, args.steps, args.sampler, args.scheduler, 0, args.replace,
+                                           args.window_length, args.window_overlap)}
+    runs["windows"]()  # warm-up
+    wall = {k: [] for k in runs}
+    peak = {k: [] for k in runs}
+    outs = {}
+    for r in range(args.repeats):
+        for name, fn in runs.items():
+            with PeakRSS() as m:
+                t = time.perf_counter()
+                outs[name] = fn()
+                wall[name].append(time.perf_counter() - t)
+            peak[name].append((m.peak - m.base) / 2 ** 20)
+        print(f"  run {r + 1}: " + "  ".join(f"{k} {wall[k][-1]:.2f}s, peak RSS +{peak[k][-1]:.0f} MiB"
+                                            for k in runs), flush=True)
+    for name in runs:
+        f = np.asarray(outs[name])
+        at, rest = seam_jump(f, plan)
+        print(f"{name:9s}: median {statistics.median(wall[name]):.2f}s, peak RSS above start "
+              f"{max(peak[name]):.0f} MiB, frames {len(f)}, seam jump at the segment cuts {at:.2f} vs "
+              f"{rest:.2f} elsewhere")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=64)
@@ -170,6 +261,11 @@ def main() -> None:
     ap.add_argument("--save", default="", help="folder to save the outputs as .npy (for bench/colour_drift.py)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1 keeps timings steadier on a shared machine)")
+    ap.add_argument("--mode", choices=("core", "windows"), default="core",
+                    help="core: ours against core's extend chain (default); windows: segment mode against the "
+                         "context-window mode (time, peak RSS, seam jump)")
+    ap.add_argument("--window-length", type=int, default=5, help="--mode windows: latent frames per window")
+    ap.add_argument("--window-overlap", type=int, default=2, help="--mode windows: overlap in latent frames")
     args = ap.parse_args()
 
     setup_host()
@@ -177,7 +273,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     with torch.inference_mode():  # the host's executor runs every node under inference mode
-        bench(args)
+        (bench_windows if args.mode == "windows" else bench)(args)
 
 
 def bench(args) -> None:
