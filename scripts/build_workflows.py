@@ -336,7 +336,7 @@ def build_replace_two(info: dict) -> dict:
     def replace_pass(label: str, x: int, pose, char, env_source, color: str):
         """Skeleton, face crops, reference, CLIP vision, SAM2 mask, environment and sampler of one pass."""
         g.group(f"{4 if label == 'A' else 5} · Pass {label}: person {label} becomes character {label}", x, 660,
-                1160, 1320, color=color)
+                1160, 1660, color=color)
         render = g.node(PREFIX + "RenderPose", (x + 20, 700), title=f"Skeleton {label}", size=(320, 220),
                         pose=g.out(pose, 0), width=out_w, height=out_h, frames_output=False)
         faces = g.node(PREFIX + "FaceCrops", (x + 20, 950), title=f"Face crops {label} (original video)",
@@ -345,30 +345,30 @@ def build_replace_two(info: dict) -> dict:
                         size=(320, 130), images=g.out(char, 0), width=out_w, height=out_h)
         cve = g.node(PREFIX + "ClipVisionEncodeOfficial", (x + 20, 1320), title=f"CLIP vision {label}",
                      size=(320, 100), clip_vision=g.out(cvl, 0), image=g.out(refimg, 0))
-        seg = g.node(PREFIX + "CharacterSegmentation", (x + 360, 700), title=f"SAM2 mask {label}", size=(380, 240),
+        seg = g.node(PREFIX + "CharacterSegmentation", (x + 360, 700), title=f"SAM2 mask {label}", size=(380, 360),
                      sam2_model=g.out(sam, 0), pose=g.out(pose, 0), video=env_source)
         shape = g.node(PREFIX + "MaskShape", (x + 760, 700), title=f"Mask shaping {label}", size=(380, 260),
                        mask=g.out(seg, 0), pose=g.out(pose, 0), feather=0.0)
-        env = g.node(PREFIX + "EnvironmentVideo", (x + 360, 980), title=f"Environment {label}", size=(380, 240),
+        env = g.node(PREFIX + "EnvironmentVideo", (x + 360, 1090), title=f"Environment {label}", size=(380, 240),
                      video=env_source, mask=g.out(shape, 0), width=out_w, height=out_h, frames_output=False)
-        sampler = g.node(PREFIX + "AnimateSampler", (x + 360, 1260), title=f"Wan-Animate sampler {label}",
+        sampler = g.node(PREFIX + "AnimateSampler", (x + 360, 1360), title=f"Wan-Animate sampler {label}",
                          size=(380, 640), model=model, positive=g.out(pos, 0), negative=g.out(neg, 0),
                          vae=g.out(vae, 0), reference=g.out(refimg, 0), pose_video=g.out(render, 1),
                          face_video=g.out(faces, 2), clip_vision_output=g.out(cve, 0), pose=g.out(pose, 0),
                          environment_video=g.out(env, 3), character_mask=g.out(env, 1), steps=20, cfg=1.0,
                          sampler_name=OFFICIAL_SAMPLER, scheduler="simple", shift=5.0, fps=g.out(drv, 1),
                          audio=g.out(drv, 3), frames_output=False)
-        save = g.node("SaveVideo", (x + 760, 1260), title="Save video" if label == "B" else "Save video (pass A)",
+        save = g.node("SaveVideo", (x + 760, 1360), title="Save video" if label == "B" else "Save video (pass A)",
                       size=(380, 380), video=g.out(sampler, 1),
                       filename_prefix="wan_animate/replace_two" + ("" if label == "B" else "_pass_a"))
         return sampler, save
 
     sampler_a, _ = replace_pass("A", 1140, pose_a, char_a, g.out(drv, 0), "#3f8a5e")
-    g.note((1900, 1660), "**Pass A** is the shipped Replacement for person A: mask, environment and faces from "
+    g.note((1900, 1760), "**Pass A** is the shipped Replacement for person A: mask, environment and faces from "
            "the driving video. Its output video (a file, frames_output off) is the scene pass B works on.",
            size=(380, 150))
     replace_pass("B", 2340, pose_b, char_b, g.out(sampler_a, 1), "#8a3f3f")
-    g.note((3100, 1660), "**Pass B** replaces person B on pass A's output: SAM2 segments person B in pass A's "
+    g.note((3100, 1760), "**Pass B** replaces person B on pass A's output: SAM2 segments person B in pass A's "
            "frames (prompted from person B's keypoints, which still hold: replacement keeps positions), the "
            "environment is pass A's output with person B blacked out, the face crops come from the original "
            "video (person B is unchanged there). Save video is the final result with the driving video's sound.",
