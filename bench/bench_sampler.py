@@ -28,8 +28,9 @@ adds a colour-drift hook: per-segment Lab drift of each output against the envir
 at the seams vs elsewhere).
 
 ``--mode windows`` compares the segment mode (``run_animate``) with the context-window mode
-(``models.context_windows.run_windows``) on the same video: wall time, peak RSS above the start
-(sampled every 5 ms) and the seam jump at the segment mode's cut positions for both outputs.
+(``models.context_windows.run_windows``) on the same video: wall time, peak RSS (each run in a fresh
+process: ru_maxrss, and its rise over the process with the models loaded) and the seam jump at the
+segment mode's cut positions for both outputs.
 """
 from __future__ import annotations
 
@@ -167,77 +168,76 @@ def run_windows(model, vae, d, n, steps, sampler, scheduler, seed, replace, leng
                step_callback=lambda k: None).frames
 
 
-class PeakRSS:
-    """Peak resident memory of this process while the block runs (sampled every 5 ms)."""
-
-    def __enter__(self):
-        import threading
-
-        import psutil
-
-        self.proc = psutil.Process()
-        self.base = self.peak = self.proc.memory_info().rss
-        self.stop = threading.Event()
-
-        def watch():
-            while not self.stop.is_set():
-                self.peak = max(self.peak, self.proc.memory_info().rss)
-                self.stop.wait(0.005)
-
-        self.thread = threading.Thread(target=watch, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-
-def bench_windows(args) -> None:
-    """Segment mode vs context-window mode: wall time, peak RSS, seam jump, same video."""
-    import comfy.utils
-    import torch
-
-    comfy.utils.PROGRESS_BAR_ENABLED = False
+def _windows_common(args):
     from wan_animate_kit.models.context_windows import padded_frames, window_plan
     from wan_animate_kit.preprocess.segments import plan_segments
-    from wan_animate_kit.preprocess.stitching import seam_jump
 
     n = args.length or args.segment + (args.segments - 1) * (args.segment - args.guidance)
     plan = plan_segments(n, args.segment, args.guidance)
     lat = (padded_frames(n) - 1) // 4 + 1
-    starts = window_plan(lat, args.window_length, args.window_overlap)
+    return n, plan, lat, window_plan(lat, args.window_length, args.window_overlap)
+
+
+def bench_one(args) -> None:
+    """One mode once in this (fresh) process: prints a JSON line with its wall time, this process's
+    RSS before the run and its peak RSS (ru_maxrss), and the frames' seam jump."""
+    import json
+    import resource
+
+    import comfy.utils
+    import psutil
+
+    from wan_animate_kit.preprocess.stitching import seam_jump
+
+    comfy.utils.PROGRESS_BAR_ENABLED = False
+    n, plan, _, _ = _windows_common(args)
     model, vae = tiny_models()
     d = make_inputs(n, args.size, face=args.face)
+    common = (model, vae, d, n)
+    before = psutil.Process().memory_info().rss
+    t = time.perf_counter()
+    if args.one == "segments":
+        out = run_ours(*common, args.segment, args.guidance, args.steps, args.sampler, args.scheduler, 0,
+                       args.replace, cache=False)
+    else:
+        out = run_windows(*common, args.steps, args.sampler, args.scheduler, 0, args.replace, args.window_length,
+                          args.window_overlap)
+    wall = time.perf_counter() - t
+    at, rest = seam_jump(np.asarray(out), plan)
+    print("RESULT " + json.dumps({"wall": wall, "rss_before": before, "peak": resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss * 1024, "frames": int(len(out)), "seam": [at, rest]}), flush=True)
+
+
+def bench_windows(args) -> None:
+    """Segment mode vs context-window mode on the same video: wall time, peak RSS (each run in a
+    fresh process, so the peaks do not hide each other), seam jump at the segment mode's cuts."""
+    import json
+    import subprocess
+
+    n, plan, lat, starts = _windows_common(args)
     print(f"{n} frames {args.size}x{args.size}, {args.steps} steps {args.sampler}/{args.scheduler}, "
-          f"{'Replacement' if args.replace else 'Animation'}, torch threads {torch.get_num_threads()}; "
+          f"{'Replacement' if args.replace else 'Animation'}, torch threads {args.threads}; "
           f"segments: {plan.num_segments} of {args.segment} (guidance {args.guidance}); windows: {len(starts)} of "
           f"{args.window_length} latents (overlap {args.window_overlap}) over {lat} latents")
-    common = (model, vae, d, n)
-    runs = {"segments": lambda: run_ours(*common, args.segment, args.guidance, args.steps, args.sampler,
-                                         args.scheduler, 0, args.replace, cache=False),
-            "windows": lambda: run_windows(*common, args.steps, args.sampler, args.scheduler, 0, args.replace,
-                                           args.window_length, args.window_overlap)}
-    runs["windows"]()  # warm-up
-    wall = {k: [] for k in runs}
-    peak = {k: [] for k in runs}
-    outs = {}
+    results: dict[str, list] = {"segments": [], "windows": []}
+    argv = [a for a in sys.argv[1:]]
     for r in range(args.repeats):
-        for name, fn in runs.items():
-            with PeakRSS() as m:
-                t = time.perf_counter()
-                outs[name] = fn()
-                wall[name].append(time.perf_counter() - t)
-            peak[name].append((m.peak - m.base) / 2 ** 20)
-        print(f"  run {r + 1}: " + "  ".join(f"{k} {wall[k][-1]:.2f}s, peak RSS +{peak[k][-1]:.0f} MiB"
-                                            for k in runs), flush=True)
-    for name in runs:
-        f = np.asarray(outs[name])
-        at, rest = seam_jump(f, plan)
-        print(f"{name:9s}: median {statistics.median(wall[name]):.2f}s, peak RSS above start "
-              f"{max(peak[name]):.0f} MiB, frames {len(f)}, seam jump at the segment cuts {at:.2f} vs "
-              f"{rest:.2f} elsewhere")
+        for name in results:
+            out = subprocess.run([sys.executable, __file__, *argv, "--one", name], capture_output=True, text=True)
+            line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
+            if out.returncode or not line:
+                raise RuntimeError(f"{name} run failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}")
+            results[name].append(json.loads(line[-1][7:]))
+        print(f"  run {r + 1}: " + "  ".join(
+            f"{k} {v[-1]['wall']:.2f}s, peak RSS {v[-1]['peak'] / 2 ** 20:.0f} MiB "
+            f"(+{(v[-1]['peak'] - v[-1]['rss_before']) / 2 ** 20:.0f} over the loaded process)"
+            for k, v in results.items()), flush=True)
+    for name, rows in results.items():
+        at, rest = rows[-1]["seam"]
+        print(f"{name:9s}: median {statistics.median(r['wall'] for r in rows):.2f}s, peak RSS "
+              f"{max(r['peak'] for r in rows) / 2 ** 20:.0f} MiB (+"
+              f"{max(r['peak'] - r['rss_before'] for r in rows) / 2 ** 20:.0f} over the loaded process), "
+              f"frames {rows[-1]['frames']}, seam jump at the segment cuts {at:.2f} vs {rest:.2f} elsewhere")
 
 
 def main() -> None:
@@ -266,6 +266,7 @@ def main() -> None:
                          "context-window mode (time, peak RSS, seam jump)")
     ap.add_argument("--window-length", type=int, default=5, help="--mode windows: latent frames per window")
     ap.add_argument("--window-overlap", type=int, default=2, help="--mode windows: overlap in latent frames")
+    ap.add_argument("--one", choices=("segments", "windows"), default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     setup_host()
@@ -273,7 +274,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     with torch.inference_mode():  # the host's executor runs every node under inference mode
-        (bench_windows if args.mode == "windows" else bench)(args)
+        if args.one:
+            bench_one(args)
+        else:
+            (bench_windows if args.mode == "windows" else bench)(args)
 
 
 def bench(args) -> None:
