@@ -11,11 +11,16 @@ quality. This mode removes the seam instead of hiding it:
   with its ``c_concat`` frame: the reference latent and the all-known mask channels, as in the first
   official segment);
 * each window gets exactly its own frames of ``c_concat`` (mask + conditioning latents) and of the
-  pose latents (window latent i >= 1 takes pose latent ``start + i - 1``);
-* the face motion (motion encoder per frame, then the face encoder's causal convolutions over time)
-  is computed ONCE per sampling run for the whole face video (``FaceMotion``) and sliced per window:
-  window video latent i takes face-encoder output ``start + i``. Per-window encoding would differ,
-  since the causal convolutions look back up to 6 pixel frames before a window's first group;
+  pose latents: window latent i >= 1 is video latent ``start + i - 1`` and takes that pose latent;
+* the face motion (motion encoder per frame, then the face encoder's causal convolutions over time;
+  official: wan/modules/animate/model_animate.py, ``WanAnimateModel.after_patch_embedding``, and
+  wan/modules/animate/face_blocks.py, ``FaceEncoder``; the same structure in the host's ``comfy/ldm/wan/model_animate.py``) is computed
+  ONCE per sampling run for the whole face video (``FaceMotion``) and sliced per window: window
+  latent i >= 1 takes face-encoder output ``start + i - 1`` (slot 0 gets the model's zero pad, as in
+  a segment). Per-window encoding would differ:
+  the face encoder's three causal convolutions (kernel 3; strides 1, 2, 2) give output j from pixel
+  frames 4j-8 .. 4j, so a window's first latents need 8 frames of left context that a window-sized
+  encode would replace by copies of its first frame (the host's replicate padding);
 * the windows' denoised predictions are blended with weights that cross-fade linearly over each
   overlap and sum to 1 on every frame (``blend_weights``); the reference slot's prediction is the
   first window's.
