@@ -282,7 +282,7 @@ def _load_replace(page, tiny_models) -> tuple[int, int]:
     ui = json.loads((ROOT / "workflows" / "replace.json").read_text())
     page.evaluate("window.app.refreshComboInNodes ? window.app.refreshComboInNodes() : null; true")
     result = load_workflow(page, ui, "replace")
-    assert result["missing"] == [] and result["bad"] == []
+    assert result["missing"] == [] and result["bad"] == [], (result["missing"], result["bad"])
     names = {k: json.dumps(tiny_models[k].name) for k in ("detector", "vitpose", "sam2")}
     ids = page.evaluate(EDITOR_JS % names)
     time.sleep(1.0)
@@ -370,8 +370,12 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     want = [{"frame": 0, "x": 30.0, "y": 20.0, "label": 1, "person": subject},
             {"frame": 0, "x": 28.0, "y": 50.0, "label": 0, "person": subject}]
     _close(_widget_points(page), want)
-    carried, _ = _prompt_points(page)
+    carried, prompt = _prompt_points(page)
     assert carried == _widget_points(page)
+    ed_id = next(k for k, v in prompt.items() if v["class_type"] == "WAK_Sam2PointsEditor")
+    seg_in = prompt[str(seg)]["inputs"]
+    assert [seg_in["positive_points"], seg_in["negative_points"], seg_in["points_frame"]] == \
+        [[ed_id, 0], [ed_id, 1], [ed_id, 2]]
     clicked = _saved_masks(server, _queue_from_page(page, server, seg, save=True))
     assert clicked.shape == base.shape and not np.array_equal(clicked, base)
 
