@@ -90,18 +90,15 @@ def parse_editor_points(text: Any, num_frames: int, width: int, height: int,
 
 
 def subject_points(points: list[EditorPoint], subject_id: int) -> tuple[list[EditorPoint], int]:
-    """The points of the subject (person ``subject_id``, or -1 = whoever is the subject) and their
-    frame (0 when there are none). ``ValueError`` when they lie on more than one frame."""
+    """The points of the subject (person ``subject_id``, or -1 = whoever is the subject) and the
+    first frame they are on (0 when there are none)."""
     mine = [p for p in points if p.person in (subject_id, -1)]
-    frames = sorted({p.frame for p in mine})
-    if len(frames) > 1:
-        raise ValueError(f"the subject (person {subject_id}) has points on frames {frames}; SAM2 Character "
-                         f"Segmentation takes the user points of one frame")
-    return mine, (frames[0] if frames else 0)
+    return mine, min((p.frame for p in mine), default=0)
 
 
 def _json_points(points: list[EditorPoint]) -> str:
-    return json.dumps([{"x": round(p.x, 3), "y": round(p.y, 3)} for p in points]) if points else ""
+    """Points for SAM2 Character Segmentation: x, y and the frame each is on."""
+    return json.dumps([{"x": round(p.x, 3), "y": round(p.y, 3), "frame": p.frame} for p in points]) if points else ""
 
 
 # ---------------------------------------------------------------------------------------- sessions
@@ -212,10 +209,13 @@ class Sam2PointsEditor(io.ComfyNode):
             ],
             outputs=[
                 io.String.Output(display_name="positive_points",
-                                 tooltip="The subject's positive points (JSON) for SAM2 Character Segmentation."),
+                                 tooltip="The subject's positive points for SAM2 Character Segmentation: JSON "
+                                         "with x, y and the frame of each."),
                 io.String.Output(display_name="negative_points",
-                                 tooltip="The subject's negative points (JSON) for SAM2 Character Segmentation."),
-                io.Int.Output(display_name="points_frame", tooltip="The frame those points are on."),
+                                 tooltip="The subject's negative points for SAM2 Character Segmentation: JSON "
+                                         "with x, y and the frame of each."),
+                io.Int.Output(display_name="points_frame",
+                              tooltip="The first frame with a point of the subject (each point names its own)."),
             ],
         )
 
@@ -240,10 +240,7 @@ class Sam2PointsEditor(io.ComfyNode):
         except ValueError as e:
             raise InputError(NODE, "points", str(e), "fix the point in the editor or the JSON text") from e
         subject = ids[seq.subject] if ids else -1
-        try:
-            mine, frame = subject_points(pts, subject)
-        except ValueError as e:
-            raise InputError(NODE, "points", str(e), "keep the subject's points on one frame") from e
+        mine, frame = subject_points(pts, subject)
         token = open_session(EditorSession(images if images is not None else video, src.name, seq, sam2_model,
                                            w, h, n))
         info = {"session": token, "frames": n, "width": w, "height": h, "people": list(ids), "subject": subject,

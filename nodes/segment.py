@@ -127,7 +127,8 @@ class CharacterSegmentation(io.ComfyNode):
                                        "whatever its score."),
                 io.String.Input("positive_points", default="", multiline=False,
                                 tooltip='Optional extra positive points as JSON, e.g. [{"x":256,"y":256}] '
-                                        "(the KJNodes Points Editor format), on frame 'points_frame'."),
+                                        "(the KJNodes Points Editor format), on frame 'points_frame'; a point "
+                                        'with its own "frame" (SAM2 Points Editor) goes on that frame.'),
                 io.String.Input("negative_points", default="",
                                 tooltip='Optional negative points as JSON [{"x":..,"y":..}].'),
                 io.Combo.Input("points_mode", options=["add", "replace"], default="add",
@@ -171,6 +172,7 @@ class CharacterSegmentation(io.ComfyNode):
         from ..models.sam2_loader import sam2_session
         from ..models.sam2_video import iter_segment_frames
         from ..preprocess.masks import overlay
+        from ..preprocess.frame_points import add_frame_points, group_by_frame
         from ..preprocess.sam_prompts import parse_points_json, plan_prompts
 
         node = "SAM2 Character Segmentation"
@@ -200,11 +202,44 @@ class CharacterSegmentation(io.ComfyNode):
                     parse_points_json(text)
                 except ValueError as e:
                     raise InputError(node, name, str(e)) from e
+        user_frame = min(points_frame, n - 1)
+        try:  # points that name their own "frame" (SAM2 Points Editor) join the plan frame by frame
+            groups = group_by_frame(positive_points or None, negative_points or None, user_frame, n)
+        except ValueError as e:
+            raise InputError(node, "negative_points" if str(e).startswith("negative") else "positive_points",
+                             str(e), "use frame numbers of this video") from e
+        others = [f for f in groups if f != user_frame]
+        if others and points_mode == "replace" and not any(len(pos) for pos, _ in groups.values()):
+            raise InputError(node, "points_mode", "mode 'replace' needs at least one positive user point",
+                             "add a positive point or use 'add'")
         try:
-            prompts = plan_prompts(seq, n, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
-                                   user_positive=positive_points or None, user_negative=negative_points or None,
-                                   mode=points_mode, object_points=object_points or None,
-                                   user_frame=min(points_frame, n - 1), width=w, height=h, rule=prompt_rule)
+            if not others:  # every point on points_frame: the plan as always
+                prompts = plan_prompts(seq, n, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
+                                       user_positive=positive_points or None,
+                                       user_negative=negative_points or None, mode=points_mode,
+                                       object_points=object_points or None, user_frame=user_frame, width=w,
+                                       height=h, rule=prompt_rule)
+            else:
+                pos, neg = groups.get(user_frame, (None, None))
+                here = pos is not None and (len(pos) or len(neg))
+                prompts = plan_prompts(seq, n, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
+                                       user_positive=pos if here else None, user_negative=neg if here else None,
+                                       mode=points_mode if here and len(pos) else "add",
+                                       object_points=object_points or None, user_frame=user_frame, width=w,
+                                       height=h, rule=prompt_rule)
+                home = next(c.start for c in prompts if c.start <= user_frame < c.stop)
+                replaced = {home} if here and len(pos) and points_mode == "replace" else set()
+                readd = bool(here) and home not in replaced  # points_frame's own, if its chunk gets replaced
+                for f in others:
+                    for what, pts in (("positive", groups[f][0]), ("negative", groups[f][1])):
+                        bad = ~((pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h))
+                        if bad.any():
+                            x, y = pts[np.flatnonzero(bad)[0]]
+                            raise ValueError(f"{what} point ({x:g}, {y:g}) on frame {f} lies outside the {w}x{h} "
+                                             f"canvas; place the points on an image of the video's size")
+                    add_frame_points(prompts, f, groups[f][0], groups[f][1], points_mode, replaced)
+                if readd and home in replaced:
+                    add_frame_points(prompts, user_frame, pos, neg, "add", replaced)
         except ValueError as e:
             msg = str(e)
             name = next((n for key, n in (("negative", "negative_points"), ("object", "object_points"),

@@ -302,11 +302,6 @@ class PointsEditor {
       g.fillText(p.label === 1 ? "+" : "-", X(p.x) - 3, Y(p.y) + 3.5);
       g.globalAlpha = 1;
     });
-    const subjectFrames = new Set(points.filter((p) => p.person === this.session.subject || p.person === -1)
-      .map((p) => p.frame));
-    if (subjectFrames.size > 1)
-      this.status.textContent = `The subject has points on frames ${[...subjectFrames].sort((a, b) => a - b)
-        .join(", ")}: SAM2 Character Segmentation takes the points of one frame; delete the others.`;
     const elsewhere = points.filter((p) => p.frame !== this.frame).length;
     if (elsewhere) {
       g.fillStyle = "#ddd"; g.font = "11px sans-serif";

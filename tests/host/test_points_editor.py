@@ -50,7 +50,7 @@ def test_subject_points_go_to_the_segmentation_inputs(host):
            {"frame": 1, "x": 70, "y": 10, "label": 1, "person": 2}]  # the other person's: kept, not output
     out = _run(json.dumps(pts))
     pos, neg, frame = out.result
-    assert json.loads(pos) == [{"x": 10.5, "y": 20}] and json.loads(neg) == [{"x": 30, "y": 40.25}]
+    assert json.loads(pos) == [{"x": 10.5, "y": 20, "frame": 2}] and json.loads(neg) == [{"x": 30, "y": 40.25, "frame": 2}]
     assert frame == 2
     info = out.ui["wak_points_editor"][0]
     assert info["frames"] == 4 and (info["width"], info["height"]) == (W, H)
@@ -60,7 +60,11 @@ def test_subject_points_go_to_the_segmentation_inputs(host):
     assert parse_points_json(pos).tolist() == [[10.5, 20.0]]
     # subject = the second person: their point only
     pos, neg, frame = _run(json.dumps(pts), subject=1).result
-    assert json.loads(pos) == [{"x": 70, "y": 10}] and neg == "" and frame == 1
+    assert json.loads(pos) == [{"x": 70, "y": 10, "frame": 1}] and neg == "" and frame == 1
+    # the subject's points on several frames: each keeps its frame, points_frame is the first
+    more = pts + [{"frame": 0, "x": 1, "y": 2, "label": 0, "person": 1}]
+    pos, neg, frame = _run(json.dumps(more)).result
+    assert json.loads(neg) == [{"x": 30, "y": 40.25, "frame": 2}, {"x": 1, "y": 2, "frame": 0}] and frame == 0
 
 
 @pytest.mark.parametrize("text", ["", "[]", "[{}]"])
@@ -78,7 +82,6 @@ def test_no_points_leave_the_official_segmentation(host, text):
     ('[{"x": 1, "y": 1, "label": 2}]', "label"),
     ('[{"x": 1, "y": 1, "person": 7}]', "person 7"),
     ('[{"x": "1", "y": 1}]', "x must be a number"),
-    ('[{"frame": 0, "x": 1, "y": 1}, {"frame": 1, "x": 2, "y": 2}]', "frames [0, 1]"),
 ])
 def test_bad_points_name_the_widget(host, points, words):
     from wan_animate_kit.nodes.common import InputError
@@ -438,3 +441,78 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     assert _prompt_points(page)[0] == _widget_points(page)
     switched = _saved_masks(server, _queue_from_page(page, server, seg, save=True))
     assert np.array_equal(switched, on5)  # the subject's prompts are unchanged
+
+
+# --- SAM2 Character Segmentation with the editor's points on several frames ------------------------------
+def _segment_log(points_mode="add", **points):
+    import torch
+    from sam2_official import RecordingPredictor
+    from wan_animate_kit.nodes.segment import CharacterSegmentation
+    from wan_animate_kit.preprocess.pose_types import PoseSequence
+
+    n, w, h = 8, 20, 16
+    kps = np.zeros((n, 1, 133, 3), np.float32)
+    kps[..., 0], kps[..., 1], kps[..., 2] = 10, 4, 1.0  # every prompt point at (10, 4): exact in float32
+    class Recorder(RecordingPredictor):  # also tracks backwards, as sam2 does from a later first prompt
+        def propagate_in_video(self, inference_state, start_frame_idx=None, max_frame_num_to_track=None,
+                               reverse=False):
+            if not reverse:
+                yield from super().propagate_in_video(inference_state, start_frame_idx, max_frame_num_to_track)
+                return
+            state, start = inference_state, start_frame_idx
+            for t in range(start, max(-1, start - (max_frame_num_to_track or start) - 1), -1):
+                yield t, list(state["obj_ids"]), torch.zeros(len(state["obj_ids"]), 1, state["video_height"],
+                                                             state["video_width"])
+
+    rec = Recorder()
+    args = dict(chunk_size=4, keyframes=4, threshold=0.5, positive_points="", negative_points="",
+                points_mode=points_mode, points_frame=0, object_points="")
+    args.update(points)
+    images = torch.from_numpy(np.random.default_rng(0).random((n, h, w, 3), dtype=np.float32))
+    CharacterSegmentation.execute(sam2_model=rec, pose=PoseSequence(kps, (0,), w, h, fps=30.0), images=images, **args)
+    return [(c[1], c[2], c[4], c[5]) for c in rec.log if c[0] == "add"]  # (chunk, frame in chunk, points, labels)
+
+
+KEY = [[10.0, 4.0]] * 8  # the 8 keypoint prompts of a keyframe
+
+
+def test_segmentation_takes_points_on_several_frames(host):
+    """Chunks of 4 frames: keypoint prompts on chunk frame 0 (official keyframes of a 4-frame chunk);
+    each user point goes on its own frame, after that frame's keypoint prompts (mode add)."""
+    pos = json.dumps([{"x": 3, "y": 5, "frame": 2}, {"x": 7, "y": 8}])  # the second: on points_frame (1)
+    neg = json.dumps([{"x": 5, "y": 6, "frame": 6}, {"x": 9, "y": 9, "frame": 4}])
+    log = _segment_log(positive_points=pos, negative_points=neg, points_frame=1)
+    assert log == [(0, 0, KEY, [1] * 8), (0, 1, [[7, 8]], [1]), (0, 2, [[3, 5]], [1]),
+                   (1, 0, KEY + [[9, 9]], [1] * 8 + [0]), (1, 2, [[5, 6]], [0])]
+    # replace: the keypoint prompts of both chunks give way to the user points
+    log = _segment_log("replace", positive_points=pos, negative_points=neg, points_frame=1)
+    assert log == [(0, 1, [[7, 8]], [1]), (0, 2, [[3, 5]], [1]), (1, 0, [[9, 9]], [0]), (1, 2, [[5, 6]], [0])]
+    # negatives only on points_frame, replace: that chunk's keypoints go, its negatives stay
+    log = _segment_log("replace", positive_points=json.dumps([{"x": 3, "y": 5, "frame": 2}]),
+                       negative_points=json.dumps([{"x": 1, "y": 1}]), points_frame=3)
+    assert log == [(0, 2, [[3, 5]], [1]), (0, 3, [[1, 1]], [0]), (1, 0, KEY, [1] * 8)]
+
+
+def test_points_on_points_frame_plan_as_before(host):
+    """A "frame" equal to points_frame changes nothing; no points leave the keypoint prompts alone."""
+    plain = _segment_log(positive_points='[{"x": 3, "y": 5}]', negative_points='[{"x": 1, "y": 2}]', points_frame=5)
+    framed = _segment_log(positive_points='[{"x": 3, "y": 5, "frame": 5}]',
+                          negative_points='[{"x": 1, "y": 2, "frame": 5}]', points_frame=5)
+    assert plain == framed == [(0, 0, KEY, [1] * 8), (1, 0, KEY, [1] * 8), (1, 1, [[3, 5], [1, 2]], [1, 0])]
+    assert _segment_log() == [(0, 0, KEY, [1] * 8), (1, 0, KEY, [1] * 8)]
+
+
+@pytest.mark.parametrize("points, name, words", [
+    (dict(positive_points='[{"x": 1, "y": 1, "frame": 8}]'), "positive_points", "frames 0..7"),
+    (dict(negative_points='[{"x": 1, "y": 1, "frame": -1}]'), "negative_points", "frame -1"),
+    (dict(positive_points='[{"x": 30, "y": 1, "frame": 3}]', points_frame=1), "positive_points", "outside"),
+    (dict(points_mode="replace", negative_points='[{"x": 1, "y": 1, "frame": 3}]'), "points_mode", "positive"),
+])
+def test_bad_frames_name_the_input(host, points, name, words):
+    from wan_animate_kit.nodes.common import InputError
+
+    mode = points.pop("points_mode", "add")
+    with pytest.raises(InputError) as e:
+        _segment_log(mode, **points)
+    msg = str(e.value)
+    assert name in msg and words in msg, msg
