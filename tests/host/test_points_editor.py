@@ -251,10 +251,14 @@ EDITOR_JS = """(async () => {
   set(seg, {chunk_size: 8});
   const origin = (name) => { const inp = seg.inputs.find(i => i.name === name);
     const link = g.links[inp.link] || (g.links.get && g.links.get(inp.link)); return [g.getNodeById(link.origin_id), link.origin_slot]; };
-  const ed = LiteGraph.createNode('WAK_Sam2PointsEditor'); g.add(ed);
-  ed.pos = [seg.pos[0], seg.pos[1] + seg.size[1] + 80];
-  for (const name of ['pose', 'video', 'sam2_model']) { const [n, slot] = origin(name); n.connect(slot, ed, name); }
-  ed.connect(0, seg, 'positive_points'); ed.connect(1, seg, 'negative_points'); ed.connect(2, seg, 'points_frame');
+  let ed = byType('WAK_Sam2PointsEditor')[0];  // a workflow that ships the editor keeps its wiring
+  if (!ed) {
+    ed = LiteGraph.createNode('WAK_Sam2PointsEditor'); g.add(ed);
+    ed.pos = [seg.pos[0], seg.pos[1] + seg.size[1] + 80];
+    for (const name of ['pose', 'video', 'sam2_model']) { const [n, slot] = origin(name); n.connect(slot, ed, name); }
+    ed.connect(0, seg, 'positive_points'); ed.connect(1, seg, 'negative_points'); ed.connect(2, seg, 'points_frame');
+  }
+  set(ed, {points: '[]'});
   ed.setSize([560, 620]);
   const c = window.app.canvas; c.ds.scale = 1; c.ds.offset = [120 - ed.pos[0], 140 - ed.pos[1]];
   c.setDirty(true, true); c.draw(true, true);
