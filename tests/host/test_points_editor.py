@@ -445,6 +445,10 @@ def test_editor_clicks_reach_the_widget_the_prompt_and_the_masks(page, server, t
     assert _prompt_points(page)[0] == _widget_points(page)
     switched = _saved_masks(server, _queue_from_page(page, server, seg, save=True))
     assert np.array_equal(switched, on5)  # the subject's prompts are unchanged
+    # a saved workflow carries the points as the widget's value
+    saved = page.evaluate("(() => { const w = window.app.graph.serialize();"
+                          " return w.nodes.find(n => n.type === 'WAK_Sam2PointsEditor').widgets_values; })()")
+    assert json.loads(saved[0]) == _widget_points(page) and len(json.loads(saved[0])) == 2
 
 
 # --- SAM2 Character Segmentation with the editor's points on several frames ------------------------------
