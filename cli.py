@@ -813,7 +813,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--models-dir", help="ComfyUI's models folder (default: the ComfyUI this pack is in, "
                                             "COMFYUI_DIR, COMFYUI_MODELS_DIR, the folder scripts/launch.py "
                                             "last used, or the pinned host's)")
-        p.add_argument("--for", dest="workflow_name", choices=("animate", "replace", "animate_fast", "replace_fast"),
+        p.add_argument("--for", dest="workflow_name",
+                       choices=("animate", "replace", "animate_fast", "replace_fast", "replace_two"),
                        help="only the files this shipped workflow uses")
         if name == "check":
             p.add_argument("--server", help="ask this ComfyUI server instead of looking at a folder")

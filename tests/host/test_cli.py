@@ -426,3 +426,14 @@ def test_check_and_download_commands_without_network(tmp_path, capsys):
     # files already there are kept without touching the network (the manifest has no checksum to compare)
     code, _, err = run_cli(capsys, "download", "--models-dir", tmp_path, "yolov10m.onnx")
     assert code == 0 and "already in" in err and (tmp_path / "detection" / "yolov10m.onnx").read_bytes() == b"x"
+
+
+def test_for_choices_are_the_manifest_workflows():
+    """`check/download --for` offers exactly the shipped workflows the manifest knows."""
+    from wan_animate_kit.models import manifest
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("check", "download"):
+        action = next(a for a in sub.choices[name]._actions if a.dest == "workflow_name")
+        assert tuple(action.choices) == manifest.WORKFLOW_NAMES
