@@ -49,7 +49,7 @@ class MaskShape(io.ComfyNode):
                                      "bounding rectangle); Animate Anyone 2 uses about h/10."),
                 io.Int.Input("block_cols", default=1, min=1, max=64,
                              tooltip="Columns of the block grid over the mask's box (official w_len 1)."),
-                io.Combo.Input("block_grid", options=["official", "even"], default="official",
+                io.Combo.Input("block_grid", options=["official", "even"], default="official", optional=True,
                                tooltip="How the box is cut into cells. official: as the official get_aug_mask - "
                                        "cells of int((last - first) / n) pixels from the first on pixel (the last "
                                        "cell partial), ending before the box's last on row and column, which are "

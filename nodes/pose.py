@@ -90,7 +90,7 @@ class PoseModelLoader(io.ComfyNode):
                                  tooltip="On (official): feed ViTPose BGR pixels with RGB statistics, as the official "
                                          "preprocessing does (Wan2.2 preprocess/pose2d.py), so the keypoints match "
                                          "its. Off: correct RGB order (differs from the official keypoints)."),
-                io.Boolean.Input("keep_loaded", default=False,
+                io.Boolean.Input("keep_loaded", default=False, optional=True,
                                  tooltip="Off: the ONNX sessions exist only while Pose Extraction runs, so their "
                                          "GPU memory is free for the sampler. On: they stay loaded after the first "
                                          "run (faster repeated extractions, memory held). Same keypoints either "
@@ -492,6 +492,7 @@ class PaddingResize(io.ComfyNode):
                 io.Int.Input("width", default=832, min=16, max=8192, step=16, tooltip="Target width."),
                 io.Int.Input("height", default=480, min=16, max=8192, step=16, tooltip="Target height."),
                 io.Combo.Input("interpolation", options=[LETTERBOX_LINEAR, LETTERBOX_AREA], default=LETTERBOX_LINEAR,
+                               optional=True,
                                tooltip="linear (official reference): always bilinear, as the official generation "
                                        "fits the character image (wan/animate.py padding_resize), so the result "
                                        "equals what the Wan-Animate sampler does to a reference of another size. "

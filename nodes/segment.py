@@ -140,14 +140,14 @@ class CharacterSegmentation(io.ComfyNode):
                                 tooltip="Optional points on an object the person interacts with (guitar, ball): "
                                         "it is segmented too and removed from the mask, so it stays from the "
                                         "source video."),
-                io.Combo.Input("prompt_rule", options=list(PROMPT_RULES), default="official",
+                io.Combo.Input("prompt_rule", options=list(PROMPT_RULES), default="official", optional=True,
                                tooltip="official: the 8 body points of the subject on the official keyframes, "
                                        "whatever their score or place (a frame whose body failed takes the previous "
                                        "frame's), as the official get_mask. confident (the pack's own, differs from "
                                        "the official): only keypoints >= threshold inside the frame of a frame where "
                                        "the subject was detected, on exactly 'keyframes' keyframes moved to frames "
                                        "that have such points."),
-                io.Combo.Input("frame_resize", options=list(FRAME_RESIZE), default="official",
+                io.Combo.Input("frame_resize", options=list(FRAME_RESIZE), default="official", optional=True,
                                tooltip="How frames are resized to SAM2's square input. official: PIL bicubic, as "
                                        "the official preprocessing (bit-exact input tensor). opencv: the pack's "
                                        "former OpenCV area/bicubic resize, a little faster; its input differs by a "
