@@ -145,7 +145,8 @@ class Graph:
         return node
 
     def group(self, title: str, x, y, w, h, color="#3f789e") -> None:
-        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [x, y, w, h],
+        """A group whose title bar sits above its nodes' title bars (nodes are placed from y + 40)."""
+        self.groups.append({"id": len(self.groups) + 1, "title": title, "bounding": [x, y - 40, w, h + 40],
                             "color": color, "font_size": 24, "flags": {}})
 
     def to_json(self) -> dict:
@@ -259,11 +260,11 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     g.models(vae, "vae")
     g.note((380, 1730), PROMPT_NOTE, size=(740, 130))
     # -- sampling -----------------------------------------------------------------------------------
-    g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 720, color="#8a3f3f")
+    g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 1080, color="#8a3f3f")
     extra = {}
     if replace:
         extra = dict(environment_video=g.out(env, 3), character_mask=g.out(env, 1))
-    sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 640),
+    sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 1000),
                      model=model, positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
                      reference=g.out(refimg, 0), pose_video=g.out(render, 1), face_video=g.out(faces, 2),
                      clip_vision_output=g.out(cve, 0), pose=g.out(pose_for_render, 0),
