@@ -11,6 +11,7 @@ from comfy_api.latest import io, ui
 from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, VideoSource, check_number,
                      frames_blocked, preview_tuple, to_image)
 from .prompt_schedule import PromptSchedule, check_schedule as _check_prompt_schedule
+from ..models.context_windows import DEFAULT_OVERLAP, DEFAULT_WINDOW, MODES as WINDOW_MODES, MODE_WINDOWS
 
 log = logging.getLogger("wan_animate_kit")
 
@@ -55,7 +56,9 @@ class AnimateSampler(io.ComfyNode):
                 "reference + pose (+ face). Replacement mode: also connect environment_video and character_mask. "
                 "Finished segments are cached on disk: queue the same job again after an interruption and it "
                 "resumes at the first unfinished segment. The face crops' motion vectors are computed once per "
-                "segment instead of at every step (same result, less time)."),
+                "segment instead of at every step (same result, less time). The pack's option mode 'context "
+                "windows (seamless)' samples the whole video as one latent in overlapping windows instead (not the "
+                "official pipeline; see its tooltip)."),
             inputs=[
                 io.Model.Input("model", tooltip="The Wan2.2-Animate-14B diffusion model (Load Diffusion Model), "
                                "optionally with the Relighting LoRA. The sampler sets its own flow shift (the "
@@ -179,6 +182,27 @@ class AnimateSampler(io.ComfyNode):
                              tooltip="With continue_from: how many frames of the whole video exist before this "
                              "part's new frames (it places the noise draws and the prompt schedule). 0 = "
                              "continue_from's frame count (right when continue_from holds the whole video so far)."),
+                io.Combo.Input("mode", options=list(WINDOW_MODES), default=WINDOW_MODES[0], optional=True,
+                               tooltip="segments (official) = the official pipeline: segments of segment_length "
+                               "frames, each decoded and its last guidance_frames frames VAE-encoded again to "
+                               "condition the next (a lossy round trip at every seam, where long videos drift). "
+                               "context windows (seamless) = the pack's option, NOT the official pipeline: the whole "
+                               "video is one latent and at every step the model runs on overlapping windows of "
+                               "window_length latent frames, each with the reference re-inserted at its start and "
+                               "exactly its own pose, face motion and conditioning frames, the predictions "
+                               "cross-faded over the overlaps: no decode/re-encode seam, no fixed cut. The model was "
+                               "trained on segments (every window after the first starts mid-video, which it never "
+                               "saw in training), and this mode's quality has not been measured on the real weights. "
+                               "The whole-video latent and the padded input videos stay in RAM for the run (checked "
+                               "before sampling); segment_length, guidance_frames, crossfade, colour correction and "
+                               "cache do not apply, prompt_schedule and continue_from are refused."),
+                io.Int.Input("window_length", default=DEFAULT_WINDOW, min=1, max=1024, optional=True,
+                             tooltip="context windows only: latent frames per window (4 video frames each; 21 = 81 "
+                             "frames, near the official 77-frame segments). Longer = fewer overlaps, more GPU "
+                             "memory per model call."),
+                io.Int.Input("window_overlap", default=DEFAULT_OVERLAP, min=0, max=1023, optional=True,
+                             tooltip="context windows only: latent frames shared by neighbouring windows, "
+                             "cross-faded linearly (4 = 16 video frames); from 0 to window_length - 1."),
             ],
             outputs=[
                 io.Image.Output("frames", display_name="frames",
@@ -195,7 +219,8 @@ class AnimateSampler(io.ComfyNode):
                 colour_strength, cache, frames_output=True, face_video=None, environment_video=None,
                 character_mask=None, clip_vision_output=None, pose=None, audio=None, shift=None,
                 vae_precision=None, sampler=None, sigmas=None, pose_strength=None, face_strength=None,
-                prompt_schedule=None, continue_from=None, start_frame=None) -> io.NodeOutput:
+                prompt_schedule=None, continue_from=None, start_frame=None, mode=None, window_length=None,
+                window_overlap=None) -> io.NodeOutput:
         from comfy_api.latest import InputImpl, Types
         from ..models.animate_sampler import AnimateSettings, run_animate
 
@@ -217,7 +242,11 @@ class AnimateSampler(io.ComfyNode):
         start_frame = continuation_inputs(job, continue_from, start_frame, segment_length, guidance_frames)
         out_frames = job["frames"] - (int(guidance_frames) if continue_from is not None else 0)
         job["warnings"] += output_memory_check(out_frames, job["width"], job["height"], frames_output)
-        job["warnings"] += working_memory_check(vae, segment_length, job["width"], job["height"])
+        windowed = window_inputs(mode, window_length, window_overlap, schedule, continue_from)
+        if windowed:
+            job["warnings"] += windows_memory_check(job, environment_video is not None)
+        else:
+            job["warnings"] += working_memory_check(vae, segment_length, job["width"], job["height"])
         settings = AnimateSettings(seed=int(seed), steps=int(steps), cfg=float(cfg), sampler_name=sampler_name,
                                    scheduler=scheduler, clip_len=int(segment_length), guidance=int(guidance_frames),
                                    width=job["width"], height=job["height"], crossfade=bool(crossfade),
@@ -244,12 +273,27 @@ class AnimateSampler(io.ComfyNode):
                                 f"animate_{uuid.uuid4().hex[:12]}.mp4")
             writer = VideoFileWriter(path, rate, job["width"], job["height"], audio=audio)
         try:
-            result = run_animate(model, vae, positive, negative, reference, job["pose"], settings,
-                                 face=job["face"], environment=job["environment"], mask=character_mask,
-                                 clip_vision_output=clip_vision_output, num_frames=job["frames"],
-                                 prompt_schedule=schedule, continue_from=job["continue"],
-                                 on_segment=on_segment, sink=writer.write if writer else None,
-                                 keep_frames=writer is None)
+            if windowed:
+                from ..models.context_windows import run_windows
+
+                def on_frames(done, total, newest):
+                    if not bar:
+                        bar.append(Progress(total))
+                    bar[0].update(done - bar[0].done, preview_tuple(newest))
+
+                result = run_windows(model, vae, positive, negative, reference, job["pose"], settings,
+                                     window_length=windowed[0], window_overlap=windowed[1], face=job["face"],
+                                     environment=job["environment"], mask=character_mask,
+                                     clip_vision_output=clip_vision_output, num_frames=job["frames"],
+                                     on_frames=on_frames, sink=writer.write if writer else None,
+                                     keep_frames=writer is None)
+            else:
+                result = run_animate(model, vae, positive, negative, reference, job["pose"], settings,
+                                     face=job["face"], environment=job["environment"], mask=character_mask,
+                                     clip_vision_output=clip_vision_output, num_frames=job["frames"],
+                                     prompt_schedule=schedule, continue_from=job["continue"],
+                                     on_segment=on_segment, sink=writer.write if writer else None,
+                                     keep_frames=writer is None)
         except BaseException:
             if writer is not None:
                 writer.abort()
@@ -526,6 +570,43 @@ def preflight(model, vae, reference, pose_video, face_video, environment_video, 
         log.warning("Wan-Animate Kit: %s", w_)
     return {"pose": src, "face": face, "environment": env, "frames": n, "width": w, "height": h,
             "warnings": warnings}
+
+
+def window_inputs(mode, window_length, window_overlap, schedule, continue_from) -> tuple[int, int] | None:
+    """(window_length, window_overlap) when the context-window mode is chosen, checked; None for
+    the official segments (also when ``mode`` is absent: graphs saved before it existed)."""
+    mode = WINDOW_MODES[0] if mode is None else mode
+    if mode not in WINDOW_MODES:
+        raise InputError(NODE, "mode", f"unknown choice {mode!r}", f"pick one of {list(WINDOW_MODES)}")
+    if mode != MODE_WINDOWS:
+        return None
+    length = DEFAULT_WINDOW if window_length is None else window_length
+    overlap = DEFAULT_OVERLAP if window_overlap is None else window_overlap
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        raise InputError(NODE, "window_length", f"{length!r} is not a whole number of at least 1",
+                         f"use {DEFAULT_WINDOW} (81 frames)")
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < length:
+        raise InputError(NODE, "window_overlap", f"{overlap!r} is not from 0 to window_length - 1 ({length - 1})",
+                         f"use {DEFAULT_OVERLAP} with window_length {DEFAULT_WINDOW}, or less than window_length")
+    if schedule:
+        raise InputError(NODE, "prompt_schedule", "is connected, but the context windows sample the whole video "
+                         "at once with one prompt", "disconnect it, or use mode 'segments (official)'")
+    if continue_from is not None:
+        raise InputError(NODE, "continue_from", "is connected, but the context windows cannot continue an earlier "
+                         "part", "disconnect it, or use mode 'segments (official)'")
+    return int(length), int(overlap)
+
+
+def windows_memory_check(job: dict, replacement: bool, memory: tuple[int, int] | None = None) -> list[str]:
+    """Refuse, before any encoding, a context-window job whose whole-video latent and pixel videos
+    cannot fit in RAM (``models.context_windows.memory_check``); its warnings otherwise."""
+    from ..models.context_windows import memory_check
+
+    refusal, warnings = memory_check(job["frames"], job["width"], job["height"], replacement, memory)
+    if refusal:
+        raise InputError(NODE, "mode", refusal, "use mode 'segments (official)' (memory bounded by a segment), "
+                         "or lower width and height")
+    return warnings
 
 
 NODES = [AnimateSampler]

@@ -239,3 +239,35 @@ def test_user_model_untouched_and_bad_window_refused(rig, cheap_encoder):
     assert WRAPPER_KEY not in str(rig.model.wrappers)
     with pytest.raises(ValueError, match="window_overlap"):
         windows(rig, 9, settings(), 3, 3)
+
+
+def test_node_mode_input_defaults_tooltip_refusals_and_run(rig, cheap_encoder):
+    """The sampler node: mode (official segments by default), window_length 21, window_overlap 4;
+    the tooltip says it is not the official pipeline; bad window inputs, prompt_schedule and
+    continue_from are refused naming the input; a run equals run_windows on the same inputs."""
+    from wan_animate_kit.models.context_windows import MODE_WINDOWS
+    from wan_animate_kit.nodes.common import InputError
+    from wan_animate_kit.nodes.sample import AnimateSampler, windows_memory_check
+
+    inputs = {i.id: i for i in AnimateSampler.GET_SCHEMA().inputs}
+    assert inputs["mode"].default == "segments (official)" and MODE_WINDOWS in inputs["mode"].options
+    assert inputs["window_length"].default == 21 and inputs["window_overlap"].default == 4
+    tip = inputs["mode"].tooltip
+    assert "NOT the official pipeline" in tip and "trained on segments" in tip
+    assert "not been measured on the real weights" in tip and "seam" in tip
+    n = 9
+    args = dict(model=rig.model, positive=rig.pos, negative=rig.neg, vae=rig.vae, reference=rig.ref,
+                pose_video=rig.pose[:n], face_video=rig.face[:n], clip_vision_output=rig.clip, seed=3, steps=1,
+                cfg=1.0, sampler_name="euler", scheduler="simple", segment_length=9, guidance_frames=1, width=0,
+                height=0, fps=24.0, crossfade=False, colour_correction=False, colour_strength=1.0, cache=False,
+                mode=MODE_WINDOWS, window_length=2, window_overlap=1)
+    for bad, name in ((dict(window_overlap=2), "window_overlap"), (dict(window_length=0), "window_length"),
+                      (dict(continue_from=rig.pose[:3]), "continue_from"), (dict(mode="tiles"), "mode")):
+        with pytest.raises(InputError, match=name):
+            AnimateSampler.execute(**{**args, **bad})
+    with pytest.raises(InputError, match="mode"):
+        windows_memory_check({"frames": 9, "width": 32, "height": 32}, False, memory=(1000, 1000))
+    images = AnimateSampler.execute(**args).result[0]
+    direct = windows(rig, n, settings(steps=1, seed=3), 2, 1).frames
+    assert images.shape == (n, H, W, 3)
+    assert np.array_equal((images * 255).round().to(torch.uint8).numpy(), direct)
