@@ -123,6 +123,9 @@ class PoseRetarget(io.ComfyNode):
             raise InputError(NODE, name, "only one of the two T-pose inputs is connected", "connect both or neither")
         if driving_pose.num_people == 0:
             raise InputError(NODE, "driving_pose", "has no tracked person", "check the driving video's pose extraction")
+        if anchor_frame >= driving_pose.num_frames:
+            raise InputError(NODE, "anchor_frame", f"{anchor_frame} is outside the {driving_pose.num_frames} driving "
+                             "frames", f"use -1 (automatic) or a frame from 0 to {driving_pose.num_frames - 1}")
         if ratio_min > ratio_max:
             raise InputError(NODE, "ratio_min", f"{ratio_min} is above ratio_max {ratio_max}")
         try:
@@ -134,7 +137,8 @@ class PoseRetarget(io.ComfyNode):
                 keep_feet_on_ground=keep_feet_on_ground)
         except ValueError as e:
             msg = str(e)
-            names = (("ref_tpose", "reference_tpose"), ("drv_tpose", "driving_tpose"), ("reference", "reference_pose"))
+            names = (("ref_tpose", "reference_tpose"), ("drv_tpose", "driving_tpose"), ("reference", "reference_pose"),
+                     ("anchor_frame", "anchor_frame"))
             name = next((ui_name for key, ui_name in names if msg.startswith(key)), None)
             if name is None:
                 name = "reference_pose" if "reference" in msg else "driving_pose"

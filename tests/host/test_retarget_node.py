@@ -124,3 +124,13 @@ def test_node_names_the_tpose_input_that_is_bad(host):
     with pytest.raises(ValueError, match="input 'driving_tpose'"):
         run(driving_pose=driving, reference_pose=reference, reference_image=image,
             reference_tpose=reference, driving_tpose=empty_sequence(1, 640, 480))
+
+
+def test_node_names_anchor_frame_when_it_is_outside_the_video(host):
+    from wan_animate_kit.nodes.common import InputError
+
+    driving = seq(moving_driver(3))
+    reference = seq([character()], width=480, height=640)
+    with pytest.raises(InputError) as err:
+        run(driving_pose=driving, reference_pose=reference, reference_image=torch.rand(1, 640, 480, 3), anchor_frame=7)
+    assert err.value.input_name == "anchor_frame" and "outside the 3 driving frames" in str(err.value)
