@@ -290,6 +290,10 @@ def _load_replace(page, tiny_models) -> tuple[int, int]:
     page.evaluate("window.app.refreshComboInNodes ? window.app.refreshComboInNodes() : null; true")
     result = load_workflow(page, ui, "replace")
     assert result["missing"] == [] and result["bad"] == [], (result["missing"], result["bad"])
+    # keep the tiny test clip at its own size (the shipped graph resizes to the official 1280x720 area)
+    assert page.evaluate("(() => { const n = window.app.graph._nodes.find(n => n.type === 'WAK_DrivingVideo');"
+                         " const w = n && n.widgets.find(w => w.name === 'resize_area');"
+                         " if (!w) return false; w.value = 0; return true; })()")
     names = {k: json.dumps(tiny_models[k].name) for k in ("detector", "vitpose", "sam2")}
     ids = page.evaluate(EDITOR_JS % names)
     time.sleep(1.0)
