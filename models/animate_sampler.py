@@ -23,7 +23,7 @@ The host imports happen inside functions (models/ never imports ``comfy`` at mod
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -38,7 +38,7 @@ from .segment_cache import Hasher, SegmentCache, clip_vision_fingerprint, condit
 
 log = logging.getLogger("wan_animate_kit")
 
-CACHE_FORMAT = "wak-seg-2"
+CACHE_FORMAT = "wak-seg-3"
 DEFAULT_SAMPLER = "official UniPC (bh2, order 2)"
 OFFICIAL_SAMPLERS = {"official UniPC (bh2, order 2)": "unipc", "official DPM++ (2M midpoint)": "dpm++"}
 DEFAULT_SHIFT = 5.0
@@ -127,28 +127,39 @@ def frames_of(value: Any, repeat_single: bool = False):
 
 # -- job -------------------------------------------------------------------------------------
 
+IN_KEY = {"key": True}  # a setting that changes a segment's pixels: part of the resume cache key
+STITCHING_ONLY = {"key": False}  # changes only how finished segments are joined (or nothing): not in the key
+
+
 @dataclass
 class AnimateSettings:
-    seed: int = 0
-    steps: int = 20
-    cfg: float = 1.0
-    sampler_name: str = DEFAULT_SAMPLER  # an OFFICIAL_SAMPLERS label or a host sampler name
-    scheduler: str = "simple"  # host samplers only
-    clip_len: int = 77
-    guidance: int = 1
-    width: int = 0
-    height: int = 0
-    crossfade: bool = False
-    colour_strength: float = 0.0  # 0 = no colour correction
-    cache: bool = True
-    motion_memo: bool = True  # face motion vectors once per distinct chunk (exact; see motion_memo.py)
-    shift: float = DEFAULT_SHIFT  # flow shift of the sampler's own model_sampling (official 5.0)
-    vae_precision: str = "float32 (official)"
-    sampler: Any = None  # optional host SAMPLER object, overrides sampler_name
-    sigmas: Any = None  # optional SIGMAS tensor, overrides steps/shift/scheduler's schedule
-    pose_strength: float = 1.0  # the pack's option (official 1.0): scales the pose embedding the DiT adds
-    face_strength: float = 1.0  # the pack's option (official 1.0): scales the face adapter's output
-    start_frame: int = 0  # with continue_from: frames of the whole video made before this part
+    seed: int = field(default=0, metadata=IN_KEY)
+    steps: int = field(default=20, metadata=IN_KEY)
+    cfg: float = field(default=1.0, metadata=IN_KEY)
+    # an OFFICIAL_SAMPLERS label or a host sampler name
+    sampler_name: str = field(default=DEFAULT_SAMPLER, metadata=IN_KEY)
+    scheduler: str = field(default="simple", metadata=IN_KEY)  # host samplers only
+    clip_len: int = field(default=77, metadata=IN_KEY)
+    guidance: int = field(default=1, metadata=IN_KEY)
+    width: int = field(default=0, metadata=IN_KEY)
+    height: int = field(default=0, metadata=IN_KEY)
+    crossfade: bool = field(default=False, metadata=STITCHING_ONLY)
+    colour_strength: float = field(default=0.0, metadata=STITCHING_ONLY)  # 0 = no colour correction
+    cache: bool = field(default=True, metadata=STITCHING_ONLY)
+    # face motion vectors once per distinct chunk (exact; see motion_memo.py)
+    motion_memo: bool = field(default=True, metadata=STITCHING_ONLY)
+    # flow shift of the sampler's own model_sampling (official 5.0)
+    shift: float = field(default=DEFAULT_SHIFT, metadata=IN_KEY)
+    vae_precision: str = field(default="float32 (official)", metadata=IN_KEY)
+    sampler: Any = field(default=None, metadata=IN_KEY)  # optional host SAMPLER object, overrides sampler_name
+    # optional SIGMAS tensor, overrides steps/shift/scheduler's schedule
+    sigmas: Any = field(default=None, metadata=IN_KEY)
+    # the pack's option (official 1.0): scales the pose embedding the DiT adds
+    pose_strength: float = field(default=1.0, metadata=IN_KEY)
+    # the pack's option (official 1.0): scales the face adapter's output
+    face_strength: float = field(default=1.0, metadata=IN_KEY)
+    # with continue_from: frames of the whole video made before this part
+    start_frame: int = field(default=0, metadata=IN_KEY)
 
     @property
     def official_solver(self) -> str | None:
@@ -167,13 +178,27 @@ class AnimateSettings:
                 repr(sorted(getattr(self.sampler, "inpaint_options", {}).items(), key=lambda kv: kv[0]))]
 
     def key_fields(self) -> list:
-        """Settings that change a segment's pixels (crossfade and colour correction only change the
-        stitching; colour correction reaches later segments through their guidance frames, which
-        are hashed per segment)."""
-        sig = None if self.sigmas is None else [float(v) for v in torch.as_tensor(self.sigmas).flatten().tolist()]
-        return [self.seed, self.steps, float(self.cfg), self.sampler_identity(), self.scheduler, self.clip_len,
-                self.guidance, self.width, self.height, float(self.shift), self.vae_precision, sig,
-                float(self.pose_strength), float(self.face_strength), int(self.start_frame)]
+        """Every setting that can change a segment's pixels, for the resume cache key: all fields but
+        those marked STITCHING_ONLY (crossfade and colour correction only change the stitching, and
+        colour correction reaches later segments through their guidance frames, which are hashed per
+        segment; cache and the exact motion memo change nothing). A field without a decision is an
+        error, so a new option cannot silently resume from stale segments."""
+        out = []
+        for f in fields(self):
+            if "key" not in f.metadata:
+                raise TypeError(f"AnimateSettings.{f.name} has no cache-key decision: give it metadata=IN_KEY "
+                                "or metadata=STITCHING_ONLY")
+            if not f.metadata["key"]:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "sampler":
+                value = self.sampler_identity()
+            elif f.name == "sigmas":
+                value = None if value is None else [float(v) for v in torch.as_tensor(value).flatten().tolist()]
+            elif isinstance(value, float):
+                value = float(value)
+            out.append([f.name, value])
+        return out
 
 
 @dataclass

@@ -593,3 +593,34 @@ def test_nan_from_the_model_is_a_clear_error_and_nothing_is_cached(rig, monkeypa
     with pytest.raises(FloatingPointError, match="segment 0"):
         run(rig, 9, settings(cache=True), cache_root=tmp_path)
     assert not list(tmp_path.rglob("seg*.npy"))
+
+
+def test_cache_key_takes_every_setting_unless_marked_stitching_only(host):
+    """The resume cache key is built from the settings themselves: every field is in it unless it
+    is marked stitching-only, a field without a decision is an error, and changing any keyed field
+    changes the key while the stitching-only ones do not."""
+    import dataclasses
+
+    from wan_animate_kit.models.animate_sampler import STITCHING_ONLY, AnimateSettings
+
+    fields = dataclasses.fields(AnimateSettings)
+    assert all("key" in f.metadata for f in fields), [f.name for f in fields if "key" not in f.metadata]
+    stitching = {f.name for f in fields if f.metadata["key"] is False}
+    assert stitching == {"crossfade", "colour_strength", "cache", "motion_memo"}
+    base = AnimateSettings()
+    changed = dict(seed=1, steps=3, cfg=2.0, sampler_name="euler", scheduler="karras", clip_len=9, guidance=5,
+                   width=32, height=48, shift=8.0, vae_precision="host", sampler=types.SimpleNamespace(),
+                   sigmas=torch.tensor([1.0, 0.0]), pose_strength=0.5, face_strength=0.5, start_frame=9,
+                   crossfade=True, colour_strength=0.5, cache=False, motion_memo=False)
+    assert set(changed) == {f.name for f in fields}  # a new field must be added here too
+    for name, value in changed.items():
+        same = repr(dataclasses.replace(base, **{name: value}).key_fields()) == repr(base.key_fields())
+        assert same == (name in stitching), name
+
+    @dataclasses.dataclass
+    class Undecided(AnimateSettings):
+        new_option: int = 0
+
+    with pytest.raises(TypeError, match="new_option has no cache-key decision"):
+        Undecided().key_fields()
+    assert STITCHING_ONLY == {"key": False}
