@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from sampler_helpers import animate_settings
+from sampler_helpers import animate_settings, sampler_rig
 
 W = H = 32
 pytestmark = pytest.mark.host
@@ -20,23 +20,7 @@ pytestmark = pytest.mark.host
 
 @pytest.fixture(scope="module")
 def rig(tiny_models):
-    import comfy.sd
-    import comfy.utils
-
-    g = torch.Generator().manual_seed(31)
-
-    def img(n, h=H, w=W):
-        return torch.randint(0, 256, (n, h, w, 3), generator=g).float() / 255
-
-    mask = torch.zeros(40, H, W)
-    for t in range(40):
-        mask[t, 4 + t % 5:26, 6:22 + t % 4] = 1.0
-    return types.SimpleNamespace(
-        model=comfy.sd.load_diffusion_model(str(tiny_models["dit"])),
-        vae=comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(tiny_models["vae"]))),
-        pose=img(40), face=img(40, 24, 24), env=img(40), mask=mask, ref=img(1),
-        pos=[[torch.randn(1, 6, 4096, generator=g), {}]], neg=[[torch.randn(1, 5, 4096, generator=g), {}]],
-        clip=types.SimpleNamespace(penultimate_hidden_states=torch.randn(1, 257, 1280, generator=g)))
+    return sampler_rig(tiny_models, 40, 31, W)
 
 
 @pytest.fixture

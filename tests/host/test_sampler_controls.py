@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from sampler_helpers import animate_settings
+from sampler_helpers import animate_settings, sampler_rig
 
 W = H = 32
 pytestmark = pytest.mark.host
@@ -21,25 +21,7 @@ pytestmark = pytest.mark.host
 
 @pytest.fixture(scope="module")
 def rig(tiny_models):
-    import comfy.sd
-    import comfy.utils
-
-    g = torch.Generator().manual_seed(21)
-
-    def img(n, h=H, w=W):
-        return torch.randint(0, 256, (n, h, w, 3), generator=g).float() / 255
-
-    mask = torch.zeros(30, H, W)
-    for t in range(30):
-        mask[t, 4 + t % 5:26, 6:22 + t % 4] = 1.0
-    return types.SimpleNamespace(
-        model=comfy.sd.load_diffusion_model(str(tiny_models["dit"])),
-        vae=comfy.sd.VAE(sd=comfy.utils.load_torch_file(str(tiny_models["vae"]))),
-        pose=img(30), pose_b=img(30), face=img(30, 24, 24), face_b=img(30, 24, 24), env=img(30), mask=mask,
-        ref=img(1),
-        pos=[[torch.randn(1, 6, 4096, generator=g), {}]], pos_b=[[torch.randn(1, 7, 4096, generator=g), {}]],
-        pos_c=[[torch.randn(1, 6, 4096, generator=g), {}]], neg=[[torch.randn(1, 5, 4096, generator=g), {}]],
-        clip=types.SimpleNamespace(penultimate_hidden_states=torch.randn(1, 257, 1280, generator=g)))
+    return sampler_rig(tiny_models, 30, 21, W, variants=True)
 
 
 @pytest.fixture
