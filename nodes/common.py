@@ -285,6 +285,23 @@ def _streams_from_a_file(video) -> bool:
     return False
 
 
+def pose_on_frames(node: str, pose, num_frames: int, width: int, height: int):
+    """``pose`` checked against the video it was extracted from (same frame count, else an error
+    naming 'pose') and moved onto its ``width`` x ``height`` frames by scaling x and y, the official
+    normalise-then-multiply convention (process_pipepline.py get_mask: keypoints / size * wh)."""
+    from dataclasses import replace
+
+    if pose.num_frames != num_frames:
+        raise InputError(node, "pose", f"has {pose.num_frames} frames, the video has {num_frames}",
+                         "use the pose extracted from this video")
+    if (pose.width, pose.height) == (width, height):
+        return pose
+    kps = pose.keypoints.copy()
+    kps[..., 0] *= width / pose.width
+    kps[..., 1] *= height / pose.height
+    return replace(pose, keypoints=kps, width=width, height=height)
+
+
 def one_source(node: str, images, video) -> VideoSource:
     """The frames of a node that takes either an IMAGE batch ('images') or a VIDEO ('video')."""
     if (images is None) == (video is None):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from comfy_api.latest import io
 
-from .common import CATEGORY, PREFIX, InputError, Pose, Sam2Model, one_source
+from .common import CATEGORY, PREFIX, InputError, Pose, Sam2Model, one_source, pose_on_frames
 
 NODE = "SAM2 Points Editor"
 MAX_SESSIONS = 8  # editor sessions kept for the frontend (newest first out of the LRU)
@@ -221,19 +221,9 @@ class Sam2PointsEditor(io.ComfyNode):
 
     @classmethod
     def execute(cls, pose, points, images=None, video=None, sam2_model=None):
-        from dataclasses import replace
-
         src = one_source(NODE, images, video)
         n, (w, h) = src.num_frames, src.size
-        if pose.num_frames != n:
-            raise InputError(NODE, "pose", f"has {pose.num_frames} frames, the video has {n}",
-                             "use the pose extracted from this video")
-        seq = pose
-        if (pose.width, pose.height) != (w, h):
-            kps = pose.keypoints.copy()
-            kps[..., 0] *= w / pose.width
-            kps[..., 1] *= h / pose.height
-            seq = replace(pose, keypoints=kps, width=w, height=h)
+        seq = pose_on_frames(NODE, pose, n, w, h)
         ids = tuple(int(t) for t in seq.track_ids)
         try:
             pts = parse_editor_points(points, n, w, h, ids)

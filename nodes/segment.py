@@ -1,8 +1,6 @@
 """SAM2 nodes (Replacement mode): checkpoint loader and character segmentation over a whole video."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 from comfy_api.latest import io, ui
@@ -10,7 +8,7 @@ from comfy_api.latest import io, ui
 from ..models.sam2_video import FRAME_RESIZE
 from ..preprocess.sam_prompts import PROMPT_RULES
 from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, check_number,
-                     model_file, one_source, preview_size, to_image)
+                     model_file, one_source, pose_on_frames, preview_size, to_image)
 
 REQUIRES = ("sam2", "cv2")
 CAT = CATEGORY + "/mask"
@@ -186,15 +184,7 @@ class CharacterSegmentation(io.ComfyNode):
         src = one_source(node, images, video)
         n = src.num_frames
         w, h = src.size
-        if pose.num_frames != n:
-            raise InputError(node, "pose", f"has {pose.num_frames} frames, the video has {n}",
-                             "use the pose extracted from this video")
-        seq = pose
-        if (pose.width, pose.height) != (w, h):
-            kps = pose.keypoints.copy()
-            kps[..., 0] *= w / pose.width
-            kps[..., 1] *= h / pose.height
-            seq = replace(pose, keypoints=kps, width=w, height=h)
+        seq = pose_on_frames(node, pose, n, w, h)
         for name, text in (("positive_points", positive_points), ("negative_points", negative_points),
                            ("object_points", object_points)):
             if text and text.strip():
