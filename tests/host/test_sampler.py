@@ -447,12 +447,14 @@ def test_frames_output_off_streams_the_video_to_a_file_with_audio(rig):
 
 
 @pytest.mark.host
-def test_failed_job_leaves_no_partial_file_and_bad_audio_is_refused_first(rig, monkeypatch):
+def test_failed_job_leaves_no_partial_file_and_bad_audio_is_refused_first(rig, monkeypatch, tmp_path):
     import comfy.sample
     import folder_paths
     from wan_animate_kit.nodes.common import InputError
     from wan_animate_kit.nodes.sample import AnimateSampler
 
+    # a temp folder of its own: other runs on the same host cache write their videos to the shared one
+    monkeypatch.setattr(folder_paths, "temp_directory", str(tmp_path))
     folder = pathlib.Path(folder_paths.get_temp_directory()) / "wan_animate_kit"
     before = set(folder.glob("*.mp4")) if folder.exists() else set()
     with pytest.raises(InputError, match="audio"):
