@@ -378,15 +378,19 @@ def test_api_prompt_with_an_outside_path_is_refused_by_the_pack(server, tmp_path
     assert len(seen) == 1, seen
 
 
-@pytest.mark.parametrize("prefix", ["../../escape", "/tmp/escape"])
-def test_save_prompt_embedding_prefix_stays_in_its_folder(model_roots, prefix):
+@pytest.mark.parametrize("prefix", ["../../escape", "absolute"])
+def test_save_prompt_embedding_prefix_stays_in_its_folder(model_roots, prefix, tmp_path):
     import folder_paths
     from wan_animate_kit.nodes.common import InputError
     from wan_animate_kit.nodes.embeds import SavePromptEmbedding
 
+    outside = tmp_path / "outside_the_output_folder"
+    outside.mkdir()
+    if prefix == "absolute":
+        prefix = str(outside / "escape")
     cond = [[torch.zeros(1, 2, 8), {}]]
     with pytest.raises(InputError) as err:
         SavePromptEmbedding.execute(conditioning=cond, filename_prefix=prefix)
     assert str(err.value).startswith("Save Prompt Embedding: input 'filename_prefix':"), err.value
     assert not list(pathlib.Path(folder_paths.get_output_directory()).parent.rglob("escape_*"))
-    assert not list(pathlib.Path("/tmp").glob("escape_*_.safetensors"))
+    assert not list(outside.glob("escape*"))
