@@ -8,8 +8,10 @@ width in its full colour; hands as thin ``cv2.line`` edges in an HSV rainbow wit
 points (nose, eyes, ears) drawn, face landmarks never. Stick width is
 ``max(int(min(H, W) / 200) - 1, 1)`` (2 at 720p), the hand width ``max(stick // 2, 1)``.
 
-Sequences drawn at another canvas size are placed with the official letterbox (``padding_resize``)
-by moving the keypoints, not by resizing drawn images, so lines stay crisp.
+Sequences drawn at another canvas size are placed by moving the keypoints, not by resizing drawn
+images, so lines stay crisp: with the official keypoint letterbox (``AAPoseMeta.padding_resize2``,
+the placement of ``padding_resize``) or stretched with the official rescale ``x / W * W'``
+(:func:`..resolution.scale_keypoints`).
 
 Sequences are drawn with the official body hold by default: a frame whose every 20-point body joint
 has x < 0 or y < 0 (a failed detection) shows the body the previous frame was drawn with, scores
@@ -32,7 +34,7 @@ import numpy as np
 from .keypoints import (B20_L_EAR, B20_L_EYE, B20_NOSE, B20_R_EAR, B20_R_EYE, BODY20_COLORS,
                         BODY20_LIMBS, HAND_EDGES, hold_invalid_bodies, to_body20)
 from .pose_types import LEFT_HAND, NUM_KEYPOINTS, RIGHT_HAND, PoseSequence
-from .resolution import letterbox_keypoints, stretch_keypoints
+from .resolution import letterbox_keypoints, scale_keypoints
 
 HEAD_POINTS = frozenset({B20_NOSE, B20_R_EYE, B20_L_EYE, B20_R_EAR, B20_L_EAR})
 LIMB_DIM = 0.6
@@ -200,7 +202,7 @@ def _people_keypoints(seq: PoseSequence, people: str) -> np.ndarray:
 def _onto_canvas(kps: np.ndarray, seq: PoseSequence, width: int, height: int, letterbox: bool) -> np.ndarray:
     if (width, height) == (seq.width, seq.height) or kps.shape[1] == 0:
         return kps
-    move = letterbox_keypoints if letterbox else stretch_keypoints
+    move = letterbox_keypoints if letterbox else scale_keypoints
     return move(kps, seq.width, seq.height, width, height)
 
 

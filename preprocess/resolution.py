@@ -8,8 +8,10 @@ then fitted with ``padding_resize`` (aspect kept, centred, black bars) using the
 ``wan/animate.py`` at generation) always uses INTER_LINEAR: :func:`padding_resize` takes that as
 ``interpolation="linear"``.
 
-Keypoints follow the same placement through :func:`letterbox_keypoints`, so a skeleton can be drawn
-directly on the output canvas instead of resizing a drawn image.
+Keypoints move between canvases with one convention, the official one, ``x' = x / W * W'``
+(:func:`scale_keypoints`, the pack's one keypoint rescale); :func:`letterbox_keypoints` adds the
+official keypoint letterbox on top (one scale, centred bars), so a skeleton can be drawn directly on
+the output canvas instead of resizing a drawn image.
 """
 from __future__ import annotations
 
@@ -118,32 +120,67 @@ def padding_resize(image: np.ndarray, dst_w: int, dst_h: int, pad_value: float =
     return out
 
 
-def _transform_points(kps: np.ndarray, sx: float, sy: float, ox: float, oy: float) -> np.ndarray:
+def _check_sizes(what: str, **sizes) -> None:
+    for name, v in sizes.items():
+        if v <= 0:
+            raise ValueError(f"{what} needs positive sizes, got {name}={v}")
+
+
+def _keypoint_array(kps) -> np.ndarray:
     kps = np.asarray(kps, dtype=np.float32)
-    if kps.shape[-1] != 3:
+    if kps.shape[-1:] != (3,):
         raise ValueError(f"keypoints must end in (x, y, confidence), got shape {kps.shape}")
+    return kps
+
+
+def _place(kps: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``kps`` with new x and y (float64, cast back to float32) where the point is known; a missing
+    point (0, 0, 0) keeps its zeros so it stays recognisably missing. Confidences are unchanged."""
     out = kps.copy()
-    # (0, 0, 0) marks a missing point: leave it alone so it stays recognisably missing.
     known = np.any(kps != 0, axis=-1)
-    # Pixel-centre convention, the one cv2.resize uses: x' = (x + 0.5) * s - 0.5.
-    out[..., 0] = np.where(known, (kps[..., 0] + 0.5) * sx - 0.5 + ox, kps[..., 0])
-    out[..., 1] = np.where(known, (kps[..., 1] + 0.5) * sy - 0.5 + oy, kps[..., 1])
+    out[..., 0] = np.where(known, x, kps[..., 0])
+    out[..., 1] = np.where(known, y, kps[..., 1])
     return out
 
 
-def letterbox_keypoints(kps: np.ndarray, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
+def scale_keypoints(kps, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
+    """Keypoints [..., 3] in pixels of a ``src_w`` x ``src_h`` frame, moved to a ``dst_w`` x ``dst_h``
+    canvas by a plain (not aspect-keeping) rescale: THE keypoint rescale of the pack.
+
+    The official convention: a coordinate is normalised by its frame and multiplied by the other
+    canvas, ``x' = x / src_w * dst_w`` (official: wan/modules/animate/preprocess/pose2d_utils.py,
+    ``load_pose_metas_from_kp2ds_seq`` divides by the frame size and ``AAPoseMeta.from_humanapi_meta``
+    multiplies by the canvas size; ``AAPoseMeta.resize`` scales by ``width / self.width``;
+    process_pipepline.py ``get_mask`` and retarget_pose.py ``rescale_skeleton`` multiply normalised
+    points by the frame size). It is also the exact geometry of a resized picture for these
+    coordinates: the official drawing truncates (pixel ``i`` holds ``[i, i + 1)``), and cv2 maps the
+    continuous position ``X`` to ``X * s``. Computed in float64, returned as float32; confidences are
+    unchanged and missing points (0, 0, 0) stay missing.
+    """
+    _check_sizes("scale_keypoints", src_w=src_w, src_h=src_h, dst_w=dst_w, dst_h=dst_h)
+    kps = _keypoint_array(kps)
+    x = kps[..., 0].astype(np.float64) / float(src_w) * float(dst_w)
+    y = kps[..., 1].astype(np.float64) / float(src_h) * float(dst_h)
+    return _place(kps, x, y)
+
+
+def letterbox_keypoints(kps, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
     """Move keypoints [..., 3] (pixels of a ``src_w`` x ``src_h`` canvas) to the letterboxed canvas.
 
-    Lands each point where :func:`padding_resize` would put its pixel. Confidences are unchanged and
-    missing points (0, 0, 0) stay missing.
+    The official keypoint letterbox (official: wan/modules/animate/preprocess/pose2d_utils.py,
+    ``AAPoseMeta.padding_resize2``): one scale for both axes, that of the side that limits the fit
+    (``dst_h / src_h`` or ``dst_w / src_w``), plus the bar ``int((dst - new) / 2)`` on the other side,
+    ``x' = x * scale + bar``: the convention of :func:`scale_keypoints` with the placement of
+    :func:`padding_resize`. Confidences are unchanged and missing points (0, 0, 0) stay missing.
     """
-    new_w, new_h, ox, oy = letterbox_geometry(src_w, src_h, dst_w, dst_h)
-    return _transform_points(kps, new_w / src_w, new_h / src_h, ox, oy)
+    scale, ox, oy = letterbox_transform(src_w, src_h, dst_w, dst_h)
+    kps = _keypoint_array(kps)
+    x = kps[..., 0].astype(np.float64) * scale + ox
+    y = kps[..., 1].astype(np.float64) * scale + oy
+    return _place(kps, x, y)
 
 
-def stretch_keypoints(kps: np.ndarray, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
-    """Move keypoints [..., 3] to a ``dst_w`` x ``dst_h`` canvas by a plain (non aspect-keeping) resize."""
-    for name, v in (("src_w", src_w), ("src_h", src_h), ("dst_w", dst_w), ("dst_h", dst_h)):
-        if v <= 0:
-            raise ValueError(f"stretch_keypoints needs positive sizes, got {name}={v}")
-    return _transform_points(kps, dst_w / src_w, dst_h / src_h, 0.0, 0.0)
+def stretch_keypoints(kps, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.ndarray:
+    """Move keypoints [..., 3] to a ``dst_w`` x ``dst_h`` canvas by a plain (non aspect-keeping) resize:
+    :func:`scale_keypoints` (kept under this name for the renderer's letterbox-off choice)."""
+    return scale_keypoints(kps, src_w, src_h, dst_w, dst_h)

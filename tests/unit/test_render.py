@@ -191,8 +191,11 @@ def test_letterboxed_placement_matches_padding_resize():
     body = to_body20(k)
     for joint in (3, 6, 9, 13):  # elbows, right knee, left ankle: where their colours land
         color = np.array(BODY20_COLORS[joint])
-        ex = (body[joint, 0] + 0.5) * new_w / src_w - 0.5 + ox
-        ey = (body[joint, 1] + 0.5) * new_h / src_h - 0.5 + oy
+        # where the joint lands (official keypoint letterbox, AAPoseMeta.padding_resize2: one scale,
+        # x * s + bar), as a pixel index (the drawing truncates)
+        scale = new_h / src_h
+        ex = int(body[joint, 0] * scale + ox)
+        ey = int(body[joint, 1] * scale + oy)
         x0, y0 = int(ex) - 8, int(ey) - 8
         centres = []
         for img, tol in ((frames[0], 0), (official, 60)):
@@ -217,7 +220,29 @@ def test_stretch_and_iterator_and_all_people():
     both = next(iter_pose_frames(seq, people="all"))
     assert tuple(both[y1, x1]) == limb_color(2)
     stretched = render_pose_sequence(seq, 640, 720, letterbox=False)[0]
-    assert tuple(stretched[y, int((x + 0.5) * 0.5 - 0.5)]) == limb_color(2)
+    assert tuple(stretched[y, int(x * 640 / 1280)]) == limb_color(2)  # official x / W * W'
+
+
+def test_other_canvas_draws_the_officially_rescaled_keypoints():
+    """Drawing at another size = drawing, on that canvas, the keypoints moved the official way:
+    stretched x / W * W' (pose2d_utils.py, normalised then AAPoseMeta.from_humanapi_meta), letterboxed
+    x * s + bar with the limiting side's scale (AAPoseMeta.padding_resize2)."""
+    k = standing_person(cx=700, top=100, s=0.8)
+    k[pt.LEFT_HAND.start + 3] = 0  # a missing hand point stays out
+    seq = PoseSequence(k[None, None], (0,), 1280, 720)
+    moved = k.astype(np.float64).copy()
+    moved[:, 0] = moved[:, 0] / 1280 * 832
+    moved[:, 1] = moved[:, 1] / 720 * 480
+    moved[pt.LEFT_HAND.start + 3] = 0
+    got = render_pose_sequence(seq, 832, 480, letterbox=False)[0]
+    assert (got == render_pose_frame(moved.astype(np.float32), 832, 480)).all()
+    # 16:9 into 480x480: limited by the width, bars above and below
+    boxed = k.astype(np.float64).copy()
+    boxed[:, 0] = boxed[:, 0] * (480 / 1280)
+    boxed[:, 1] = boxed[:, 1] * (480 / 1280) + int((480 - int(480 / 1280 * 720)) / 2)
+    boxed[pt.LEFT_HAND.start + 3] = 0
+    got = render_pose_sequence(seq, 480, 480)[0]
+    assert (got == render_pose_frame(boxed.astype(np.float32), 480, 480)).all()
 
 
 def test_bad_input_raises():

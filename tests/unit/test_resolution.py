@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from wan_animate_kit.preprocess.resolution import (letterbox_geometry, letterbox_keypoints, letterbox_transform,
-                                                   padding_resize, size_for_area, stretch_keypoints)
+                                                   padding_resize, scale_keypoints, size_for_area,
+                                                   stretch_keypoints)
 
 
 @pytest.mark.parametrize("src,expected", [
@@ -69,16 +70,96 @@ def test_padding_resize_shrinks_with_area_averaging():
     assert np.abs(out.astype(int) - 127).max() <= 1
 
 
+def _official_normalised_rescale(kps, src_w, src_h, dst_w, dst_h):
+    """The official route of a keypoint to another canvas, restated: divide by the frame size
+    (pose2d_utils.py load_pose_metas_from_kp2ds_seq), multiply by the canvas size
+    (AAPoseMeta.from_humanapi_meta / retarget_pose.py rescale_skeleton)."""
+    out = np.array(kps, np.float64)
+    out[..., 0] = out[..., 0] / src_w
+    out[..., 1] = out[..., 1] / src_h
+    out[..., 0] = out[..., 0] * dst_w
+    out[..., 1] = out[..., 1] * dst_h
+    return out
+
+
+def _official_padding_resize2(kps, src_w, src_h, dst_w, dst_h):
+    """AAPoseMeta.padding_resize2 (pose2d_utils.py), restated: the limiting side's scale on both
+    axes, the other side centred with int((dst - new) / 2)."""
+    out = np.array(kps, np.float64)
+    if src_h / src_w > dst_h / dst_w:
+        scale = dst_h / src_h
+        pad = int((dst_w - int(dst_h / src_h * src_w)) / 2)
+        out[..., 0] = out[..., 0] * scale + pad
+        out[..., 1] = out[..., 1] * scale
+    else:
+        scale = dst_w / src_w
+        pad = int((dst_h - int(dst_w / src_w * src_h)) / 2)
+        out[..., 1] = out[..., 1] * scale + pad
+        out[..., 0] = out[..., 0] * scale
+    return out
+
+
+@pytest.mark.parametrize("src,dst", [((1920, 1080), (1280, 720)), ((640, 480), (1104, 816)),
+                                     ((1080, 1920), (832, 480)), ((333, 517), (1000, 999)), ((50, 50), (50, 50))])
+def test_scale_keypoints_is_the_official_normalised_rescale(src, dst):
+    rng = np.random.default_rng(sum(src) + sum(dst))
+    kps = np.stack([rng.uniform(-20, src[0] + 20, (4, 133)), rng.uniform(-20, src[1] + 20, (4, 133)),
+                    rng.uniform(0, 1, (4, 133))], axis=-1).astype(np.float32)
+    kps[0, :5] = 0  # missing points
+    out = scale_keypoints(kps, *src, *dst)
+    assert out.dtype == np.float32 and out.shape == kps.shape
+    want = _official_normalised_rescale(kps, *src, *dst)
+    np.testing.assert_allclose(out[..., :2], want[..., :2], rtol=0, atol=1e-4)
+    assert (out[..., 2] == kps[..., 2]).all()
+    assert not out[0, :5].any()  # missing stays missing
+    if src == dst:
+        assert (out == kps).all()  # the same canvas leaves every coordinate bit for bit
+    # stretch_keypoints is the same function
+    assert (stretch_keypoints(kps, *src, *dst) == out).all()
+
+
+def test_scale_keypoints_convention_and_bad_input():
+    # x' = x / W * W' (the corner convention), not the pixel-centre (x + .5) * s - .5
+    kp = scale_keypoints(np.array([[[100.0, 50.0, 1.0], [0.0, 0.0, 0.0], [0.0, 10.0, 0.0]]], np.float32),
+                         200, 100, 100, 300)
+    assert kp[0, 0].tolist() == [50.0, 150.0, 1.0]
+    assert kp[0, 1].tolist() == [0.0, 0.0, 0.0]
+    assert kp[0, 2].tolist() == [0.0, 30.0, 0.0]  # known coordinates with no score still move
+    with pytest.raises(ValueError, match="x, y, confidence"):
+        scale_keypoints(np.zeros((3, 2)), 10, 10, 10, 10)
+    with pytest.raises(ValueError, match="dst_w=0"):
+        scale_keypoints(np.zeros((3, 3)), 10, 10, 0, 10)
+    with pytest.raises(ValueError, match="src_h=-1"):
+        stretch_keypoints(np.zeros((3, 3)), 10, -1, 10, 10)
+
+
+@pytest.mark.parametrize("src,dst", [((640, 480), (1104, 816)), ((800, 1200), (768, 1168)),
+                                     ((1920, 1080), (1280, 720)), ((517, 333), (480, 832))])
+def test_letterbox_keypoints_is_the_official_padding_resize2(src, dst):
+    rng = np.random.default_rng(sum(src))
+    kps = np.stack([rng.uniform(0, src[0], (3, 133)), rng.uniform(0, src[1], (3, 133)),
+                    rng.uniform(0, 1, (3, 133))], axis=-1).astype(np.float32)
+    kps[1, 7] = 0
+    out = letterbox_keypoints(kps, *src, *dst)
+    want = _official_padding_resize2(kps, *src, *dst)
+    want[1, 7] = 0  # the pack keeps missing points missing (the official moves the zeros onto the bar)
+    np.testing.assert_allclose(out[..., :2], want[..., :2], rtol=0, atol=1e-4)
+    assert (out[..., 2] == kps[..., 2]).all()
+
+
 def test_letterbox_keypoints_follow_image_pixels():
+    # The official drawing truncates (pixel i holds [i, i + 1)), so a square over pixels 300..309 is
+    # centred on x = 305.0; the letterboxed picture's square, in those coordinates, is centred on its
+    # mean pixel index + 0.5, and that is where the keypoint lands.
     src_w, src_h, dst_w, dst_h = 640, 480, 1104, 816
     img = np.zeros((src_h, src_w, 3), np.uint8)
-    img[100:110, 300:310] = 255  # a square centred on pixel (304.5, 104.5)
-    out = padding_resize(img, dst_w, dst_h)
+    img[100:110, 300:310] = 255
+    out = padding_resize(img, dst_w, dst_h, interpolation="linear")
     ys, xs = np.where(out[..., 0] > 127)
-    kp = letterbox_keypoints(np.array([[304.5, 104.5, 0.8]], np.float32), src_w, src_h, dst_w, dst_h)
+    kp = letterbox_keypoints(np.array([[305.0, 105.0, 0.8]], np.float32), src_w, src_h, dst_w, dst_h)
     assert kp[0, 2] == pytest.approx(0.8)
-    assert kp[0, 0] == pytest.approx(xs.mean(), abs=0.6)
-    assert kp[0, 1] == pytest.approx(ys.mean(), abs=0.6)
+    assert kp[0, 0] == pytest.approx(xs.mean() + 0.5, abs=0.1)
+    assert kp[0, 1] == pytest.approx(ys.mean() + 0.5, abs=0.1)
     # missing points stay missing
     missing = letterbox_keypoints(np.zeros((2, 3), np.float32), src_w, src_h, dst_w, dst_h)
     assert not missing.any()
@@ -87,7 +168,7 @@ def test_letterbox_keypoints_follow_image_pixels():
 def test_stretch_keypoints():
     kp = stretch_keypoints(np.array([[[99.5, 49.5, 1.0]]], np.float32), 200, 100, 100, 100)
     assert kp.shape == (1, 1, 3)
-    assert kp[0, 0, 0] == pytest.approx(49.5) and kp[0, 0, 1] == pytest.approx(49.5)  # pixel centres: (x + .5) * s - .5
+    assert kp[0, 0, 0] == pytest.approx(49.75) and kp[0, 0, 1] == pytest.approx(49.5)  # x / W * W'
     with pytest.raises(ValueError, match="x, y, confidence"):
         stretch_keypoints(np.zeros((3, 2)), 10, 10, 10, 10)
 
