@@ -1,28 +1,24 @@
-"""Detection + whole-body pose over a stream of frames, in chunks, with crops batched across frames.
+"""Detection + whole-body pose with the ONNX models (YOLO + ViTPose), crops batched across frames.
 
-Per chunk of frames: the detector runs on the chunk (batched when the model takes a dynamic batch),
+:class:`OnnxPoseBackend` is the :class:`models.pose_pipeline.PoseBackend` of the ONNX sessions:
+per chunk of frames the detector runs on the chunk (batched when the model takes a dynamic batch),
 then *all* person crops of the chunk go through ViTPose together, ``batch_size`` crops per run; the
 peer packs run one crop per call, which leaves the accelerator mostly idle. Keypoints come back in
 image pixels with the network's confidences. A frame without detections yields zero people: holding,
-filling or tracking is decided later by other modules, never by a full-frame box here.
+filling or tracking is decided later (``models.pose_pipeline``), never by a full-frame box here.
 """
 from __future__ import annotations
 
 from itertools import islice
-from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from ..preprocess.heatmap import CROP_H, CROP_W, NUM_KEYPOINTS
 from .onnx_pose import PersonDetector, WholeBodyPose
+from .pose_pipeline import FramePoses, detect_frames
 
-
-class FramePoses(NamedTuple):
-    """One frame's people: boxes float32 [k, 5] (x1, y1, x2, y2, score) and keypoints float32
-    [k, 133, 3] (x, y, score) in image pixels; k may be 0."""
-
-    boxes: np.ndarray
-    keypoints: np.ndarray
+__all__ = ["FramePoses", "OnnxPoseBackend", "detect_and_estimate", "estimate_chunk"]
 
 
 def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
@@ -32,16 +28,6 @@ def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
         if not part:
             return
         yield part
-
-
-def _as_frame(frame: np.ndarray, index: int) -> np.ndarray:
-    arr = np.asarray(frame)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"frame {index}: expected an RGB image [H, W, 3], got shape {tuple(arr.shape)}")
-    if arr.dtype != np.uint8:
-        raise ValueError(f"frame {index}: expected uint8 0..255 pixels, got {arr.dtype}; convert a ComfyUI "
-                         f"IMAGE with (image * 255).round().clamp(0, 255).to(torch.uint8)")
-    return arr
 
 
 def estimate_chunk(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], pose_model: WholeBodyPose,
@@ -71,6 +57,31 @@ def estimate_chunk(frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray], po
     return out
 
 
+class OnnxPoseBackend:
+    """The :class:`models.pose_pipeline.PoseBackend` of a YOLOv10 detector and a ViTPose whole-body
+    model (onnxruntime sessions, e.g. the ``OpenPoseModels`` of ``PoseModelFiles.open``).
+
+    ``detect`` runs the detector on the frames (its own batch size); ``estimate`` crops every box of
+    every frame and runs ViTPose on ``batch_size`` crops at a time (:func:`estimate_chunk`).
+    """
+
+    def __init__(self, detector: PersonDetector, pose_model: WholeBodyPose, batch_size: int = 16):
+        self.detector = detector
+        self.pose_model = pose_model
+        self.batch_size = max(1, int(batch_size))
+
+    @property
+    def provider(self) -> str:
+        """The onnxruntime provider the pose model really runs on."""
+        return self.pose_model.providers[0]
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return [np.asarray(b, dtype=np.float32).reshape(-1, 5) for b in self.detector.run(list(frames))]
+
+    def estimate(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return estimate_chunk(frames, boxes, self.pose_model, self.batch_size)
+
+
 def detect_and_estimate(frames_iter: Iterable[np.ndarray], detector: PersonDetector, pose_model: WholeBodyPose,
                         batch_size: int = 16, progress: Callable[[int, int | None], None] | None = None,
                         should_stop: Callable[[], bool] | None = None, *, chunk_frames: int | None = None,
@@ -84,20 +95,15 @@ def detect_and_estimate(frames_iter: Iterable[np.ndarray], detector: PersonDetec
     called before every chunk; the caller's callback is expected to raise to cancel, and if it just
     returns True the frames processed so far are returned.
     """
-    bs = max(1, int(batch_size))
-    chunk = max(1, int(chunk_frames)) if chunk_frames else max(bs, 8)
+    backend = OnnxPoseBackend(detector, pose_model, batch_size)
+    chunk = max(1, int(chunk_frames)) if chunk_frames else max(backend.batch_size, 8)
     if total is None and hasattr(frames_iter, "__len__"):
         total = len(frames_iter)  # type: ignore[arg-type]
     results: list[FramePoses] = []
-    done = 0
     for part in _chunks(frames_iter, chunk):
         if should_stop is not None and should_stop():
             break
-        frames = [_as_frame(f, done + i) for i, f in enumerate(part)]
-        boxes = detector.run(frames)
-        kps = estimate_chunk(frames, boxes, pose_model, bs)
-        results.extend(FramePoses(np.asarray(b, dtype=np.float32).reshape(-1, 5), k) for b, k in zip(boxes, kps))
-        done += len(frames)
+        results.extend(detect_frames(backend, part, len(results)))
         if progress is not None:
-            progress(done, total)
+            progress(len(results), total)
     return results

@@ -12,7 +12,7 @@ from comfy_api.latest import io, ui
 
 from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_image_memory,
                      check_interrupt, check_number, frames_blocked, frames_of, frames_output_input, model_file,
-                     one_source, preview_size, to_image)
+                     one_source)
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
@@ -154,23 +154,6 @@ def _check_cuda_provider(node: str) -> None:
                          "choose 'auto' or 'cpu'")
 
 
-def _preview(frames: np.ndarray, kps: np.ndarray, max_side: int = 384) -> np.ndarray:
-    """Frames with every tracked person's skeleton drawn, shrunk to ``max_side``."""
-    import cv2
-
-    from ..preprocess.render import draw_person
-
-    t, h, w = frames.shape[:3]
-    s, nw, nh = preview_size(w, h, max_side)
-    out = np.empty((t, nh, nw, 3), np.uint8)
-    for i in range(t):
-        canvas = frames[i].copy()
-        for person in kps[i]:
-            draw_person(canvas, person, 0.5, True, True, None, None)
-        out[i] = cv2.resize(canvas, (nw, nh), interpolation=cv2.INTER_AREA) if s < 1 else canvas
-    return out
-
-
 class PoseExtract(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -202,37 +185,42 @@ class PoseExtract(io.ComfyNode):
                                        "between neighbours, or stop with an error listing them."),
                 io.Int.Input("chunk_frames", default=32, min=1, max=1024,
                              tooltip="Frames decoded and processed at a time (memory vs speed)."),
+                io.Boolean.Input("frames_output", default=True, optional=True,
+                                 tooltip="On: also return the preview, every frame with the detected skeletons "
+                                         "drawn, shrunk to 384 pixels a side, as an IMAGE batch (kept in memory "
+                                         "while the video is processed). Off: no preview is made, so memory "
+                                         "stays flat for any length; a node connected to the preview output is "
+                                         "then stopped with a message. The poses are the same either way."),
             ],
             outputs=[
                 Pose.Output(display_name="pose", tooltip="Tracked poses (every person; the chosen one is the subject)."),
-                io.Image.Output(display_name="preview", tooltip="Frames with the tracked skeletons, shrunk."),
+                io.Image.Output(display_name="preview", tooltip="Frames with the detected skeletons, shrunk (needs "
+                                                                "frames_output on)."),
                 io.String.Output(display_name="report"),
             ],
         )
 
     @classmethod
-    def execute(cls, pose_models, person, smoothing, missing_frames, chunk_frames, images=None, video=None):
+    def execute(cls, pose_models, person, smoothing, missing_frames, chunk_frames, images=None, video=None,
+                frames_output=True):
         from ..models import host_memory
         from ..models.onnx_pose import ModelContractError
-        from ..models.pose_runner import detect_and_estimate
-        from ..preprocess.smoothing import fill_missing_frames, smooth_sequence
-        from ..preprocess.tracking import select_subject, track_people
+        from ..models.pose_pipeline import PoseExtractionError, check_settings, extract_pose
+        from ..models.pose_runner import OnnxPoseBackend
 
-        smoothing = check_number("Pose Extraction", "smoothing", smoothing, 0.0, 1.0,
-                                 "use 0 (off, official) up to 1")
-        src = one_source("Pose Extraction", images, video)
-        total = src.num_frames
-        width, height = src.size
-        progress = Progress(total)
-        previews = []
-        results = []
+        node = "Pose Extraction"
+        smoothing = check_number(node, "smoothing", smoothing, 0.0, 1.0, "use 0 (off, official) up to 1")
+        src = one_source(node, images, video)
 
-        def chunks():
-            for c in src.iter_chunks(chunk_frames):
-                check_interrupt()
-                yield c
+        def input_error(e: PoseExtractionError) -> InputError:
+            return InputError(node, src.name if e.input_name == "source" else e.input_name, e.problem, e.fix)
 
-        # The ONNX sessions exist for this loop only, on the device the loader's choice implies ('auto':
+        try:  # every setting, before the models are opened
+            check_settings(person, smoothing, missing_frames, chunk_frames, *src.size)
+        except PoseExtractionError as e:
+            raise input_error(e) from None
+        progress = Progress(src.num_frames)
+        # The ONNX sessions exist for this run only, on the device the loader's choice implies ('auto':
         # the host's device, the CPU under --cpu), after the host freed VRAM for them; they are dropped
         # when it ends, also on an error or an interrupt (unless the loader's keep_loaded is on).
         device, device_id, gpu = host_memory.onnx_device(pose_models.device)
@@ -242,44 +230,25 @@ class PoseExtract(io.ComfyNode):
                     device, device_id=device_id, batch_size=pose_models.batch_size or AUTO_BATCH_CPU,
                     before_gpu=lambda nbytes: host_memory.free_memory(nbytes, gpu)))
             except RuntimeError as e:  # the CUDA provider did not start with device 'cuda'
-                raise InputError("Pose Extraction", "pose_models", f"{e} (set device on Pose Models)") from e
+                raise InputError(node, "pose_models", f"{e} (set device on Pose Models)") from e
             except ModelContractError as e:
-                raise InputError("Pose Extraction", "pose_models", str(e)) from e
+                raise InputError(node, "pose_models", str(e)) from e
             batch_size = pose_models.batch_for(run.provider)
             run.pose.batch_size = batch_size
             log.info("Wan-Animate Kit pose extraction on %s, batch %d", run.provider, batch_size)
-            # Frames are processed chunk by chunk; only the small preview of each chunk is kept.
-            for chunk in chunks():
-                part = detect_and_estimate(iter(chunk), run.detector, run.pose, batch_size=batch_size,
-                                           chunk_frames=len(chunk))
-                results.extend(part)
-                previews.append(_preview(chunk, [r.keypoints for r in part]))
-                progress.update(len(chunk))
+            try:
+                result = extract_pose(src, OnnxPoseBackend(run.detector, run.pose, batch_size), person=person,
+                                      smoothing=smoothing, missing_frames=missing_frames,
+                                      chunk_frames=chunk_frames, progress=lambda done, _total: progress.set(done),
+                                      should_stop=check_interrupt, preview=bool(frames_output))
+            except PoseExtractionError as e:
+                raise input_error(e) from e
         if gpu is not None:
             host_memory.empty_cache()
-        seq = track_people([(r.boxes, r.keypoints) for r in results], width, height, fps=src.fps)
-        if seq.num_people == 0:
-            raise InputError("Pose Extraction", src.name, f"no person was found in any of the {total} frame(s)",
-                             "check the detector model and that a person is visible")
-        try:
-            seq = select_subject(seq, person)
-        except ValueError as e:
-            raise InputError("Pose Extraction", "person", str(e)) from e
-        present = seq.subject_detected
-        try:
-            filled, missing = fill_missing_frames(seq.subject_keypoints, present, missing_frames)
-        except ValueError as e:
-            raise InputError("Pose Extraction", "missing_frames", str(e)) from e
-        seq = seq.with_subject_keypoints(filled)
-        if smoothing > 0 and total > 1:
-            seq = smooth_sequence(seq, strength=smoothing)
-        preview = np.concatenate(previews)
-        report = (f"{total} frame(s) {width}x{height}, {seq.num_people} person(s) tracked (ids "
-                  f"{list(seq.track_ids)}), subject {seq.track_ids[seq.subject]}; "
-                  f"{len(missing)} frame(s) without the subject"
-                  + (f": {missing[:20]}" if missing else ""))
-        log.info("Wan-Animate Kit pose extraction: %s", report)
-        return io.NodeOutput(seq, to_image(preview), report, ui=ui.PreviewText(report))
+        log.info("Wan-Animate Kit pose extraction: %s", result.report)
+        preview = (torch.from_numpy(result.preview).float().div_(255.0) if frames_output
+                   else frames_blocked(node))
+        return io.NodeOutput(result.pose, preview, result.report, ui=ui.PreviewText(result.report))
 
 
 class RenderPose(io.ComfyNode):
@@ -391,6 +360,7 @@ class FaceCrops(io.ComfyNode):
     @classmethod
     def execute(cls, pose, mode, size, images=None, video=None, frames_output=True):
         from ..preprocess.face import crop_faces, crop_faces_official, face_boxes
+        from ..preprocess.resolution import scale_keypoints
         from .lazy_video import ChunkVideo
 
         src = one_source("Face Crops", images, video)
@@ -403,10 +373,8 @@ class FaceCrops(io.ComfyNode):
             raise InputError("Face Crops", src.name, f"has {src.num_frames} frames, the pose has {pose.num_frames}",
                              "use the pose extracted from this video")
         w, h = src.size
-        kps = pose.subject_keypoints.copy()
-        if (w, h) != (pose.width, pose.height):
-            kps[..., 0] *= w / pose.width
-            kps[..., 1] *= h / pose.height
+        # the pose's canvas onto the frames: the official x / W * w (preprocess.resolution.scale_keypoints)
+        kps = scale_keypoints(pose.subject_keypoints, pose.width, pose.height, w, h)
         try:
             boxes, low = face_boxes(kps, w, h, mode=mode, fps=pose.fps or 30.0)
         except ValueError as e:

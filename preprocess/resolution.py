@@ -84,6 +84,13 @@ def letterbox_transform(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple
     return float(scale), float(ox), float(oy)
 
 
+def preview_size(width: int, height: int, max_side: int = 384) -> tuple[float, int, int]:
+    """(scale, width, height) of a preview of a ``width`` x ``height`` picture no larger than
+    ``max_side`` a side (scale 1 when it already fits; each side at least 2 pixels)."""
+    s = min(1.0, max_side / max(width, height))
+    return s, max(2, int(round(width * s))), max(2, int(round(height * s)))
+
+
 INTERPOLATIONS = ("area_when_shrinking", "linear")
 
 
@@ -159,6 +166,8 @@ def scale_keypoints(kps, src_w: int, src_h: int, dst_w: int, dst_h: int) -> np.n
     """
     _check_sizes("scale_keypoints", src_w=src_w, src_h=src_h, dst_w=dst_w, dst_h=dst_h)
     kps = _keypoint_array(kps)
+    if (src_w, src_h) == (dst_w, dst_h):
+        return kps.copy()
     x = kps[..., 0].astype(np.float64) / float(src_w) * float(dst_w)
     y = kps[..., 1].astype(np.float64) / float(src_h) * float(dst_h)
     return _place(kps, x, y)

@@ -140,6 +140,68 @@ def test_video_outputs_are_made_on_demand_and_equal_the_frames(pose_models, monk
         lazy.save_to(str(tmp_path / "x.webm"), format="webm")
 
 
+def test_frames_output_off_makes_no_preview_and_the_same_pose(pose_models, monkeypatch):
+    from comfy_execution.graph_utils import ExecutionBlocker
+    from wan_animate_kit.models import pose_pipeline
+    from wan_animate_kit.nodes.pose import PoseExtract
+
+    switch = next(i for i in PoseExtract.GET_SCHEMA().inputs if i.id == "frames_output")
+    assert switch.default is True and switch.optional  # old prompts keep their preview
+    imgs = frames()
+    pose, preview, report = extract(pose_models, images=imgs)
+    assert tuple(preview.shape) == (6, 120, 160, 3)
+    monkeypatch.setattr(pose_pipeline, "preview_frames", lambda *a, **k: pytest.fail("a preview was drawn"))
+    pose_off, blocked, report_off = extract(pose_models, images=imgs, frames_output=False)
+    assert isinstance(blocked, ExecutionBlocker) and "frames_output" in blocked.message
+    np.testing.assert_array_equal(pose_off.keypoints, pose.keypoints)
+    np.testing.assert_array_equal(pose_off.detected, pose.detected)
+    assert (pose_off.track_ids, pose_off.subject, pose_off.notes, report_off) == \
+        (pose.track_ids, pose.subject, pose.notes, report)
+
+
+def test_the_node_is_the_pipeline_over_the_onnx_backend(pose_models):
+    """Pose Extraction = models.pose_pipeline.extract_pose with the ONNX backend, called without any
+    node or host helper, on the same uint8 frames."""
+    from wan_animate_kit.models.pose_pipeline import extract_pose
+    from wan_animate_kit.models.pose_runner import OnnxPoseBackend
+
+    imgs = frames(t=7)
+    settings = dict(person="1", smoothing=0.3, missing_frames="interpolate", chunk_frames=3)
+    pose, preview, report = extract(pose_models, images=imgs, **settings)
+    u8 = (imgs.numpy() * 255).round().astype(np.uint8)
+
+    class Frames:
+        num_frames, size, fps = 7, (160, 120), 0.0
+
+        def iter_chunks(self, n):
+            return (u8[s:s + n] for s in range(0, 7, n))
+
+    with pose_models.files.open("cpu", batch_size=4) as run:
+        out = extract_pose(Frames(), OnnxPoseBackend(run.detector, run.pose, 4), preview=True, **settings)
+    np.testing.assert_array_equal(out.pose.keypoints, pose.keypoints)
+    np.testing.assert_array_equal(out.pose.detected, pose.detected)
+    assert (out.pose.track_ids, out.pose.subject, out.pose.notes, out.report) == \
+        (pose.track_ids, pose.subject, pose.notes, report)
+    assert np.array_equal(out.preview, (preview.numpy() * 255).round().astype(np.uint8))
+
+
+def test_face_crops_move_a_pose_of_another_canvas_onto_the_frames(pose_models):
+    """A pose on a 2x canvas is brought back with x / W * w (resolution.scale_keypoints): the same crops."""
+    from dataclasses import replace
+
+    from wan_animate_kit.nodes.pose import FaceCrops
+
+    imgs = frames(t=3)
+    pose = extract(pose_models, images=imgs, smoothing=0.0)[0]
+    big = pose.keypoints.copy()
+    big[..., :2] *= 2
+    doubled = replace(pose, keypoints=big, width=320, height=240)
+    for mode in ("official", "square"):
+        want = FaceCrops.execute(pose=pose, mode=mode, size=128, images=imgs).result[0]
+        got = FaceCrops.execute(pose=doubled, mode=mode, size=128, images=imgs).result[0]
+        assert torch.equal(got, want), mode
+
+
 def test_person_choice_by_index_and_point(pose_models):
     imgs = frames(t=3)
     by_index = extract(pose_models, images=imgs, person="1")[0]
@@ -205,9 +267,9 @@ def test_auto_batch_size_picks_the_cpu_batch(tiny_models, monkeypatch):
     assert models.batch_for("CPUExecutionProvider") == AUTO_BATCH_CPU
     assert models.batch_for("CUDAExecutionProvider") == AUTO_BATCH_CUDA
     seen = []
-    real = pose_runner.detect_and_estimate
-    monkeypatch.setattr(pose_runner, "detect_and_estimate",
-                        lambda *a, **k: seen.append((k["batch_size"], a[2].batch_size)) or real(*a, **k))
+    real = pose_runner.estimate_chunk
+    monkeypatch.setattr(pose_runner, "estimate_chunk",
+                        lambda *a: seen.append((a[3], a[2].batch_size)) or real(*a))
     extract(models, images=frames(t=2))
     assert seen and set(seen) == {(AUTO_BATCH_CPU, AUTO_BATCH_CPU)}
 
@@ -284,18 +346,17 @@ def test_sessions_are_dropped_after_an_error_and_kept_with_keep_loaded(session_l
 
     models = _loader(device="cpu")
     session_log.clear()
-    real = pose_runner.detect_and_estimate
 
     def fail(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pose_runner, "detect_and_estimate", fail)
-    with pytest.raises(RuntimeError, match="boom"):
-        extract(models, images=frames(t=2))
+    with monkeypatch.context() as m:
+        m.setattr(pose_runner.OnnxPoseBackend, "detect", fail)
+        with pytest.raises(RuntimeError, match="boom"):
+            extract(models, images=frames(t=2))
     gc.collect()
     assert len(session_log) == 2 and not models.files.loaded
     assert all(ref() is None for _, _, ref in session_log)
-    monkeypatch.setattr(pose_runner, "detect_and_estimate", real)
 
     kept = _loader(device="cpu", keep_loaded=True)
     session_log.clear()
