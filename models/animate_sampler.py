@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from ..preprocess.segments import SegmentPlan, latent_frames, plan_segments
-from ..preprocess.stitching import Stitcher, to_uint8
+from ..preprocess.frames import as_source, to_uint8
+from ..preprocess.stitching import Stitcher
 from . import animate_conditioning as ac
 from .motion_memo import entries_for, with_motion_memo
 from .segment_cache import Hasher, SegmentCache, clip_vision_fingerprint, conditioning_fingerprint, \
@@ -42,87 +43,6 @@ CACHE_FORMAT = "wak-seg-3"
 DEFAULT_SAMPLER = "official UniPC (bh2, order 2)"
 OFFICIAL_SAMPLERS = {"official UniPC (bh2, order 2)": "unipc", "official DPM++ (2M midpoint)": "dpm++"}
 DEFAULT_SHIFT = 5.0
-
-
-# -- frame providers ---------------------------------------------------------------------------
-
-class TensorFrames:
-    """Frames of an in-memory IMAGE [N, H, W, C] or MASK [N, H, W] batch (a 1-frame MASK repeats)."""
-
-    def __init__(self, tensor: torch.Tensor, repeat_single: bool = False):
-        self.t = tensor
-        self.repeat_single = repeat_single and tensor.shape[0] == 1
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.t.shape[0])
-
-    def get(self, indices: Sequence[int]) -> torch.Tensor:
-        idx = torch.as_tensor(np.asarray(indices, np.int64))
-        if self.repeat_single:
-            idx = torch.zeros_like(idx)
-        out = self.t[idx]
-        if out.ndim == 4:
-            out = out[..., :3]
-        return out.float()
-
-
-class StreamFrames:
-    """Frames of a file-backed video decoded on demand, keeping only a sliding window in memory.
-
-    ``source`` is a ``nodes.common.VideoSource`` (anything with ``iter_chunks(n)`` yielding uint8
-    [n, H, W, 3] and ``num_frames``). Requests are expected to move forward (one segment after
-    another); asking for a frame before the window restarts the decoder.
-    """
-
-    def __init__(self, source: Any, chunk: int = 16):
-        self.source = source
-        self.chunk = chunk
-        self._restart()
-
-    def _restart(self) -> None:
-        self._it = iter(self.source.iter_chunks(self.chunk))
-        self._buf: list[np.ndarray] = []
-        self._base = 0  # frame index of self._buf[0]
-        self._end = False
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.source.num_frames)
-
-    def get(self, indices: Sequence[int]) -> torch.Tensor:
-        idx = np.asarray(indices, np.int64)
-        lo, hi = int(idx.min()), int(idx.max()) + 1
-        if lo < self._base:
-            self._restart()
-        drop = min(lo - self._base, len(self._buf))
-        if drop > 0:
-            del self._buf[:drop]
-            self._base += drop
-        while self._base + len(self._buf) < hi and not self._end:
-            try:
-                self._buf.extend(list(next(self._it)))
-            except StopIteration:
-                self._end = True
-        have = self._base + len(self._buf)
-        if have < hi:
-            if not self._buf:
-                raise ValueError(f"video '{getattr(self.source, 'name', '?')}' has no frame {lo} "
-                                 f"(it decodes to {have} frames)")
-            log.warning("Wan-Animate Kit: video '%s' decodes to %d frames but reports %d; repeating its last frame",
-                        getattr(self.source, "name", "?"), have, self.num_frames)
-            idx = np.minimum(idx, have - 1)
-        frames = np.stack([self._buf[i - self._base] for i in idx])
-        return torch.from_numpy(frames[..., :3]).float().div_(255.0)
-
-
-def frames_of(value: Any, repeat_single: bool = False):
-    """A frame provider for an IMAGE/MASK tensor, or a VideoSource (in-memory or file-backed)."""
-    if isinstance(value, torch.Tensor):
-        return TensorFrames(value, repeat_single)
-    if getattr(value, "images", None) is not None:
-        return TensorFrames(value.images)
-    return StreamFrames(value)
 
 
 # -- job -------------------------------------------------------------------------------------
@@ -347,8 +267,8 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
                 step_callback: Callable[[int], Callable] | None = None,
                 cache_root: str | None = None,
                 sink: Callable[[np.ndarray], None] | None = None, keep_frames: bool = True) -> AnimateResult:
-    """Generate the whole video. ``pose``/``face``/``environment``/``mask`` are frame providers
-    (see :func:`frames_of`) or tensors; ``num_frames`` defaults to the pose video's length.
+    """Generate the whole video. ``pose``/``face``/``environment``/``mask`` are frame sources
+    (``preprocess.frames``) or tensors; ``num_frames`` defaults to the pose video's length.
 
     on_segment(index, total, newest_frame_uint8, from_cache) is called after each segment (the
     node updates its progress bar there; raising from it stops the job, finished segments stay
@@ -387,11 +307,11 @@ def _with_memo(model, settings: AnimateSettings, face):
 
 def continuation_tail(continue_from, guidance: int, width: int, height: int) -> np.ndarray:
     """uint8 [guidance, height, width, 3]: the last ``guidance`` frames of ``continue_from``."""
-    frames = frames_of(continue_from)
+    frames = as_source(continue_from, "continue_from")
     total = frames.num_frames
     if total < guidance:
         raise ValueError(f"continue_from has {total} frames, fewer than guidance_frames ({guidance})")
-    tail = to_uint8(frames.get(list(range(total - guidance, total))))
+    tail = frames.get(list(range(total - guidance, total)))
     if tail.shape[1:3] != (height, width):
         raise ValueError(f"continue_from is {tail.shape[2]}x{tail.shape[1]}, the output {width}x{height}")
     return tail
@@ -404,8 +324,10 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
     import comfy.sample
     import comfy.utils
 
-    pose, face, environment = (frames_of(x) if x is not None else None for x in (pose, face, environment))
-    mask = frames_of(mask, repeat_single=True) if mask is not None else None
+    pose, face, environment = (as_source(x, name) if x is not None else None
+                               for x, name in ((pose, "pose_video"), (face, "face_video"),
+                                               (environment, "environment_video")))
+    mask = as_source(mask, "character_mask", repeat_single=True) if mask is not None else None
     n = int(num_frames if num_frames is not None else pose.num_frames)
     width, height = int(settings.width), int(settings.height)
     g = int(settings.guidance)
@@ -468,10 +390,10 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             dec_frames = min(settings.clip_len, 4 * dec_lat - 3)
 
             src = seg.source
-            seg_pose = pose.get(src)
-            seg_face = face.get(src) if face is not None else None
-            seg_env = environment.get(src) if environment is not None else None
-            seg_mask = mask.get(src) if mask is not None else None
+            seg_pose = pose.get_float(src)
+            seg_face = face.get_float(src) if face is not None else None
+            seg_env = environment.get_float(src) if environment is not None else None
+            seg_mask = mask.get_float(src) if mask is not None else None
             guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
             region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \
                 else None

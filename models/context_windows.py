@@ -128,7 +128,7 @@ def padded_frames(num_frames: int) -> int:
 class FaceMotion:
     """The face encoder's output for the whole face video, computed on first use and kept for the run.
 
-    ``frames(indices)`` gives face crops [k, H, W, 3] 0..1 (a frame provider's ``get``); they are
+    ``frames(indices)`` gives face crops [k, H, W, 3] 0..1 (a frame source's ``get_float``); they are
     brought to 512x512 in [-1, 1] like the segment conditioning (``animate_conditioning.face_pixels``)
     and cast as the host casts the ``face_pixel_values`` condition (``model_base.convert_tensor``),
     MOTION_CHUNK frames at a time, so the motion encoder sees exactly the chunks a whole-video
@@ -393,16 +393,19 @@ def _run_windows(model, vae, positive, negative, reference, pose, settings, wind
     import comfy.utils
 
     from ..preprocess.segments import pingpong_indices
-    from ..preprocess.stitching import to_uint8
+    from ..preprocess.frames import to_uint8
     from . import animate_conditioning as ac
-    from .animate_sampler import frames_of, sampling_schedule, schedule_problem, segment_noise, with_flow_model
+    from ..preprocess.frames import as_source
+    from .animate_sampler import sampling_schedule, schedule_problem, segment_noise, with_flow_model
     from .animate_strength import with_strengths
 
     check_window(window_length, window_overlap)
     if sink is None and not keep_frames:
         raise ValueError("keep_frames=False needs a sink for the frames")
-    pose, face, environment = (frames_of(x) if x is not None else None for x in (pose, face, environment))
-    mask = frames_of(mask, repeat_single=True) if mask is not None else None
+    pose, face, environment = (as_source(x, name) if x is not None else None
+                               for x, name in ((pose, "pose_video"), (face, "face_video"),
+                                               (environment, "environment_video")))
+    mask = as_source(mask, "character_mask", repeat_single=True) if mask is not None else None
     n = int(num_frames if num_frames is not None else pose.num_frames)
     width, height = int(settings.width), int(settings.height)
     total = padded_frames(n)
@@ -411,7 +414,7 @@ def _run_windows(model, vae, positive, negative, reference, pose, settings, wind
     starts = window_plan(lat_t, window_length, window_overlap)
     weights = [torch.from_numpy(w).float() for w in blend_weights(starts, window_length, lat_t)]
     state = WindowState(lat_t, starts, window_length, weights, trace=[] if trace else None)
-    state.motion = FaceMotion(face.get if face is not None else None, src)
+    state.motion = FaceMotion(face.get_float if face is not None else None, src)
     latent_shape = (1, ac.LATENT_CHANNELS, lat_t + 1, height // ac.SPATIAL, width // ac.SPATIAL)
 
     sampling_model = with_strengths(model, settings.pose_strength, settings.face_strength)
@@ -435,9 +438,9 @@ def _run_windows(model, vae, positive, negative, reference, pose, settings, wind
     try:
         with ac.vae_precision(vae, vae_mode):
             ref_latent = ac.encode_reference(vae, reference, width, height)
-            vid_pose = pose.get(src)
-            vid_env = environment.get(src) if environment is not None else None
-            vid_mask = mask.get(src) if mask is not None else None
+            vid_pose = pose.get_float(src)
+            vid_env = environment.get_float(src) if environment is not None else None
+            vid_mask = mask.get_float(src) if mask is not None else None
             cond = ac.build_segment(positive, negative, vae, ref_latent, vid_pose, width, height,
                                     environment=vid_env, character_mask=vid_mask,
                                     clip_vision_output=clip_vision_output)

@@ -50,6 +50,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..preprocess.frames import as_source, is_source, to_uint8
 from .sam2_loader import Sam2Model, install_memory_dtype_guard
 
 log = logging.getLogger(__name__)
@@ -82,85 +83,52 @@ class ChunkMasks:
 # ----------------------------------------------------------------------------- frames
 
 
-class _FrameSource:
-    """Hands out consecutive RGB frames, one at a time, from an array, tensor or iterable.
+def _one_by_one(frames: Any) -> Iterator[np.ndarray]:
+    """uint8 RGB frames [H, W, 3], one at a time, from a frame source (preprocess.frames), an array /
+    tensor [T, H, W, 3] (uint8, or float in [0, 1]), or an iterable of frames [H, W, 3] / batches
+    [n, H, W, 3]. Only the current chunk is held at video resolution."""
+    if is_source(frames) or isinstance(frames, (np.ndarray, torch.Tensor)):
+        if not is_source(frames) and (frames.ndim != 4 or frames.shape[-1] != 3):
+            raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}.")
+        for chunk in as_source(frames).iter_chunks(16):
+            yield from chunk
+        return
+    try:
+        items = iter(frames)
+    except TypeError as exc:
+        raise ValueError("frames must be a frame source, an array/tensor [T, H, W, 3] or an iterable of frames "
+                         f"[H, W, 3] / batches [n, H, W, 3], got {type(frames).__name__}.") from exc
+    for item in items:
+        arr = item if isinstance(item, torch.Tensor) else np.asarray(item)
+        if arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] != 3:
+            raise ValueError(f"each frame must be [H, W, 3] (or a batch [n, H, W, 3]), got {tuple(arr.shape)}.")
+        if not isinstance(arr, torch.Tensor) and arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
+            raise ValueError(f"frames must be uint8 or float in [0, 1], got dtype {arr.dtype}.")
+        for frame in arr:
+            yield to_uint8(frame)
 
-    Only one frame (or the rest of one incoming batch) is held at video resolution at a time.
-    """
 
-    def __init__(self, frames: Any):
-        self._array = None
-        self._iter: Iterator[Any] | None = None
-        self._batch: np.ndarray | None = None
-        self._batch_pos = 0
-        self.count = 0
-        if isinstance(frames, (np.ndarray, torch.Tensor)):
-            if frames.ndim != 4 or frames.shape[-1] != 3:
-                raise ValueError(f"frames must be [T, H, W, 3] RGB, got shape {tuple(frames.shape)}.")
-            self._array = frames
-        else:
-            try:
-                self._iter = iter(frames)
-            except TypeError as exc:
-                raise ValueError("frames must be an array/tensor [T, H, W, 3] or an iterable of frames "
-                                 f"[H, W, 3] / batches [n, H, W, 3], got {type(frames).__name__}.") from exc
-
-    @staticmethod
-    def _uint8(x: Any) -> np.ndarray:
-        if isinstance(x, torch.Tensor):
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x)
-        if x.dtype == np.uint8:
-            return x
-        if np.issubdtype(x.dtype, np.floating):  # ComfyUI IMAGE: float in [0, 1]
-            return np.clip(np.rint(x.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-        raise ValueError(f"frames must be uint8 or float in [0, 1], got dtype {x.dtype}.")
-
-    def _ended(self) -> ValueError:
-        return ValueError(f"frames ended after {self.count} frames but more were needed "
-                          "(num_frames is larger than the clip).")
-
-    def next(self) -> np.ndarray:
-        """The next frame as uint8 [H, W, 3]."""
-        if self._array is not None:
-            if self.count >= self._array.shape[0]:
-                raise self._ended()
-            frame = self._uint8(self._array[self.count])
-        else:
-            while self._batch is None or self._batch_pos >= self._batch.shape[0]:
-                self._batch = None  # let the spent batch go before the next one arrives
-                try:
-                    item = next(self._iter)  # type: ignore[arg-type]
-                except StopIteration:
-                    raise self._ended() from None
-                arr = item if isinstance(item, torch.Tensor) else np.asarray(item)
-                if arr.ndim == 3:
-                    arr = arr[None]
-                if arr.ndim != 4 or arr.shape[-1] != 3:
-                    raise ValueError(f"each frame must be [H, W, 3] (or a batch [n, H, W, 3]), got "
-                                     f"{tuple(arr.shape)}.")
-                self._batch, self._batch_pos = arr, 0
-            frame = self._uint8(self._batch[self._batch_pos])
-            self._batch_pos += 1
-        self.count += 1
-        return frame
-
-    def take_resized(self, n: int, image_size: int,
-                     method: str = "official") -> tuple[torch.Tensor, tuple[int, int]]:
-        """The next ``n`` frames resized for the model, uint8 [n, 3, S, S], and their (H, W)."""
-        out = torch.empty((n, 3, image_size, image_size), dtype=torch.uint8)
-        size: tuple[int, int] | None = None
-        for i in range(n):
-            frame = self.next()
-            if size is None:
-                size = (int(frame.shape[0]), int(frame.shape[1]))
-            elif frame.shape[:2] != size:
-                raise ValueError(f"frame {self.count - 1} is {frame.shape[1]}x{frame.shape[0]} but the clip "
-                                 f"is {size[1]}x{size[0]}; all frames must have one size.")
-            out[i] = resize_for_model(frame[None], image_size, method)[0]
-            del frame  # a view may keep its whole incoming batch alive while the next one loads
-        assert size is not None
-        return out, size
+def _take_resized(frames: Iterator[np.ndarray], n: int, image_size: int, first_index: int,
+                  method: str = "official") -> tuple[torch.Tensor, tuple[int, int]]:
+    """The next ``n`` frames of ``frames`` resized for the model, uint8 [n, 3, S, S], and their (H, W)."""
+    out = torch.empty((n, 3, image_size, image_size), dtype=torch.uint8)
+    size: tuple[int, int] | None = None
+    for i in range(n):
+        frame = next(frames, None)
+        if frame is None:
+            raise ValueError(f"frames ended after {first_index + i} frames but more were needed "
+                             "(num_frames is larger than the clip).")
+        if size is None:
+            size = (int(frame.shape[0]), int(frame.shape[1]))
+        elif frame.shape[:2] != size:
+            raise ValueError(f"frame {first_index + i} is {frame.shape[1]}x{frame.shape[0]} but the clip "
+                             f"is {size[1]}x{size[0]}; all frames must have one size.")
+        out[i] = resize_for_model(frame[None], image_size, method)[0]
+        del frame  # a view may keep its whole incoming chunk alive while the next one loads
+    assert size is not None
+    return out, size
 
 
 def _check_resize(method: str) -> None:
@@ -544,7 +512,7 @@ def iter_segment_frames(model: Sam2Model | Any, frames: Any, prompts: Sequence[A
     install_memory_dtype_guard(predictor)
     device = torch.device(predictor.device)
     image_size = int(predictor.image_size)
-    source = _FrameSource(frames)
+    source = _one_by_one(frames)
     done = 0
     size: tuple[int, int] | None = None
     last_char: np.ndarray | None = None  # previous chunk's last character mask (before subtraction)
@@ -582,7 +550,7 @@ def iter_segment_frames(model: Sam2Model | Any, frames: Any, prompts: Sequence[A
         if carry_object and not plan.obj and last_obj is not None and last_obj.any():
             plan.obj_seed = last_obj
 
-        data, chunk_size = source.take_resized(n, image_size, resize)
+        data, chunk_size = _take_resized(source, n, image_size, done, resize)
         if size is not None and chunk_size != size:
             raise ValueError(f"frame size changed from {size} to {chunk_size} at frame {start}.")
         size = chunk_size

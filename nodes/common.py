@@ -1,12 +1,15 @@
-"""Shared pieces of the node layer: custom socket types, video sources, progress."""
+"""Shared pieces of the node layer: custom socket types, input checks, wrapping inputs into frame sources
+(preprocess.frames), progress."""
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Iterator
 
 import numpy as np
 import torch
 from comfy_api.latest import io
+
+from ..preprocess.frames import (ArrayFrames, FileFrames, FrameSource, is_source, preview_size,  # noqa: F401
+                                 to_float, to_uint8)
 
 PREFIX = "WAK_"
 CATEGORY = "Wan-Animate Kit"
@@ -16,6 +19,9 @@ DEFAULT_FPS = 30.0  # the official output rate (config sample_fps = 30)
 Pose = io.Custom("WAK_POSE")
 PoseModel = io.Custom("WAK_POSE_MODEL")
 Sam2Model = io.Custom("WAK_SAM2_MODEL")
+# Masks of a whole video kept compact (preprocess.frames: bit-packed, or made on demand), so a long
+# high-resolution mask sequence never exists as a float MASK batch.
+Masks = io.Custom("WAK_MASKS")
 
 
 class InputError(ValueError):
@@ -92,154 +98,44 @@ def check_image_memory(node: str, input_name: str, frames: int, width: int, heig
                                                      available / gib)
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """IMAGE [B,H,W,C] 0..1 -> uint8 numpy [B,H,W,3]."""
-    arr = images[..., :3].clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
-    return arr
-
-
-def to_image(frames: np.ndarray) -> torch.Tensor:
-    """uint8 [B,H,W,3] (or float 0..1) -> IMAGE float32 [B,H,W,3]."""
-    t = torch.from_numpy(np.ascontiguousarray(frames))
-    if t.dtype == torch.uint8:
-        return t.float().div_(255.0)
-    return t.float().clamp_(0, 1)
-
-
-class VideoSource:
-    """Frames of an IMAGE batch or of the host's VIDEO, read in chunks so a long file never sits
-    whole in memory."""
-
-    def __init__(self, value, name: str = "video", node: str = "Wan-Animate Kit"):
-        self.name = name
-        self.node = node
-        self.images: torch.Tensor | None = None
-        self.video = None
-        self._fps: float = 0.0
-        if isinstance(value, torch.Tensor):
-            if value.ndim != 4 or value.shape[-1] not in (3, 4):
-                raise InputError(node, name, f"expected an IMAGE batch [frames, H, W, 3], got {tuple(value.shape)}")
-            self.images = value
-        elif hasattr(value, "get_components"):
-            self.video = value
-            self._probe()
-        else:
-            raise InputError(node, name, f"expected IMAGE or VIDEO, got {type(value).__name__}")
-
-    def _unreadable(self, problem: str) -> InputError:
-        return InputError(self.node, self.name, problem, "check the file (an incomplete download or upload?), re-export "
-                          "it as an .mp4 (H.264) or load another video")
-
-    def _probe(self) -> None:
-        """Open a file-backed VIDEO once and decode its first frame, so a file without a video track,
-        a truncated one or random bytes is a clear error here, before any work (not a library error
-        deep inside a node)."""
-        if hasattr(self.video, "iter_chunks") or not _streams_from_a_file(self.video):
-            return
+def source_of(value, name: str = "video", node: str = "Wan-Animate Kit", probe: bool = True) -> FrameSource:
+    """An input value as the pack's frame source (preprocess.frames): an IMAGE batch or MASK as
+    in-memory frames, a VIDEO made by this pack as its own source, a file-backed VIDEO decoded a chunk
+    at a time (opened once here, so a file without a video track, a truncated one or random bytes is a
+    clear error naming the input before any work), any other VIDEO from its in-memory frames."""
+    if is_source(value):
+        return value
+    if isinstance(value, torch.Tensor):
+        if value.ndim != 4 or value.shape[-1] not in (3, 4):
+            raise InputError(node, name, f"expected an IMAGE batch [frames, H, W, 3], got {tuple(value.shape)}")
+        return ArrayFrames(value, name=name)
+    if not hasattr(value, "get_components"):
+        raise InputError(node, name, f"expected IMAGE or VIDEO, got {type(value).__name__}")
+    own = getattr(value, "source", None)  # nodes.lazy_video.LazyVideo
+    if is_source(own):
+        return own
+    if _streams_from_a_file(value):
+        src = FileFrames(value.get_stream_source, 0, 0, name=name,
+                         error=lambda problem, fix: InputError(node, name, problem, fix))
+        if probe:
+            src.probe()
+        w, h = value.get_dimensions()
         try:
-            source = self.video.get_stream_source()
+            count = int(value.get_frame_count())
         except Exception:
-            return
-        import av
+            count = None
+        src.set_geometry(int(w), int(h), video_fps(value), count)
+        return src
+    parts = value.get_components()  # e.g. VideoFromComponents: the frames are already in memory
+    return ArrayFrames(parts.images, float(parts.frame_rate or 0), name=name)
 
-        try:
-            if hasattr(source, "seek"):
-                source.seek(0)
-            with av.open(source, mode="r") as container:
-                if not container.streams.video:
-                    raise self._unreadable("the file has no video stream (only sound or data)")
-                if next(iter(container.decode(container.streams.video[0])), None) is None:
-                    raise self._unreadable("the file's video stream has no frame that can be decoded")
-        except InputError:
-            raise
-        except Exception as e:  # av.error.* (InvalidDataError, ...), OSError
-            raise self._unreadable(f"could not be read as a video ({_first_line(e)})") from e
 
-    # -- metadata ------------------------------------------------------------------------
-    @property
-    def num_frames(self) -> int:
-        if self.images is not None:
-            return int(self.images.shape[0])
-        if not hasattr(self, "_count"):
-            try:
-                self._count = int(self.video.get_frame_count())
-            except Exception:
-                self._count = sum(len(c) for c in self.iter_chunks(64))
-        return self._count
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height)"""
-        if self.images is not None:
-            return int(self.images.shape[2]), int(self.images.shape[1])
-        w, h = self.video.get_dimensions()
-        return int(w), int(h)
-
-    @property
-    def fps(self) -> float:
-        if self.video is not None and not self._fps:
-            try:
-                self._fps = float(Fraction(self.video.get_frame_rate()))
-            except Exception:
-                self._fps = float(self.video.get_components().frame_rate)
-        return self._fps
-
-    # -- frames --------------------------------------------------------------------------
-    def iter_chunks(self, chunk: int = 32) -> Iterator[np.ndarray]:
-        """Yield uint8 [n,H,W,3] chunks in order."""
-        if self.images is not None:
-            for s in range(0, self.images.shape[0], chunk):
-                yield to_uint8(self.images[s:s + chunk])
-            return
-        if hasattr(self.video, "iter_chunks"):  # the pack's on-demand VIDEO (nodes.lazy_video)
-            yield from self.video.iter_chunks(chunk)
-            return
-        source = None
-        if _streams_from_a_file(self.video):
-            try:
-                source = self.video.get_stream_source()
-            except Exception:
-                source = None
-        if source is None:  # e.g. VideoFromComponents: the frames are already in memory
-            imgs = self.video.get_components().images
-            for s in range(0, imgs.shape[0], chunk):
-                yield to_uint8(imgs[s:s + chunk])
-            return
-        import av
-
-        if hasattr(source, "seek"):
-            source.seek(0)
-        try:
-            with av.open(source, mode="r") as container:
-                if not container.streams.video:
-                    raise self._unreadable("the file has no video stream (only sound or data)")
-                stream = container.streams.video[0]
-                buf = []
-                for frame in container.decode(stream):
-                    buf.append(frame.to_ndarray(format="rgb24"))
-                    if len(buf) == chunk:
-                        yield np.stack(buf)
-                        buf = []
-                if buf:
-                    yield np.stack(buf)
-        except InputError:
-            raise
-        except Exception as e:  # av.error.* (damaged data further into the file), OSError
-            raise self._unreadable(f"could not be decoded to the end ({_first_line(e)})") from e
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """uint8 frames [start, stop) (decodes from the start for a file-backed video)."""
-        if self.images is not None:
-            return to_uint8(self.images[start:stop])
-        out, pos = [], 0
-        for c in self.iter_chunks(32):
-            n = len(c)
-            if pos + n > start:
-                out.append(c[max(0, start - pos):max(0, min(n, stop - pos))])
-            pos += n
-            if pos >= stop:
-                break
-        return np.concatenate(out) if out else np.zeros((0, *self.size[::-1], 3), np.uint8)
+def video_fps(video) -> float:
+    """The frame rate of the host's VIDEO as a float."""
+    try:
+        return float(Fraction(video.get_frame_rate()))
+    except Exception:
+        return float(video.get_components().frame_rate)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -255,22 +151,26 @@ def frames_output_input(what: str):
                             "output is then stopped with a message.")
 
 
-def frames_blocked(node: str):
-    """What the IMAGE output carries when frames_output is off: any node reading it stops with this message."""
+def frames_blocked(node: str, what: str = "IMAGE output is", switch: str = "frames_output",
+                   instead: str = "its video output"):
+    """What a whole-video IMAGE / MASK output carries when its switch is off: any node reading it stops
+    with this message."""
     from comfy_execution.graph_utils import ExecutionBlocker
 
-    return ExecutionBlocker(f"{node}: its IMAGE output is off (frames_output = false, to keep memory flat). "
-                            "Turn frames_output on, or use its video output.")
+    return ExecutionBlocker(f"{node}: its {what} off ({switch} = false, to keep memory flat). "
+                            f"Turn {switch} on, or use {instead}.")
 
 
-def frames_of(video, node: str) -> torch.Tensor:
-    """All frames of a pack VIDEO (nodes.lazy_video.ChunkVideo) as an IMAGE batch, with a progress bar."""
-    out = torch.empty((video.num_frames, video.height, video.width, 3), dtype=torch.float32)
-    progress = Progress(video.num_frames)
+def image_batch(source: FrameSource, node: str) -> torch.Tensor:
+    """All frames of a source as an IMAGE batch (or a MASK batch for masks), with a progress bar."""
+    w, h = source.size
+    shape = (source.num_frames, h, w) if source.is_mask else (source.num_frames, h, w, 3)
+    out = torch.empty(shape, dtype=torch.float32)
+    progress = Progress(source.num_frames)
     pos = 0
-    for part in video.iter_chunks():
+    for part in source.iter_chunks(16):
         check_interrupt()
-        out[pos:pos + len(part)] = torch.from_numpy(part).float().div_(255.0)
+        out[pos:pos + len(part)] = to_float(part)
         pos += len(part)
         progress.set(pos)
     return out
@@ -302,21 +202,15 @@ def pose_on_frames(node: str, pose, num_frames: int, width: int, height: int):
     return replace(pose, keypoints=kps, width=width, height=height)
 
 
-def one_source(node: str, images, video) -> VideoSource:
+def one_source(node: str, images, video) -> FrameSource:
     """The frames of a node that takes either an IMAGE batch ('images') or a VIDEO ('video')."""
     if (images is None) == (video is None):
         raise InputError(node, "images" if images is None else "video",
                          "connect exactly one of 'images' (IMAGE) or 'video' (VIDEO)")
-    src = VideoSource(images if images is not None else video, "images" if images is not None else "video", node)
+    src = source_of(images if images is not None else video, "images" if images is not None else "video", node)
     if src.num_frames == 0:
         raise InputError(node, src.name, "has no frames", "check the video file")
     return src
-
-
-def preview_size(width: int, height: int, max_side: int = 384) -> tuple[float, int, int]:
-    """(scale, width, height) of a preview no larger than ``max_side``."""
-    s = min(1.0, max_side / max(width, height))
-    return s, max(2, int(round(width * s))), max(2, int(round(height * s)))
 
 
 class Progress:
@@ -354,3 +248,10 @@ def preview_tuple(frame_uint8: np.ndarray, max_size: int = 512):
     from PIL import Image
 
     return ("JPEG", Image.fromarray(frame_uint8), max_size)
+
+
+def frames_of(video, node: str) -> torch.Tensor:  # TEMPORARY alias while nodes/pose.py moves over
+    return image_batch(source_of(video, "video", node), node)
+
+
+to_image = to_float  # TEMPORARY alias while nodes/pose.py moves over

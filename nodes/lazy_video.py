@@ -1,54 +1,49 @@
-"""A VIDEO whose frames are made on demand, a chunk at a time.
+"""The host's VIDEO over one of the pack's frame sources (preprocess.frames).
 
-Skeleton frames are drawn from a few numbers per frame and face crops are cut from the driving
-video, so neither needs to exist as a whole: :class:`ChunkVideo` keeps only the recipe and hands
-out uint8 chunks (``iter_chunks``), which the pack's nodes read directly (``VideoSource``), so the
-sampler pulls exactly the frames of the segment it is working on. The host's own nodes see an
-ordinary VIDEO: ``get_components`` builds the whole float batch (as any in-memory VIDEO does) and
-``save_to`` streams the frames into an H.264 mp4 without holding them.
+Skeleton frames are drawn from a few numbers per frame, face crops are cut from the driving video,
+the environment video is the driving video with the character blacked out: none of them needs to
+exist as a whole. :class:`LazyVideo` keeps the source (usually a recipe) and the pack's own nodes
+read that source directly (``nodes.common.source_of``), so the sampler pulls exactly the frames of
+the segment it is working on. The host's own nodes see an ordinary VIDEO: ``get_components`` builds
+the whole float batch (as any in-memory VIDEO does) and ``save_to`` streams the frames into an
+H.264 mp4 without holding them.
 """
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from comfy_api.latest import Input, Types
 
-from .video_file import VideoFileWriter, frame_rate
+from ..preprocess.frames import FrameSource, to_float
+from ..preprocess.video_file import VideoFileWriter, frame_rate
 
 
-class ChunkVideo(Input.Video):
-    """``chunks()`` starts a fresh pass over the video and yields uint8 [k, height, width, 3] chunks
-    in order, ``num_frames`` frames in all, at ``fps``."""
+class LazyVideo(Input.Video):
+    """The host's VIDEO interface over ``source`` (RGB frames), at ``fps`` (default: the source's)."""
 
-    def __init__(self, chunks: Callable[[], Iterator[np.ndarray]], num_frames: int, width: int, height: int,
-                 fps: float, audio: dict | None = None):
-        if num_frames < 1:
+    def __init__(self, source: FrameSource, fps: float | None = None, audio: dict | None = None):
+        if source.is_mask:
+            raise ValueError("a VIDEO needs RGB frames, not masks")
+        if source.num_frames < 1:
             raise ValueError("a video needs at least one frame")
-        self._chunks = chunks
-        self.num_frames, self.width, self.height = int(num_frames), int(width), int(height)
-        self.rate = frame_rate(fps)
+        self.source = source
+        self.width, self.height = source.size
+        self.num_frames = source.num_frames
+        self.rate = frame_rate(fps or source.fps or 30.0)
         self.audio = audio
 
-    def iter_chunks(self, chunk: int | None = None) -> Iterator[np.ndarray]:
-        """The frames in order, in the recipe's own chunk sizes (``chunk`` is only a hint)."""
-        made = 0
-        for part in self._chunks():
-            if part.ndim != 4 or part.shape[1:] != (self.height, self.width, 3) or part.dtype != np.uint8:
-                raise RuntimeError(f"frames {made}.. came out {part.dtype} {part.shape}")  # a bug, not user input
-            made += len(part)
-            yield part
-        if made != self.num_frames:
-            raise RuntimeError(f"the video made {made} frames, {self.num_frames} expected")
+    def iter_chunks(self, chunk: int = 16) -> Iterator[np.ndarray]:
+        return self.source.iter_chunks(chunk)
 
     # -- the host's VIDEO interface ------------------------------------------------------
     def get_components(self) -> Types.VideoComponents:
         images = torch.empty((self.num_frames, self.height, self.width, 3), dtype=torch.float32)
         pos = 0
-        for part in self.iter_chunks():
-            images[pos:pos + len(part)] = torch.from_numpy(part).float().div_(255.0)
+        for part in self.source.iter_chunks(16):
+            images[pos:pos + len(part)] = to_float(part)
             pos += len(part)
         return Types.VideoComponents(images=images, frame_rate=self.rate, audio=self.audio)
 
@@ -59,7 +54,7 @@ class ChunkVideo(Input.Video):
             raise ValueError("Only H264 codec is supported for this video")
         writer = VideoFileWriter(path, float(self.rate), self.width, self.height, audio=self.audio, metadata=metadata)
         try:
-            for part in self.iter_chunks():
+            for part in self.source.iter_chunks(16):
                 writer.write(part)
         except BaseException:
             writer.abort()
@@ -80,3 +75,14 @@ class ChunkVideo(Input.Video):
 
     def get_container_format(self) -> str:
         return "mp4"
+
+
+def recipe_video(chunks, num_frames: int, width: int, height: int, fps: float, audio: dict | None = None,
+                 name: str = "video") -> LazyVideo:
+    """A VIDEO whose RGB frames ``chunks()`` makes on demand (see preprocess.frames.RecipeFrames)."""
+    from ..preprocess.frames import RecipeFrames
+
+    return LazyVideo(RecipeFrames(chunks, num_frames, width, height, fps, name), fps, audio)
+
+
+ChunkVideo = recipe_video  # TEMPORARY alias while nodes/pose.py moves over; removed in this refactor

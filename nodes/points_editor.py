@@ -131,12 +131,12 @@ class EditorSession:
 
     @property
     def source(self):
-        from .common import VideoSource
+        from .common import source_of
 
         frames = self._frames()
         if frames is None:
             raise LookupError("the frames are gone from the host's cache: run the SAM2 Points Editor node again")
-        return VideoSource(frames, self._name, NODE)
+        return source_of(frames, self._name, NODE, probe=False)
 
     @property
     def sam2_model(self):

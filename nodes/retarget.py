@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from comfy_api.latest import io, ui
 
-from .common import CATEGORY, PREFIX, InputError, Pose, to_image, to_uint8
+from .common import CATEGORY, PREFIX, InputError, Pose, to_float, to_uint8
 
 NODE = "Pose Retarget"
 # The retarget modes offered; the old name 'default' of 'improved' is still accepted (an API prompt or
@@ -154,7 +154,7 @@ class PoseRetarget(io.ComfyNode):
         lines = [f"mode {result.mode}, body {result.body_type}, anchor frame {a}, scale {result.scale:.3f}"]
         lines += [f"warning: {w}" for w in result.warnings]
         report = "\n".join(lines)
-        return io.NodeOutput(result.poses, to_image(preview[None]), report, ui=ui.PreviewText(report))
+        return io.NodeOutput(result.poses, to_float(preview[None]), report, ui=ui.PreviewText(report))
 
 
 NODES = [PoseRetarget]

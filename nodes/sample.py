@@ -6,10 +6,11 @@ import os
 import uuid
 from fractions import Fraction
 
+import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, VideoSource, check_number,
-                     frames_blocked, preview_tuple, to_image)
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Masks, Pose, Progress, check_number, source_of,
+                     frames_blocked, preview_tuple, to_float)
 from .prompt_schedule import PromptSchedule, check_schedule as _check_prompt_schedule
 from ..models.context_windows import DEFAULT_OVERLAP, DEFAULT_WINDOW, MODES as WINDOW_MODES, MODE_WINDOWS
 
@@ -79,9 +80,11 @@ class AnimateSampler(io.ComfyNode):
                 _video_input("environment_video", "Replacement mode: the source video with the character "
                              "blacked out. Needs character_mask; at least as many frames as the pose video.",
                              optional=True),
-                io.Mask.Input("character_mask", optional=True, tooltip="Replacement mode: 1 where the character "
-                              "is replaced (soft values kept). One frame (repeated) or at least as many frames as "
-                              "the pose video. Needs environment_video."),
+                io.MultiType.Input(io.Mask.Input("character_mask", optional=True, tooltip="Replacement mode: 1 where "
+                                   "the character is replaced: a MASK (soft values kept) or the compact masks of "
+                                   "Environment Video (memory flat in video length). One frame (repeated) or at "
+                                   "least as many frames as the pose video. Needs environment_video."),
+                                   types=[io.Mask, Masks]),
                 io.ClipVisionOutput.Input("clip_vision_output", optional=True, tooltip="CLIP Vision Encode "
                                           "(clip_vision_h) of the reference; official: crop 'none'. Recommended."),
                 Pose.Input("pose", optional=True, tooltip="Optional: the POSE the pose video was drawn from, only "
@@ -262,12 +265,12 @@ class AnimateSampler(io.ComfyNode):
                 bar.append(Progress(total))
             bar[0].update(1, preview_tuple(newest))
 
-        rate = job["pose"].fps if job["pose"].video is not None and job["pose"].fps > 0 else float(fps)
+        rate = job["pose"].fps if not isinstance(pose_video, torch.Tensor) and job["pose"].fps > 0 else float(fps)
         writer = None
         if not frames_output:
             import folder_paths
 
-            from .video_file import VideoFileWriter
+            from ..preprocess.video_file import VideoFileWriter
 
             path = os.path.join(folder_paths.get_temp_directory(), "wan_animate_kit",
                                 f"animate_{uuid.uuid4().hex[:12]}.mp4")
@@ -283,13 +286,13 @@ class AnimateSampler(io.ComfyNode):
 
                 result = run_windows(model, vae, positive, negative, reference, job["pose"], settings,
                                      window_length=windowed[0], window_overlap=windowed[1], face=job["face"],
-                                     environment=job["environment"], mask=character_mask,
+                                     environment=job["environment"], mask=job["mask"],
                                      clip_vision_output=clip_vision_output, num_frames=job["frames"],
                                      on_frames=on_frames, sink=writer.write if writer else None,
                                      keep_frames=writer is None)
             else:
                 result = run_animate(model, vae, positive, negative, reference, job["pose"], settings,
-                                     face=job["face"], environment=job["environment"], mask=character_mask,
+                                     face=job["face"], environment=job["environment"], mask=job["mask"],
                                      clip_vision_output=clip_vision_output, num_frames=job["frames"],
                                      prompt_schedule=schedule, continue_from=job["continue"],
                                      on_segment=on_segment, sink=writer.write if writer else None,
@@ -301,7 +304,7 @@ class AnimateSampler(io.ComfyNode):
         if writer is not None:
             images, video = frames_blocked("Wan-Animate Sampler"), InputImpl.VideoFromFile(writer.close())
         else:
-            images = to_image(result.frames)
+            images = to_float(result.frames)
             video = InputImpl.VideoFromComponents(
                 Types.VideoComponents(images=images, frame_rate=Fraction(rate).limit_denominator(100000),
                                       audio=audio))
@@ -470,9 +473,9 @@ def working_memory_check(vae, segment_length: int, width: int, height: int,
     return []
 
 
-def _source(value, name: str) -> VideoSource:
+def _source(value, name: str):
     try:
-        return VideoSource(value, name, NODE)
+        return source_of(value, name, NODE)
     except InputError:
         raise
     except ValueError as e:
@@ -514,7 +517,7 @@ def preflight(model, vae, reference, pose_video, face_video, environment_video, 
     if reference is None or reference.ndim != 4 or reference.shape[0] < 1:
         raise InputError(NODE, "reference", "needs an IMAGE with at least one image")
     if audio is not None:
-        from .video_file import audio_array
+        from ..preprocess.video_file import audio_array
 
         try:
             audio_array(audio)
@@ -532,7 +535,7 @@ def preflight(model, vae, reference, pose_video, face_video, environment_video, 
             fix = "set a multiple of 16" if given else f"set {name} to a multiple of 16 (the pose video is {pw}x{ph})"
             raise InputError(NODE, name, f"{v} is not a multiple of 16", fix)
 
-    face = env = None
+    face = env = mask = None
     if face_video is not None:
         face = _source(face_video, "face_video")
         if face.num_frames < n:
@@ -548,18 +551,11 @@ def preflight(model, vae, reference, pose_video, face_video, environment_video, 
         if env.num_frames < n:
             raise InputError(NODE, "environment_video", f"has {env.num_frames} frames, the pose video {n}",
                              "give one environment frame per pose frame")
-        m = character_mask
-        if m.ndim != 3:
-            raise InputError(NODE, "character_mask", f"must be a MASK [frames, H, W], got {tuple(m.shape)}")
-        if m.shape[0] != 1 and m.shape[0] < n:
-            raise InputError(NODE, "character_mask", f"has {m.shape[0]} frames, the pose video {n}",
-                             "give one mask per pose frame, or a single mask for all")
-        used = m[:n] if m.shape[0] > 1 else m
-        if float(used.max()) <= 0.0:
+        mask, any_on, min_cover = _mask_facts(character_mask, n)
+        if not any_on:
             raise InputError(NODE, "character_mask", "is empty in every frame: nothing would be replaced",
                              "check the mask (1 = the character to replace)")
-        coverage = (used >= 0.5).float().mean(dim=(1, 2))
-        if float(coverage.min()) >= FULL_MASK:
+        if min_cover >= FULL_MASK:
             warnings.append("character_mask covers the whole frame in every frame: the environment video is "
                             "ignored (is the mask inverted? 1 = the character).")
         if pose is not None and getattr(pose, "retargeted", False):
@@ -568,8 +564,45 @@ def preflight(model, vae, reference, pose_video, face_video, environment_video, 
                              "draw the pose video from the un-retargeted POSE")
     for w_ in warnings:
         log.warning("Wan-Animate Kit: %s", w_)
-    return {"pose": src, "face": face, "environment": env, "frames": n, "width": w, "height": h,
+    return {"pose": src, "face": face, "environment": env, "mask": mask, "frames": n, "width": w, "height": h,
             "warnings": warnings}
+
+
+def _mask_facts(character_mask, n: int):
+    """(the mask as a frame source, whether any used frame has an on pixel, the smallest share of on
+    pixels (>= 0.5) among the used frames); an InputError for a mask of the wrong shape or length."""
+    from ..preprocess.frames import as_source, is_source
+
+    if not is_source(character_mask):
+        m = character_mask
+        if not isinstance(m, torch.Tensor) or m.ndim != 3:
+            raise InputError(NODE, "character_mask", f"must be a MASK [frames, H, W], got "
+                             f"{tuple(getattr(m, 'shape', ())) or type(m).__name__}")
+        if m.shape[0] != 1 and m.shape[0] < n:
+            raise InputError(NODE, "character_mask", f"has {m.shape[0]} frames, the pose video {n}",
+                             "give one mask per pose frame, or a single mask for all")
+        used = m[:n] if m.shape[0] > 1 else m
+        any_on = float(used.max()) > 0.0
+        cover = float((used >= 0.5).float().mean(dim=(1, 2)).min())
+        return as_source(m, "character_mask", repeat_single=True), any_on, cover
+    src = character_mask
+    if not src.is_mask:
+        raise InputError(NODE, "character_mask", "is a video, not masks", "connect the masks of Environment Video")
+    if src.num_frames != 1 and src.num_frames < n:
+        raise InputError(NODE, "character_mask", f"has {src.num_frames} frames, the pose video {n}",
+                         "give one mask per pose frame, or a single mask for all")
+    any_on, cover, pos = False, 1.0, 0
+    used = n if src.num_frames > 1 else 1
+    for part in src.iter_chunks(64):
+        part = part[:max(0, used - pos)]
+        pos += len(part)
+        if len(part):
+            on = part >= 128
+            any_on = any_on or bool(part.any())
+            cover = min(cover, float(on.reshape(len(on), -1).mean(axis=1).min()))
+        if pos >= used:
+            break
+    return as_source(src, "character_mask", repeat_single=True, length=n), any_on, cover
 
 
 def window_inputs(mode, window_length, window_overlap, schedule, continue_from) -> tuple[int, int] | None:

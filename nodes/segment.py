@@ -7,8 +7,8 @@ from comfy_api.latest import io, ui
 
 from ..models.sam2_video import FRAME_RESIZE
 from ..preprocess.sam_prompts import PROMPT_RULES
-from .common import (CATEGORY, PREFIX, InputError, Pose, Progress, Sam2Model, check_interrupt, check_number,
-                     model_file, one_source, pose_on_frames, preview_size, to_image)
+from .common import (CATEGORY, PREFIX, InputError, Masks, Pose, Progress, Sam2Model, check_interrupt, check_number,
+                     frames_blocked, image_batch, model_file, one_source, pose_on_frames, to_float)
 
 REQUIRES = ("sam2", "cv2")
 CAT = CATEGORY + "/mask"
@@ -150,28 +150,28 @@ class CharacterSegmentation(io.ComfyNode):
                                        "the official preprocessing (bit-exact input tensor). opencv: the pack's "
                                        "former OpenCV area/bicubic resize, a little faster; its input differs by a "
                                        "few grey levels, so masks can differ slightly from the official ones."),
+                io.Boolean.Input("frames_output", default=True, optional=True,
+                                 tooltip="On: also return the masks as a float MASK batch and the tinted preview "
+                                         "(a 1000-frame 1280x720 MASK takes 3.7 GB). Off: only the compact "
+                                         "'masks' output (the same masks), so memory stays flat for any length; "
+                                         "a node connected to mask or preview is then stopped with a message."),
             ],
             outputs=[
-                io.Mask.Output(display_name="mask", tooltip="Character mask per frame (1 = character)."),
-                io.Image.Output(display_name="preview", tooltip="Mask tinted over the frames, shrunk."),
+                io.Mask.Output(display_name="mask", tooltip="Character mask per frame (1 = character), as a "
+                               "float MASK batch (4 bytes a pixel: needs frames_output on)."),
+                io.Image.Output(display_name="preview", tooltip="Mask tinted over the frames, shrunk (needs "
+                                "frames_output on)."),
                 io.String.Output(display_name="report"),
+                Masks.Output(display_name="masks", tooltip="The same masks kept compact (bit-packed: a few kB "
+                             "a frame), for Character Mask Shaping: memory stays flat for any video length."),
             ],
         )
 
     @classmethod
     def execute(cls, sam2_model, pose, chunk_size, keyframes, threshold, positive_points, negative_points,
                 points_mode, points_frame, object_points, images=None, video=None, prompt_rule="official",
-                frame_resize="official"):
-        import contextlib
-
-        import cv2
-
-        from ..models.sam2_loader import Sam2Model as LoadedSam2
-        from ..models.sam2_loader import sam2_session
-        from ..models.sam2_video import iter_segment_frames
-        from ..preprocess.masks import overlay
-        from ..preprocess.frame_points import add_frame_points, group_by_frame
-        from ..preprocess.sam_prompts import parse_points_json, plan_prompts
+                frame_resize="official", frames_output=True):
+        from ..models.segment_pipeline import PromptInputError, plan_character_prompts, segment_character
 
         node = "SAM2 Character Segmentation"
         threshold = check_number(node, "threshold", threshold, 0.0, 1.0, "use the default 0.5")
@@ -185,92 +185,23 @@ class CharacterSegmentation(io.ComfyNode):
         n = src.num_frames
         w, h = src.size
         seq = pose_on_frames(node, pose, n, w, h)
-        for name, text in (("positive_points", positive_points), ("negative_points", negative_points),
-                           ("object_points", object_points)):
-            if text and text.strip():
-                try:
-                    parse_points_json(text)
-                except ValueError as e:
-                    raise InputError(node, name, str(e)) from e
-        user_frame = min(points_frame, n - 1)
-        try:  # points that name their own "frame" (SAM2 Points Editor) join the plan frame by frame
-            groups = group_by_frame(positive_points or None, negative_points or None, user_frame, n)
-        except ValueError as e:
-            raise InputError(node, "negative_points" if str(e).startswith("negative") else "positive_points",
-                             str(e), "use frame numbers of this video") from e
-        others = [f for f in groups if f != user_frame]
-        if others and points_mode == "replace" and not any(len(pos) for pos, _ in groups.values()):
-            raise InputError(node, "points_mode", "mode 'replace' needs at least one positive user point",
-                             "add a positive point or use 'add'")
         try:
-            if not others:  # every point on points_frame: the plan as always
-                prompts = plan_prompts(seq, n, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
-                                       user_positive=positive_points or None,
-                                       user_negative=negative_points or None, mode=points_mode,
-                                       object_points=object_points or None, user_frame=user_frame, width=w,
-                                       height=h, rule=prompt_rule)
-            else:
-                pos, neg = groups.get(user_frame, (None, None))
-                here = pos is not None and (len(pos) or len(neg))
-                prompts = plan_prompts(seq, n, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
-                                       user_positive=pos if here else None, user_negative=neg if here else None,
-                                       mode=points_mode if here and len(pos) else "add",
-                                       object_points=object_points or None, user_frame=user_frame, width=w,
-                                       height=h, rule=prompt_rule)
-                home = next(c.start for c in prompts if c.start <= user_frame < c.stop)
-                replaced = {home} if here and len(pos) and points_mode == "replace" else set()
-                readd = bool(here) and home not in replaced  # points_frame's own, if its chunk gets replaced
-                for f in others:
-                    for what, pts in (("positive", groups[f][0]), ("negative", groups[f][1])):
-                        bad = ~((pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h))
-                        if bad.any():
-                            x, y = pts[np.flatnonzero(bad)[0]]
-                            raise ValueError(f"{what} point ({x:g}, {y:g}) on frame {f} lies outside the {w}x{h} "
-                                             f"canvas; place the points on an image of the video's size")
-                    add_frame_points(prompts, f, groups[f][0], groups[f][1], points_mode, replaced)
-                if readd and home in replaced:
-                    add_frame_points(prompts, user_frame, pos, neg, "add", replaced)
-        except ValueError as e:
-            msg = str(e)
-            name = next((n for key, n in (("negative", "negative_points"), ("object", "object_points"),
-                                          ("positive", "positive_points"), ("replace", "points_mode"),
-                                          ("user_frame", "points_frame")) if key in msg), "pose")
-            raise InputError(node, name, msg) from e
-        mask = torch.zeros((n, h, w), dtype=torch.float32)
-        s, pw, ph = preview_size(w, h)
-        preview = np.zeros((n, ph, pw, 3), np.uint8)
+            prompts = plan_character_prompts(
+                seq, n, w, h, chunk_size=chunk_size, keyframes=keyframes, threshold=threshold,
+                positive_points=positive_points, negative_points=negative_points, points_mode=points_mode,
+                points_frame=points_frame, object_points=object_points, prompt_rule=prompt_rule)
+        except PromptInputError as e:
+            raise InputError(node, e.input_name, e.problem, e.fix) from e
         progress = Progress(n)
-        unprompted = []
-        buffered = {}
-
-        def tee():
-            """Frames one by one; a small copy of each is kept until its mask comes back (preview)."""
-            i = 0
-            for chunk in src.iter_chunks(16):
-                for f in chunk:
-                    buffered[i] = cv2.resize(f, (pw, ph), interpolation=cv2.INTER_AREA) if s < 1 else f
-                    i += 1
-                    yield f
-
-        # SAM2 is on its run device only inside this block: it goes back to the offload device when the
-        # block ends, also on an error or an interrupt (a bare stand-in predictor is run as it is).
-        session = (sam2_session(sam2_model, video_size=(h, w)) if isinstance(sam2_model, LoadedSam2)
-                   else contextlib.nullcontext())
-        with session, contextlib.closing(iter_segment_frames(
-                sam2_model, tee(), prompts, n, progress=lambda d, t: progress.set(d),
-                should_stop=lambda: check_interrupt() or False, resize=frame_resize)) as items:
-            for item in items:
-                m = item.mask
-                mask[item.index] = torch.from_numpy(m.astype(np.float32))
-                small = cv2.resize(m.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST)
-                preview[item.index] = overlay(buffered.pop(item.index), small)
-                if not item.prompted:
-                    unprompted.append(item.index)
-        covered = (mask.flatten(1).amax(1) > 0).sum().item()
-        report = f"{n} frame(s), {len(prompts)} chunk(s); character found in {covered} frame(s)"
-        if unprompted:
-            report += f"; {len(unprompted)} frame(s) in chunks without any prompt (empty masks)"
-        return io.NodeOutput(mask, to_image(preview), report, ui=ui.PreviewText(report))
+        result = segment_character(sam2_model, src, prompts, resize=frame_resize, preview=bool(frames_output),
+                                   progress=lambda done, total: progress.set(done),
+                                   should_stop=lambda: check_interrupt() or False)
+        report = result.report()
+        if frames_output:
+            mask, preview = image_batch(result.masks, node), to_float(result.preview)
+        else:
+            mask = preview = frames_blocked(node, "mask and preview outputs are", instead="its masks output")
+        return io.NodeOutput(mask, preview, report, result.masks, ui=ui.PreviewText(report))
 
 
 NODES = [Sam2Loader, CharacterSegmentation]

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from .common import CATEGORY, PREFIX, InputError, VideoSource
+from .common import CATEGORY, PREFIX, InputError, _streams_from_a_file, source_of
 
 
 def decode_audio(source) -> dict | None:
@@ -51,11 +51,13 @@ class VideoInfo(io.ComfyNode):
 
     @classmethod
     def execute(cls, video):
-        src = VideoSource(video, "video", "Video Info")  # a file without a readable video track stops here
-        try:
-            source = video.get_stream_source()
-        except Exception:
-            source = None
+        src = source_of(video, "video", "Video Info")  # a file without a readable video track stops here
+        source = None
+        if _streams_from_a_file(video):  # an in-memory VIDEO is not encoded to a file just to read its audio
+            try:
+                source = video.get_stream_source()
+            except Exception:
+                source = None
         try:
             audio = decode_audio(source) if source is not None else video.get_components().audio
         except Exception as e:  # a damaged sound track (the video track was checked above)

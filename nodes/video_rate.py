@@ -3,7 +3,7 @@
 The official preprocessing resamples the driving video to 30 fps before it extracts poses, faces
 and masks (``preprocess.frame_rate`` has the rule); in Replacement mode it also resizes every
 resampled frame to the ``resolution_area`` pixel budget (``preprocess.frame_resize``). This node
-does the same to a VIDEO without decoding it: the result is a :class:`~.lazy_video.ChunkVideo`
+does the same to a VIDEO without decoding it: the result is a :class:`~.lazy_video.LazyVideo`
 whose frames are picked out of the source (and resized) while a pack node reads it, a chunk at a
 time.
 """
@@ -16,7 +16,7 @@ from fractions import Fraction
 import numpy as np
 from comfy_api.latest import io
 
-from .common import CATEGORY, PREFIX, InputError, VideoSource, _streams_from_a_file
+from .common import CATEGORY, PREFIX, InputError, _streams_from_a_file, source_of
 
 NODE = "Wan-Animate Driving Video"
 CHUNK = 32
@@ -31,7 +31,7 @@ RESIZED_ATTR = "wak_resized_to_area"
 log = logging.getLogger("wan_animate_kit")
 
 
-def source_facts(video, src: VideoSource) -> tuple[int, float, float | None]:
+def source_facts(video, src) -> tuple[int, float, float | None]:
     """(frame count, average fps, end time in seconds of the last frame or None) as the official
     preprocessing reads them with decord (official: process_pipepline.py, ``ProcessPipeline.__call__``):
     for a file, the video packets of its first video stream are counted (demuxed, not decoded),
@@ -160,8 +160,8 @@ class DrivingVideo(io.ComfyNode):
     def execute(cls, video, fps=30.0, resize_area=0, divisor=16) -> io.NodeOutput:
         from ..preprocess.frame_rate import official_frame_num, official_resample
         from ..preprocess.frame_resize import AreaResize
-        from .lazy_video import ChunkVideo
-        from .video_file import frame_rate
+        from .lazy_video import recipe_video
+        from ..preprocess.video_file import frame_rate
 
         fps = float(fps)
         if not math.isfinite(fps) or fps < 0 or fps > MAX_FPS:
@@ -172,7 +172,7 @@ class DrivingVideo(io.ComfyNode):
         divisor = _whole(divisor, "divisor", 8, 64, "use 16 (official)")
         if video is None or not hasattr(video, "get_components"):
             raise InputError(NODE, "video", f"is not a VIDEO ({type(video).__name__})", "connect Load Video")
-        src = VideoSource(video, "video", NODE)  # a file without a readable video track stops here
+        src = source_of(video, "video", NODE)  # a file without a readable video track stops here
         width, height = src.size
         resize = None
         if resize_area:
@@ -220,7 +220,7 @@ class DrivingVideo(io.ComfyNode):
                 log.warning("%s: the video decoded fewer frames than its metadata promised; the last frame "
                             "stands in for the last %d of %d", NODE, missing, frames)
 
-        out = ChunkVideo(chunks, frames, out_w, out_h, float(rate), audio=audio)
+        out = recipe_video(chunks, frames, out_w, out_h, float(rate), audio=audio)
         if resize is not None:
             setattr(out, RESIZED_ATTR, (resize_area, divisor))
         return io.NodeOutput(out, float(rate), frames, audio, out_w, out_h)

@@ -20,20 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from .colour import crossfade as _crossfade
+from .frames import to_uint8  # noqa: F401  (re-exported: the stitcher's frames are uint8)
 from .colour import match_colour
 from .segments import SegmentPlan
-
-
-def to_uint8(frames) -> np.ndarray:
-    """Float frames in 0..1 (numpy or torch, [..., 3]) -> uint8, rounded; uint8 passes through."""
-    if hasattr(frames, "detach"):  # torch
-        import torch
-
-        return frames.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
-    arr = np.asarray(frames)
-    if arr.dtype == np.uint8:
-        return arr
-    return np.clip(np.rint(arr.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
 class Stitcher:

@@ -103,7 +103,7 @@ def test_video_outputs_are_made_on_demand_and_equal_the_frames(pose_models, monk
     import av
     from comfy_execution.graph_utils import ExecutionBlocker
     from wan_animate_kit.nodes import pose as pose_nodes
-    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.common import source_of
     from wan_animate_kit.preprocess import render
 
     imgs = frames()
@@ -120,7 +120,7 @@ def test_video_outputs_are_made_on_demand_and_equal_the_frames(pose_models, monk
     assert lazy.get_frame_count() == 6 and lazy.get_dimensions() == (160, 120)
     assert float(lazy.get_frame_rate()) == (pose.fps or 30.0)
     assert torch.equal(lazy.get_components().images, image) and torch.equal(video.get_components().images, image)
-    src = VideoSource(lazy, "pose_video")
+    src = source_of(lazy, "pose_video")
     chunks = list(src.iter_chunks(4))
     assert src.num_frames == 6 and src.size == (160, 120)
     assert np.array_equal(np.concatenate(chunks), (image.numpy() * 255).round().astype(np.uint8))

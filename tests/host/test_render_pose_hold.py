@@ -11,7 +11,7 @@ def test_render_pose_node_draws_failed_bodies_held_in_both_outputs(host, monkeyp
     from dataclasses import replace
 
     from wan_animate_kit.nodes import pose as pose_nodes
-    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.common import source_of
     from wan_animate_kit.preprocess.pose_types import PoseSequence
     from wan_animate_kit.preprocess.render import render_pose_sequence
 
@@ -25,7 +25,7 @@ def test_render_pose_node_draws_failed_bodies_held_in_both_outputs(host, monkeyp
         # the video output drawn on demand in small chunks carries the last body across chunks
         monkeypatch.setattr(pose_nodes, "DRAW_CHUNK_BYTES", (w or seq.width) * (h or seq.height) * 3 * 2)
         lazy = pose_nodes.RenderPose.execute(**args, frames_output=False).result[1]
-        parts = list(VideoSource(lazy, "pose_video").iter_chunks(2))
+        parts = list(source_of(lazy, "pose_video").iter_chunks(2))
         assert max(len(p) for p in parts) == 2
         np.testing.assert_array_equal(np.concatenate(parts), want)
         monkeypatch.undo()

@@ -231,7 +231,7 @@ def test_real_tiny_sam2_segments_pass_a_output_video(two_passes, tiny_models):
     sam = Sam2Loader.execute(checkpoint="tiny_sam2.1_hiera_t.pt", device="cpu", dtype="fp32",
                              image_size=64).result[0]
     video, pose_b = two_passes.a.video, two_passes.pose_b
-    mask, preview, report = _segment(sam, pose_b, video=video, chunk_size=8)
+    mask, preview, report, _ = _segment(sam, pose_b, video=video, chunk_size=8)
     assert tuple(mask.shape) == (T, H, W) and "2 chunk(s)" in report
     shaped = _shape(mask, pose_b)
     env = EnvironmentVideo.execute(mask=shaped, video=video, width=W, height=H, frames_output=True).result

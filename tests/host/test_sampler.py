@@ -311,20 +311,20 @@ def test_face_cfg_uncond_gets_black_faces(rig, monkeypatch):
 @pytest.mark.host
 def test_video_input_is_read_per_segment(rig, tmp_path, host):
     from comfy_api.latest import InputImpl
-    from wan_animate_kit.models.animate_sampler import StreamFrames
-    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.common import source_of
+    from wan_animate_kit.preprocess.frames import FileFrames
 
     frames = (rig.pose[:23].numpy() * 255).round().astype(np.uint8)
     path = tmp_path / "pose.mp4"
     write_mp4(path, frames, 24, crf=0)  # lossless: decoded frames compare exactly
-    src = VideoSource(InputImpl.VideoFromFile(str(path)), "pose_video")
-    everything = src.read(0, 23)
-    reader = StreamFrames(src, chunk=4)
+    everything = np.concatenate(list(source_of(InputImpl.VideoFromFile(str(path)), "pose_video").iter_chunks(8)))
+    reader = source_of(InputImpl.VideoFromFile(str(path)), "pose_video")
+    assert isinstance(reader, FileFrames) and reader.num_frames == 23
     for idx in ([0, 1, 2, 3, 4, 5, 6, 7, 8], [8, 9, 10, 11, 12, 13, 14, 15, 16], [16, 17, 18, 19, 20, 21, 22, 21, 20],
                 [2, 3]):  # forward, then mirrored padding at the end, then a restart
-        got = reader.get(idx)
+        got = reader.get_float(idx)
         assert torch.equal(got, torch.from_numpy(everything[idx]).float() / 255)
-        assert len(reader._buf) <= 9 + 4  # only a window of frames is held
+        assert len(reader._window) <= 9 + 16  # only a window of frames is held (one decoded chunk of 16 more)
     assert reader._base <= 2
 
 
@@ -352,8 +352,8 @@ def test_node_with_video_input_keeps_fps_and_count(rig, tmp_path):
 def test_on_demand_pose_and_face_videos_give_the_same_frames_as_image_batches(rig):
     """The pack's on-demand VIDEO (RenderPose/FaceCrops video outputs) is read per segment and
     samples exactly like the same frames given as IMAGE batches."""
-    from wan_animate_kit.nodes.common import VideoSource
-    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+    from wan_animate_kit.nodes.common import source_of
+    from wan_animate_kit.nodes.lazy_video import recipe_video
 
     pose_u8 = (rig.pose[:17].numpy() * 255).round().astype(np.uint8)
     face_u8 = np.repeat((rig.face.numpy() * 255).round().astype(np.uint8), 4, axis=0)[:17]
@@ -381,8 +381,8 @@ def test_on_demand_pose_and_face_videos_give_the_same_frames_as_image_batches(ri
     common = dict(clip_vision_output=rig.clip, step_callback=lambda steps: None)
     as_images = run_animate(model, rig.vae, rig.pos, rig.neg, rig.ref, torch.from_numpy(pose_u8).float() / 255, s,
                             face=torch.from_numpy(face_u8).float() / 255, **common)
-    lazy_pose = VideoSource(ChunkVideo(chunks_of(pose_u8), 17, W, H, 24), "pose_video")
-    lazy_face = VideoSource(ChunkVideo(chunks_of(face_u8), 17, 40, 40, 24), "face_video")
+    lazy_pose = source_of(recipe_video(chunks_of(pose_u8), 17, W, H, 24), "pose_video")
+    lazy_face = source_of(recipe_video(chunks_of(face_u8), 17, 40, 40, 24), "face_video")
     as_videos = run_animate(model, rig.vae, rig.pos, rig.neg, rig.ref, lazy_pose, s, face=lazy_face, **common)
     assert np.array_equal(as_videos.frames, as_images.frames)
     half = len(faces_seen) // 2

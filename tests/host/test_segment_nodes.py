@@ -41,7 +41,29 @@ def segment(model, pose, images, **kw):
     args = dict(chunk_size=4, keyframes=2, threshold=0.5, positive_points="", negative_points="",
                 points_mode="add", points_frame=0, object_points="")
     args.update(kw)
-    return CharacterSegmentation.execute(sam2_model=model, pose=pose, images=images, **args).result
+    mask, preview, report, masks = CharacterSegmentation.execute(sam2_model=model, pose=pose, images=images,
+                                                                 **args).result
+    # the compact output holds the same masks as the MASK batch
+    assert masks.num_frames == mask.shape[0] and masks.size == (mask.shape[2], mask.shape[1])
+    assert torch.equal(torch.from_numpy(masks.read(0, masks.num_frames)).float() / 255, mask)
+    return mask, preview, report
+
+
+def test_frames_output_off_keeps_only_the_compact_masks(sam2_model):
+    from comfy_execution.graph_utils import ExecutionBlocker
+    from wan_animate_kit.nodes.segment import CharacterSegmentation
+    from wan_animate_kit.preprocess.frames import PackedMasks
+
+    imgs = torch.rand(6, 48, 64, 3, generator=torch.Generator().manual_seed(3))
+    pose = standing_pose(6, 64, 48)
+    mask, _, report = segment(sam2_model, pose, imgs)
+    args = dict(chunk_size=4, keyframes=2, threshold=0.5, positive_points="", negative_points="",
+                points_mode="add", points_frame=0, object_points="", frames_output=False)
+    off = CharacterSegmentation.execute(sam2_model=sam2_model, pose=pose, images=imgs, **args).result
+    assert isinstance(off[0], ExecutionBlocker) and isinstance(off[1], ExecutionBlocker)
+    assert "frames_output" in off[0].message and off[2] == report
+    assert isinstance(off[3], PackedMasks) and off[3].nbytes < mask.numel() // 8 + 100 * 6
+    assert torch.equal(torch.from_numpy(off[3].read(0, 6)).float() / 255, mask)
 
 
 def test_segmentation_in_chunks_gives_one_mask_per_frame(sam2_model):
@@ -94,7 +116,8 @@ def test_node_defaults_are_official(host):
         assert "official" in seg[name].tooltip, name
     assert seg["positive_points"].default == seg["negative_points"].default == seg["object_points"].default == ""
     # new inputs come last, so widget values of saved workflows keep their places
-    assert [i.id for i in CharacterSegmentation.GET_SCHEMA().inputs][-2:] == ["prompt_rule", "frame_resize"]
+    assert [i.id for i in CharacterSegmentation.GET_SCHEMA().inputs][-3:] == ["prompt_rule", "frame_resize",
+                                                                            "frames_output"]
 
 
 @pytest.mark.parametrize("n", [5, 401])
@@ -114,7 +137,7 @@ def test_node_with_its_defaults_makes_the_official_get_mask_calls(host, n):
     official = official_get_mask(theirs, list(frames), official_metas(kps[:, 0], w, h))
     ours = RecordingPredictor()
     args = {k: v for k, v in node_defaults(CharacterSegmentation).items()}
-    mask, preview, report = CharacterSegmentation.execute(
+    mask, preview, report, _ = CharacterSegmentation.execute(
         sam2_model=ours, pose=PoseSequence(kps, (0,), w, h, fps=30.0),
         images=torch.from_numpy(frames.astype(np.float32) / 255.0), **args).result
     assert ours.log == [c for c in theirs.log if c[0] != "reset"]

@@ -56,9 +56,9 @@ def run(video, fps=30.0):
 
 
 def read(video) -> np.ndarray:
-    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.common import source_of
 
-    parts = list(VideoSource(video, "video").iter_chunks(32))
+    parts = list(source_of(video, "video").iter_chunks(32))
     assert all(1 <= len(p) <= 32 for p in parts)
     return np.concatenate(parts)
 
@@ -66,14 +66,14 @@ def read(video) -> np.ndarray:
 @pytest.mark.parametrize("n,src_fps", [(19, 24), (25, 60), (27, 25), (23, Fraction(30000, 1001))])
 def test_resampled_frames_are_the_official_source_frames(host, tmp_path, n, src_fps):
     from comfy_api.latest import InputImpl
-    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+    from wan_animate_kit.nodes.lazy_video import LazyVideo
 
     path = write_clip(tmp_path / "clip.mp4", n, src_fps)
     with av.open(str(path)) as c:
         assert c.streams.video[0].average_rate == src_fps
     video, fps, frames, audio = run(InputImpl.VideoFromFile(str(path)))
     want = official_indices(n, float(src_fps))
-    assert isinstance(video, ChunkVideo) and fps == 30.0 and frames == len(want)
+    assert isinstance(video, LazyVideo) and fps == 30.0 and frames == len(want)
     assert video.get_frame_count() == frames and video.get_frame_rate() == 30 and video.get_dimensions() == (W, H)
     got = read(video)
     assert [level_index(f) for f in got] == want  # the right source frames, in order
@@ -88,17 +88,17 @@ def test_resampled_frames_are_the_official_source_frames(host, tmp_path, n, src_
 
 def test_source_facts_are_read_like_decord(host, tmp_path):
     from comfy_api.latest import InputImpl, Types
-    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.common import source_of
     from wan_animate_kit.nodes.video_rate import source_facts
 
     for n, fps in ((19, 24), (23, Fraction(30000, 1001))):
         video = InputImpl.VideoFromFile(str(write_clip(tmp_path / f"facts{n}.mp4", n, fps)))
-        count, rate, end = source_facts(video, VideoSource(video))
+        count, rate, end = source_facts(video, source_of(video))
         # packets of the video stream, the average rate as a double, end of the last frame in seconds
         assert count == n and rate == float(fps) and end == pytest.approx(n / float(fps), abs=1e-6)
     imgs = torch.zeros(5, H, W, 3)
     memory = InputImpl.VideoFromComponents(Types.VideoComponents(images=imgs, frame_rate=Fraction(25)))
-    assert source_facts(memory, VideoSource(memory)) == (5, 25.0, None)
+    assert source_facts(memory, source_of(memory)) == (5, 25.0, None)
 
 
 def test_24_and_60_fps_by_hand(host, tmp_path):
@@ -114,11 +114,11 @@ def test_24_and_60_fps_by_hand(host, tmp_path):
 
 def test_nothing_is_decoded_until_a_node_reads_the_video(host, tmp_path, monkeypatch):
     from comfy_api.latest import InputImpl
-    from wan_animate_kit.nodes import common
+    from wan_animate_kit.preprocess.frames import FileFrames
 
     calls = []
-    real = common.VideoSource.iter_chunks
-    monkeypatch.setattr(common.VideoSource, "iter_chunks", lambda self, *a: calls.append(1) or real(self, *a))
+    real = FileFrames.iter_chunks
+    monkeypatch.setattr(FileFrames, "iter_chunks", lambda self, *a: calls.append(1) or real(self, *a))
     video = run(InputImpl.VideoFromFile(str(write_clip(tmp_path / "c.mp4", 19, 24))))[0]
     assert calls == []
     assert len(read(video)) == 23 and calls
@@ -138,7 +138,7 @@ def test_source_rate_is_the_identity(host, tmp_path):
 
 def test_a_30_fps_clip_passes_through_unless_the_official_arithmetic_drops_a_frame(host, tmp_path):
     from comfy_api.latest import InputImpl
-    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+    from wan_animate_kit.nodes.lazy_video import LazyVideo
 
     src = InputImpl.VideoFromFile(str(write_clip(tmp_path / "e.mp4", 20, 30)))
     video, fps, frames, _ = run(src)
@@ -146,7 +146,7 @@ def test_a_30_fps_clip_passes_through_unless_the_official_arithmetic_drops_a_fra
     # int(123 / 30.0 * 30) == 122 in float arithmetic: the official clip loses its last frame
     src = InputImpl.VideoFromFile(str(write_mp4(tmp_path / "f.mp4", ramp(123, 32, 32, step=2), 30, crf=0)))
     video, fps, frames, audio = run(src)
-    assert isinstance(video, ChunkVideo) and frames == 122 and audio is None
+    assert isinstance(video, LazyVideo) and frames == 122 and audio is None
     assert np.array_equal(read(video), decode_all(tmp_path / "f.mp4")[:122])
 
 
@@ -236,16 +236,15 @@ def test_sam2_segmentation_reads_the_resampled_frames(host, tmp_path, monkeypatc
 
 def test_the_samplers_frame_reader_takes_it_segment_by_segment(host, tmp_path):
     from comfy_api.latest import InputImpl
-    from wan_animate_kit.models.animate_sampler import frames_of
-    from wan_animate_kit.nodes.common import VideoSource
+    from wan_animate_kit.nodes.common import source_of
 
     path = write_clip(tmp_path / "k.mp4", 19, 24)
     video = run(InputImpl.VideoFromFile(str(path)))[0]
     expected = decode_all(path)[official_indices(19, 24.0)]
-    reader = frames_of(VideoSource(video, "pose_video"))
+    reader = source_of(video, "pose_video")
     assert reader.num_frames == 23
     for segment in (range(0, 9), range(5, 16), range(14, 23), range(0, 4)):  # overlaps, then a restart
-        got = (reader.get(list(segment)).numpy() * 255).round().astype(np.uint8)
+        got = (reader.get_float(list(segment)).numpy() * 255).round().astype(np.uint8)
         assert np.array_equal(got, expected[list(segment)])
 
 
@@ -294,14 +293,14 @@ def official_replace_frames(path, n, src_fps, area, fps=30):
 ])
 def test_resize_area_gives_the_official_resize_by_area_frames(host, tmp_path, w, h, n, src_fps, area, size):
     from comfy_api.latest import InputImpl
-    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+    from wan_animate_kit.nodes.lazy_video import LazyVideo
     from wan_animate_kit.preprocess.resolution import size_for_area
 
     path = pattern_clip(tmp_path / "p.mp4", n, src_fps, w, h)
     video, fps, frames, audio, width, height = run_all(InputImpl.VideoFromFile(str(path)), resize_area=area)
     want = official_replace_frames(path, n, src_fps, area)
     assert size_for_area(w, h, area=area) == size == (width, height)
-    assert isinstance(video, ChunkVideo) and video.get_dimensions() == size and frames == len(want) == video.num_frames
+    assert isinstance(video, LazyVideo) and video.get_dimensions() == size and frames == len(want) == video.num_frames
     assert fps == 30.0 and audio is not None
     got = read(video)
     assert got.shape == want.shape and np.array_equal(got, want)
@@ -312,12 +311,12 @@ def test_resize_area_gives_the_official_resize_by_area_frames(host, tmp_path, w,
 
 def test_source_rate_with_a_resize_still_resizes(host, tmp_path):
     from comfy_api.latest import InputImpl
-    from wan_animate_kit.nodes.lazy_video import ChunkVideo
+    from wan_animate_kit.nodes.lazy_video import LazyVideo
 
     path = pattern_clip(tmp_path / "q.mp4", 11, 24, 50, 38)
     src = InputImpl.VideoFromFile(str(path))
     video, fps, frames, audio, width, height = run_all(src, fps=0.0, resize_area=96 * 80)
-    assert isinstance(video, ChunkVideo) and (fps, frames, width, height) == (24.0, 11, 96, 64)
+    assert isinstance(video, LazyVideo) and (fps, frames, width, height) == (24.0, 11, 96, 64)
     assert video.get_frame_rate() == 24
     assert np.array_equal(read(video), official_replace_frames(path, 11, 24, 96 * 80, fps=0))
     # without resize_area the source is still handed on as it is

@@ -18,7 +18,7 @@ from PIL import Image
 from sam2_official import (OFFICIAL_OVERRIDES, RecordingPredictor, official_frame_tensor,  # noqa: E402
                            official_get_mask, official_metas)
 from wan_animate_kit.models import sam2_video  # noqa: E402
-from wan_animate_kit.models.sam2_video import (ChunkImages, _FrameSource, build_inference_state,  # noqa: E402
+from wan_animate_kit.models.sam2_video import (ChunkImages, _one_by_one, _take_resized, build_inference_state,  # noqa: E402
                                                normalisation_table, resize_for_model, segment_video)
 from wan_animate_kit.preprocess.pose_types import PoseSequence  # noqa: E402
 from wan_animate_kit.preprocess.sam_prompts import chunk_bounds, plan_prompts  # noqa: E402
@@ -48,8 +48,8 @@ def test_model_input_equals_the_official_frame_tensor(h, w, size):
         assert mine.dtype == torch.float32 and mine.shape == (3, size, size)
         assert torch.equal(mine, official_frame_tensor(frames[i], size)), i
     # the streaming path (ComfyUI IMAGE floats, read one frame at a time) gives the same tensors
-    source = _FrameSource(torch.from_numpy(frames.astype(np.float32) / 255.0))
-    data, hw = source.take_resized(3, size)
+    source = _one_by_one(torch.from_numpy(frames.astype(np.float32) / 255.0))
+    data, hw = _take_resized(source, 3, size, 0)
     assert hw == (h, w) and torch.equal(data, state["images"].data)
 
 

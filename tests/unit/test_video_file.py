@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from media import ramp
-from wan_animate_kit.nodes.video_file import VideoFileWriter, audio_array, frame_rate
+from wan_animate_kit.preprocess.video_file import VideoFileWriter, audio_array, frame_rate
 
 
 def _read(path):
