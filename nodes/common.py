@@ -187,18 +187,18 @@ def _streams_from_a_file(video) -> bool:
 
 def pose_on_frames(node: str, pose, num_frames: int, width: int, height: int):
     """``pose`` checked against the video it was extracted from (same frame count, else an error
-    naming 'pose') and moved onto its ``width`` x ``height`` frames by scaling x and y, the official
-    normalise-then-multiply convention (process_pipepline.py get_mask: keypoints / size * wh)."""
+    naming 'pose') and moved onto its ``width`` x ``height`` frames with the pack's one keypoint
+    rescale (``preprocess.resolution.scale_keypoints``, the official normalise-then-multiply)."""
     from dataclasses import replace
+
+    from ..preprocess.resolution import scale_keypoints
 
     if pose.num_frames != num_frames:
         raise InputError(node, "pose", f"has {pose.num_frames} frames, the video has {num_frames}",
                          "use the pose extracted from this video")
     if (pose.width, pose.height) == (width, height):
         return pose
-    kps = pose.keypoints.copy()
-    kps[..., 0] *= width / pose.width
-    kps[..., 1] *= height / pose.height
+    kps = scale_keypoints(pose.keypoints, pose.width, pose.height, width, height)
     return replace(pose, keypoints=kps, width=width, height=height)
 
 

@@ -5,21 +5,40 @@ import numpy as np
 import torch
 from comfy_api.latest import io, ui
 
-from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, Progress, check_number, frames_blocked,
-                     frames_of, frames_output_input, one_source, to_image, to_uint8)
+from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Masks, Pose, Progress, check_number, frames_blocked,
+                     frames_output_input, image_batch, is_source, one_source, to_float, to_uint8)
 
 HEAD = slice(0, 5)  # COCO nose, eyes, ears
 
 
 def head_points_for(pose, num_frames: int, width: int, height: int) -> np.ndarray:
-    """[T, 5, 3] head points of the pose subject in mask pixels (scaled from the pose canvas)."""
-    kps = pose.subject_keypoints[:, HEAD].copy()
+    """[T, 5, 3] head points of the pose subject in mask pixels (``resolution.scale_keypoints``)."""
+    from ..preprocess.resolution import scale_keypoints
+
+    kps = pose.subject_keypoints[:, HEAD]
     if len(kps) != num_frames:
         raise InputError("Mask Shaping", "pose", f"has {len(kps)} frames, the mask has {num_frames}",
                          "use the pose extracted from the same video")
-    kps[..., 0] *= width / pose.width
-    kps[..., 1] *= height / pose.height
-    return kps
+    return scale_keypoints(kps, pose.width, pose.height, width, height)
+
+
+def _mask_input(node: str, mask):
+    """A MASK batch ([H, W] becomes one frame) or compact masks, checked."""
+    if is_source(mask):
+        if not mask.is_mask or mask.num_frames == 0:
+            raise InputError(node, "mask", "is not a mask sequence with frames", "connect a MASK or compact masks")
+        return mask
+    if not isinstance(mask, torch.Tensor):
+        raise InputError(node, "mask", f"expected a MASK, got {type(mask).__name__}", "connect a MASK")
+    if mask.ndim == 2:
+        mask = mask[None]
+    if mask.ndim != 3 or mask.shape[0] == 0:
+        raise InputError(node, "mask", f"expected [frames, H, W], got {tuple(mask.shape)}")
+    return mask
+
+
+def _mask_socket(tooltip: str):
+    return io.MultiType.Input(io.Mask.Input("mask", tooltip=tooltip), types=[io.Mask, Masks])
 
 
 class MaskShape(io.ComfyNode):
@@ -34,8 +53,8 @@ class MaskShape(io.ComfyNode):
                         "whose mask is empty from their neighbours. The model gets the hard mask; soft_mask is for "
                         "a final feathered composite only.",
             inputs=[
-                io.Mask.Input("mask", tooltip="Per-frame character mask (1 = character), e.g. from SAM2 Character "
-                                              "Segmentation."),
+                _mask_socket("Per-frame character mask (1 = character): a MASK, or the compact masks of SAM2 "
+                             "Character Segmentation (memory flat in video length)."),
                 io.Int.Input("kernel", default=7, min=1, max=101, step=2,
                              tooltip="Dilation kernel size in pixels (official 7)."),
                 io.Int.Input("iterations", default=3, min=0, max=50,
@@ -70,54 +89,67 @@ class MaskShape(io.ComfyNode):
                                          "stops with an error on an empty mask)."),
                 Pose.Input("pose", optional=True,
                            tooltip="Poses of the same video (the same tracked person), for the head growth."),
+                io.Boolean.Input("frames_output", default=True, optional=True,
+                                 tooltip="On: also return mask and soft_mask as float MASK batches (4 bytes a "
+                                         "pixel: a 1000-frame 1280x720 MASK takes 3.7 GB). Off: only the compact "
+                                         "'masks' output (the same hard masks), so memory stays flat for any "
+                                         "length; a node connected to mask or soft_mask is then stopped with a "
+                                         "message."),
             ],
             outputs=[
-                io.Mask.Output(display_name="mask", tooltip="Hard shaped mask for the sampler."),
-                io.Mask.Output(display_name="soft_mask", tooltip="Feathered mask for a final composite."),
+                io.Mask.Output(display_name="mask", tooltip="Hard shaped mask for the sampler (needs frames_output "
+                               "on)."),
+                io.Mask.Output(display_name="soft_mask", tooltip="Feathered mask for a final composite (needs "
+                               "frames_output on)."),
                 io.String.Output(display_name="report"),
+                Masks.Output(display_name="masks", tooltip="The hard shaped masks kept compact (bit-packed), for "
+                             "Environment Video."),
             ],
         )
 
     @classmethod
     def execute(cls, mask, kernel, iterations, block, block_rows, block_cols, head_growth, feather, fill_empty,
-                pose=None, block_grid="official"):
-        from ..preprocess.masks import coverage_warnings, feather as feather_mask, fill_empty_masks, shape_mask_sequence
+                pose=None, block_grid="official", frames_output=True):
+        from ..preprocess.mask_video import mask_length, mask_size, shape_masks
+        from ..preprocess.masks import coverage_messages, feather as feather_mask
 
-        if mask.ndim == 2:
-            mask = mask[None]
-        if mask.ndim != 3 or mask.shape[0] == 0:
-            raise InputError("Mask Shaping", "mask", f"expected [frames, H, W], got {tuple(mask.shape)}")
+        node = "Mask Shaping"
+        mask = _mask_input(node, mask)
         if block_grid not in ("official", "even"):
-            raise InputError("Mask Shaping", "block_grid", f"is {block_grid!r}", "pick 'official' or 'even'")
+            raise InputError(node, "block_grid", f"is {block_grid!r}", "pick 'official' or 'even'")
         if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
-            raise InputError("Mask Shaping", "kernel", f"must be an odd whole number of pixels of at least 1, got "
+            raise InputError(node, "kernel", f"must be an odd whole number of pixels of at least 1, got "
                              f"{kernel!r}", "use an odd size such as 7 (official)")
-        head_growth = check_number("Mask Shaping", "head_growth", head_growth, 0.0, 4.0, "use 0 (off) up to 4")
-        feather = check_number("Mask Shaping", "feather", feather, 0.0, 128.0, "use 0 (hard edge) up to 128 pixels")
+        head_growth = check_number(node, "head_growth", head_growth, 0.0, 4.0, "use 0 (off) up to 4")
+        feather = check_number(node, "feather", feather, 0.0, 128.0, "use 0 (hard edge) up to 128 pixels")
         if head_growth > 0 and pose is None:
-            raise InputError("Mask Shaping", "pose", "head_growth is on but no pose is connected",
+            raise InputError(node, "pose", "head_growth is on but no pose is connected",
                              "connect the pose of the same video, or set head_growth to 0")
-        m = (mask.cpu().numpy() >= 0.5)
-        t, h, w = m.shape
-        notes = []
-        if fill_empty:
-            m, empty = fill_empty_masks(m)
-            if empty:
-                notes.append(f"{len(empty)} empty frame(s) filled from neighbours: {empty[:10]}"
-                             + (" ..." if len(empty) > 10 else ""))
+        t, (w, h) = mask_length(mask), mask_size(mask)
         heads = head_points_for(pose, t, w, h) if head_growth > 0 else None
-        progress = Progress(2)
-        shaped = shape_mask_sequence(m, kernel=kernel, iterations=iterations, kh=block_rows, kw=block_cols,
-                                     block=block, head_points=heads, head_radius_scale=max(head_growth, 1e-3),
-                                     grid=block_grid)
-        progress.update()
-        hard = torch.from_numpy(shaped.astype(np.float32))
-        # feather 0: soft_mask is the hard mask itself (no second full-length copy held by the host)
-        soft = torch.from_numpy(np.asarray(feather_mask(shaped, feather), np.float32)) if feather > 0 else hard
-        progress.update()
-        notes += coverage_warnings(shaped)
+        progress = Progress(t)
+        shaped, empty, coverage = shape_masks(mask, kernel=kernel, iterations=iterations, kh=block_rows,
+                                              kw=block_cols, block=block, grid=block_grid, head_points=heads,
+                                              head_radius_scale=max(head_growth, 1e-3), fill_empty=fill_empty,
+                                              on_chunk=progress.set)
+        notes = []
+        if empty:
+            notes.append(f"{len(empty)} empty frame(s) filled from neighbours: {empty[:10]}"
+                         + (" ..." if len(empty) > 10 else ""))
+        notes += coverage_messages(coverage)
         report = "\n".join(notes) or "ok"
-        return io.NodeOutput(hard, soft, report, ui=ui.PreviewText(report))
+        if frames_output:
+            hard = image_batch(shaped, node)
+            if feather > 0:
+                soft = torch.empty_like(hard)
+                for s in range(0, t, 16):
+                    soft[s:s + 16] = torch.from_numpy(np.asarray(feather_mask(shaped.read(s, s + 16) >= 128,
+                                                                              feather), np.float32))
+            else:  # soft_mask is the hard mask itself (no second full-length copy held by the host)
+                soft = hard
+        else:
+            hard = soft = frames_blocked(node, "mask and soft_mask outputs are", instead="its masks output")
+        return io.NodeOutput(hard, soft, report, shaped, ui=ui.PreviewText(report))
 
 
 class EnvironmentVideo(io.ComfyNode):
@@ -135,13 +167,18 @@ class EnvironmentVideo(io.ComfyNode):
                 io.Image.Input("images", optional=True, tooltip="Frames of the driving video. Connect this or video."),
                 io.Video.Input("video", optional=True, tooltip="The driving video, read a chunk at a time. Connect "
                                "this or images."),
-                io.Mask.Input("mask", tooltip="Shaped character mask (from Character Mask Shaping), one per frame "
-                                              "or one for all; at the frames' size, or resized to it (nearest)."),
+                _mask_socket("Shaped character mask (from Character Mask Shaping: its compact masks keep memory "
+                             "flat), one per frame or one for all; at the frames' size, or resized to it (nearest)."),
                 io.Int.Input("width", default=0, min=0, max=8192, step=16, optional=True,
                              tooltip="Output width (from Wan-Animate Output Size); 0 = the frames' own."),
                 io.Int.Input("height", default=0, min=0, max=8192, step=16, optional=True,
                              tooltip="Output height (from Wan-Animate Output Size); 0 = the frames' own."),
                 frames_output_input("environment frames and overlay"),
+                io.Boolean.Input("mask_output", default=True, optional=True,
+                                 tooltip="On: also return the placed mask as a float MASK batch (4 bytes a pixel). "
+                                         "Off: only the compact 'masks' output (the same masks), so memory stays "
+                                         "flat for any length; a node connected to mask is then stopped with a "
+                                         "message."),
             ],
             outputs=[
                 io.Image.Output(display_name="environment", tooltip="Frames with the character region black "
@@ -153,41 +190,44 @@ class EnvironmentVideo(io.ComfyNode):
                                 "on demand (no memory held). Connect it to the sampler's environment_video."),
                 io.Video.Output(display_name="overlay_video", tooltip="The overlay as a VIDEO made on demand, to "
                                 "save or preview."),
+                Masks.Output(display_name="masks", tooltip="The mask at the output size kept compact (bit-packed; "
+                             "on = 0.5 and above). Connect it to the sampler's character_mask."),
             ],
         )
 
     @classmethod
-    def execute(cls, mask, images=None, video=None, width=0, height=0, frames_output=True):
-        from ..preprocess.masks import environment_frames, letterbox_masks, overlay, resize_masks
+    def execute(cls, mask, images=None, video=None, width=0, height=0, frames_output=True, mask_output=True):
+        from ..preprocess.frames import PackedMasks, RecipeFrames
+        from ..preprocess.mask_video import mask_length, placed_masks
+        from ..preprocess.masks import environment_frames, overlay
         from ..preprocess.resolution import padding_resize
-        from .lazy_video import ChunkVideo
+        from .lazy_video import LazyVideo
 
         node = "Environment Video"
         src = one_source(node, images, video)
-        if mask.ndim == 2:
-            mask = mask[None]
+        mask = _mask_input(node, mask)
         t, (sw, sh) = src.num_frames, src.size
         w, h = int(width) or sw, int(height) or sh
         if w % 2 or h % 2:
             raise InputError(node, "width" if w % 2 else "height", f"{w}x{h} is not even", "use multiples of 16")
-        if mask.ndim != 3 or mask.shape[0] not in (1, t):
-            raise InputError(node, "mask", f"has {mask.shape[0] if mask.ndim == 3 else '?'} frames, the video {t}",
+        if mask_length(mask) not in (1, t):
+            raise InputError(node, "mask", f"has {mask_length(mask)} frames, the video {t}",
                              "use the mask of the same video (or one mask for all frames)")
-        m = mask.cpu().numpy().astype(np.float32)
-        if m.shape[1:] != (sh, sw):
-            m = resize_masks(m, sh, sw)
-        m = letterbox_masks(m, w, h)
-        if m.shape[0] == 1 and t > 1:
-            m = np.broadcast_to(m, (t, h, w))
-        m_t = torch.from_numpy(np.ascontiguousarray(m))
         fps = src.fps or DEFAULT_FPS
+
+        def masks_at(start: int, stop: int) -> np.ndarray:
+            return placed_masks(mask, start, stop, sw, sh, w, h)
+
+        packed = PackedMasks(w, h, fps, "mask")
+        for s in range(0, t, 64):
+            packed.append(masks_at(s, min(t, s + 64)))
 
         def frames_with_masks():
             pos = 0
             for chunk in src.iter_chunks(16):
                 if (w, h) != (sw, sh):
                     chunk = np.stack([padding_resize(f, w, h) for f in chunk])
-                yield chunk, m[pos:pos + len(chunk)]
+                yield chunk, masks_at(pos, pos + len(chunk))
                 pos += len(chunk)
 
         def env_chunks():
@@ -198,16 +238,22 @@ class EnvironmentVideo(io.ComfyNode):
             for chunk, mm in frames_with_masks():
                 yield overlay(chunk, mm)
 
-        env_video = ChunkVideo(env_chunks, t, w, h, fps)
-        over_video = ChunkVideo(overlay_chunks, t, w, h, fps)
+        env_video = LazyVideo(RecipeFrames(env_chunks, t, w, h, fps, "environment_video"))
+        over_video = LazyVideo(RecipeFrames(overlay_chunks, t, w, h, fps, "overlay_video"))
+        m_t = None
+        if mask_output or (frames_output and images is not None and (w, h) == (sw, sh)):
+            m_t = torch.empty((t, h, w), dtype=torch.float32)
+            for s in range(0, t, 64):
+                m_t[s:s + 64] = torch.from_numpy(np.ascontiguousarray(masks_at(s, min(t, s + 64))))
         if not frames_output:
             env = over = frames_blocked(node)
         elif images is not None and (w, h) == (sw, sh):  # exact float arithmetic on the given frames
             env = environment_frames(images[..., :3], m_t)
-            over = to_image(overlay(to_uint8(images), m))
+            over = to_float(overlay(to_uint8(images), m_t.numpy()))
         else:
-            env, over = frames_of(env_video, node), frames_of(over_video, node)
-        return io.NodeOutput(env, m_t, over, env_video, over_video)
+            env, over = image_batch(env_video.source, node), image_batch(over_video.source, node)
+        out_mask = m_t if mask_output else frames_blocked(node, "mask output is", "mask_output", "its masks output")
+        return io.NodeOutput(env, out_mask, over, env_video, over_video, packed)
 
 
 NODES = [MaskShape, EnvironmentVideo]

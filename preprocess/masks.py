@@ -442,7 +442,12 @@ def mask_coverage(masks: np.ndarray) -> np.ndarray:
 
 def coverage_warnings(masks: np.ndarray, low: float = 1e-4, high: float = 0.98) -> list[str]:
     """Preflight messages for frames whose mask is (nearly) empty or covers (nearly) everything."""
-    cov = mask_coverage(masks)
+    return coverage_messages(mask_coverage(masks), low, high)
+
+
+def coverage_messages(cov: np.ndarray, low: float = 1e-4, high: float = 0.98) -> list[str]:
+    """``coverage_warnings`` from the on-pixel share of each frame (``mask_coverage``)."""
+    cov = np.asarray(cov, np.float64)
     msgs = []
     empty = np.flatnonzero(cov < low)
     full = np.flatnonzero(cov > high)

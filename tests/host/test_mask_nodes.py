@@ -12,7 +12,21 @@ def shape(mask, **kw):
     args = dict(kernel=7, iterations=3, block=True, block_rows=1, block_cols=1, head_growth=0.0, feather=4.0,
                 fill_empty=True)
     args.update(kw)
-    return MaskShape.execute(mask=mask, **args).result
+    hard, soft, report, masks = MaskShape.execute(mask=mask, **args).result
+    # the compact output holds the hard masks, and compact masks in give the same outputs as a MASK
+    assert torch.equal(torch.from_numpy(masks.read(0, masks.num_frames)).float() / 255, hard)
+    if not hasattr(mask, "iter_chunks"):
+        again = MaskShape.execute(mask=packed(mask), **args).result
+        assert torch.equal(again[0], hard) and torch.equal(again[1], soft) and again[2] == report
+    return hard, soft, report
+
+
+def packed(mask):
+    from wan_animate_kit.preprocess.frames import PackedMasks
+
+    out = PackedMasks(mask.shape[-1], mask.shape[-2])
+    out.append(mask if mask.ndim == 3 else mask[None])
+    return out
 
 
 def test_official_shaping_gives_the_dilated_bounding_box_and_fills_empty_frames(host):
@@ -82,7 +96,8 @@ def test_environment_video_is_black_inside_the_mask_only(host):
     imgs = torch.rand(2, 32, 48, 3) * 0.9 + 0.05
     m = torch.zeros(2, 16, 24)
     m[:, 4:8, 6:12] = 1  # half-size mask is resized to the frames
-    env, mask, over, env_video, over_video = EnvironmentVideo.execute(images=imgs, mask=m).result
+    env, mask, over, env_video, over_video, masks = EnvironmentVideo.execute(images=imgs, mask=m).result
+    assert torch.equal(torch.from_numpy(masks.read(0, 2)).float() / 255, mask)
     assert mask.shape == (2, 32, 48)
     inside = mask > 0.5
     assert torch.all(env[inside] == 0)
@@ -120,9 +135,30 @@ def test_environment_from_a_video_letterboxed_to_the_output_size(host, tmp_path)
     assert px[:, 30, 20].max() == 0 and torch.all(px[:, 30, 40] == 200)  # black inside the mask only
     eager = EnvironmentVideo.execute(video=video, mask=m, width=64, height=64).result
     assert torch.equal(eager[0], env.images)
+    # compact masks in, compact masks out, no MASK batch: the same environment video and masks
+    lean = EnvironmentVideo.execute(video=video, mask=packed(m), width=64, height=64, frames_output=False,
+                                    mask_output=False).result
+    assert isinstance(lean[1], ExecutionBlocker) and "mask_output" in lean[1].message
+    assert torch.equal(lean[3].get_components().images, env.images)
+    assert torch.equal(torch.from_numpy(lean[5].read(0, 5)).float() / 255, mask)
     assert OutputSize.execute(area=64 * 32, divisor=16, video=video).result == (64, 32)
     with pytest.raises(ValueError, match="exactly one"):
         OutputSize.execute(area=64 * 32, divisor=16)
     with pytest.raises(ValueError, match="mask"):
         EnvironmentVideo.execute(video=video, mask=torch.zeros(3, 32, 64))
 
+
+
+def test_frames_output_off_makes_no_mask_batch(host):
+    from comfy_execution.graph_utils import ExecutionBlocker
+
+    m = torch.zeros(4, 40, 56)
+    m[1:, 10:20, 12:30] = 1  # frame 0 is empty: filled from frame 1
+    hard, soft, report = shape(m)
+    off = __import__("wan_animate_kit.nodes.mask", fromlist=["MaskShape"]).MaskShape.execute(
+        mask=packed(m), kernel=7, iterations=3, block=True, block_rows=1, block_cols=1, head_growth=0.0, feather=4.0,
+        fill_empty=True, frames_output=False).result
+    assert isinstance(off[0], ExecutionBlocker) and isinstance(off[1], ExecutionBlocker) and off[2] == report
+    assert "1 empty frame(s) filled" in report
+    assert torch.equal(torch.from_numpy(off[3].read(0, 4)).float() / 255, hard)
+    assert torch.equal(hard[0], hard[1])
