@@ -151,7 +151,7 @@ def preview_frames(frames: np.ndarray, people: Sequence[np.ndarray], max_side: i
     import cv2
 
     from ..preprocess.render import draw_person
-    from ..preprocess.resolution import preview_size
+    from ..preprocess.frames import preview_size
 
     t, h, w = frames.shape[:3]
     s, nw, nh = preview_size(w, h, max_side)

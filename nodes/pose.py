@@ -11,8 +11,8 @@ import torch
 from comfy_api.latest import io, ui
 
 from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_image_memory,
-                     check_interrupt, check_number, frames_blocked, frames_of, frames_output_input, model_file,
-                     one_source)
+                     check_interrupt, check_number, frames_blocked, frames_output_input, image_batch, model_file,
+                     one_source, to_float)
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
@@ -246,8 +246,7 @@ class PoseExtract(io.ComfyNode):
         if gpu is not None:
             host_memory.empty_cache()
         log.info("Wan-Animate Kit pose extraction: %s", result.report)
-        preview = (torch.from_numpy(result.preview).float().div_(255.0) if frames_output
-                   else frames_blocked(node))
+        preview = to_float(result.preview) if frames_output else frames_blocked(node)
         return io.NodeOutput(result.pose, preview, result.report, ui=ui.PreviewText(result.report))
 
 
@@ -286,7 +285,7 @@ class RenderPose(io.ComfyNode):
     @classmethod
     def execute(cls, pose, width, height, letterbox, draw_hands, draw_head, frames_output=True):
         from ..preprocess.render import iter_pose_chunks, keypoints_problem
-        from .lazy_video import ChunkVideo
+        from .lazy_video import recipe_video
 
         node = "Render Pose"
         if pose.num_people == 0:
@@ -313,9 +312,8 @@ class RenderPose(io.ComfyNode):
             # the official body hold, carried from chunk to chunk (extracted poses; see preprocess.render)
             yield from iter_pose_chunks(pose, chunk, w, h, letterbox, draw_hands=draw_hands, draw_head=draw_head)
 
-        video = ChunkVideo(draw, pose.num_frames, w, h, pose.fps or DEFAULT_FPS)
-        return io.NodeOutput(frames_of(video, "Render Pose") if frames_output else frames_blocked("Render Pose"),
-                             video)
+        video = recipe_video(draw, pose.num_frames, w, h, pose.fps or DEFAULT_FPS, name="pose_video")
+        return io.NodeOutput(image_batch(video.source, node) if frames_output else frames_blocked(node), video)
 
 
 class FaceCrops(io.ComfyNode):
@@ -361,7 +359,7 @@ class FaceCrops(io.ComfyNode):
     def execute(cls, pose, mode, size, images=None, video=None, frames_output=True):
         from ..preprocess.face import crop_faces, crop_faces_official, face_boxes
         from ..preprocess.resolution import scale_keypoints
-        from .lazy_video import ChunkVideo
+        from .lazy_video import recipe_video
 
         src = one_source("Face Crops", images, video)
         if pose.num_people == 0:
@@ -392,9 +390,9 @@ class FaceCrops(io.ComfyNode):
                 yield cut(chunk, boxes[pos:pos + len(chunk)], size=size)
                 pos += len(chunk)
 
-        faces = ChunkVideo(crop, src.num_frames, size, size, fps)
+        faces = recipe_video(crop, src.num_frames, size, size, fps, name="face_video")
         report = f"{len(low)} frame(s) with a missing or unsure face" + (f": {low[:20]}" if low else "")
-        frames = frames_of(faces, "Face Crops") if frames_output else frames_blocked("Face Crops")
+        frames = image_batch(faces.source, "Face Crops") if frames_output else frames_blocked("Face Crops")
         return io.NodeOutput(frames, report, faces, ui=ui.PreviewText(report))
 
 

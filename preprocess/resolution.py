@@ -84,13 +84,6 @@ def letterbox_transform(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple
     return float(scale), float(ox), float(oy)
 
 
-def preview_size(width: int, height: int, max_side: int = 384) -> tuple[float, int, int]:
-    """(scale, width, height) of a preview of a ``width`` x ``height`` picture no larger than
-    ``max_side`` a side (scale 1 when it already fits; each side at least 2 pixels)."""
-    s = min(1.0, max_side / max(width, height))
-    return s, max(2, int(round(width * s))), max(2, int(round(height * s)))
-
-
 INTERPOLATIONS = ("area_when_shrinking", "linear")
 
 
