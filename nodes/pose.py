@@ -224,27 +224,30 @@ class PoseExtract(io.ComfyNode):
         # the host's device, the CPU under --cpu), after the host freed VRAM for them; they are dropped
         # when it ends, also on an error or an interrupt (unless the loader's keep_loaded is on).
         device, device_id, gpu = host_memory.onnx_device(pose_models.device)
-        with contextlib.ExitStack() as stack:
-            try:
-                run = stack.enter_context(pose_models.files.open(
-                    device, device_id=device_id, batch_size=pose_models.batch_size or AUTO_BATCH_CPU,
-                    before_gpu=lambda nbytes: host_memory.free_memory(nbytes, gpu)))
-            except RuntimeError as e:  # the CUDA provider did not start with device 'cuda'
-                raise InputError(node, "pose_models", f"{e} (set device on Pose Models)") from e
-            except ModelContractError as e:
-                raise InputError(node, "pose_models", str(e)) from e
-            batch_size = pose_models.batch_for(run.provider)
-            run.pose.batch_size = batch_size
-            log.info("Wan-Animate Kit pose extraction on %s, batch %d", run.provider, batch_size)
-            try:
-                result = extract_pose(src, OnnxPoseBackend(run.detector, run.pose, batch_size), person=person,
-                                      smoothing=smoothing, missing_frames=missing_frames,
-                                      chunk_frames=chunk_frames, progress=lambda done, _total: progress.set(done),
-                                      should_stop=check_interrupt, preview=bool(frames_output))
-            except PoseExtractionError as e:
-                raise input_error(e) from e
-        if gpu is not None:
-            host_memory.empty_cache()
+        try:
+            with contextlib.ExitStack() as stack:
+                try:
+                    run = stack.enter_context(pose_models.files.open(
+                        device, device_id=device_id, batch_size=pose_models.batch_size or AUTO_BATCH_CPU,
+                        before_gpu=lambda nbytes: host_memory.free_memory(nbytes, gpu)))
+                except RuntimeError as e:  # the CUDA provider did not start with device 'cuda'
+                    raise InputError(node, "pose_models", f"{e} (set device on Pose Models)") from e
+                except ModelContractError as e:
+                    raise InputError(node, "pose_models", str(e)) from e
+                batch_size = pose_models.batch_for(run.provider)
+                run.pose.batch_size = batch_size
+                log.info("Wan-Animate Kit pose extraction on %s, batch %d", run.provider, batch_size)
+                try:
+                    result = extract_pose(src, OnnxPoseBackend(run.detector, run.pose, batch_size), person=person,
+                                          smoothing=smoothing, missing_frames=missing_frames,
+                                          chunk_frames=chunk_frames,
+                                          progress=lambda done, _total: progress.set(done),
+                                          should_stop=check_interrupt, preview=bool(frames_output))
+                except PoseExtractionError as e:
+                    raise input_error(e) from e
+        finally:  # the sessions are gone: hand their cached VRAM back, also after an error
+            if gpu is not None:
+                host_memory.empty_cache()
         log.info("Wan-Animate Kit pose extraction: %s", result.report)
         preview = to_float(result.preview) if frames_output else frames_blocked(node)
         return io.NodeOutput(result.pose, preview, result.report, ui=ui.PreviewText(result.report))
