@@ -248,10 +248,3 @@ def preview_tuple(frame_uint8: np.ndarray, max_size: int = 512):
     from PIL import Image
 
     return ("JPEG", Image.fromarray(frame_uint8), max_size)
-
-
-def frames_of(video, node: str) -> torch.Tensor:  # TEMPORARY alias while nodes/pose.py moves over
-    return image_batch(source_of(video, "video", node), node)
-
-
-to_image = to_float  # TEMPORARY alias while nodes/pose.py moves over

@@ -83,6 +83,3 @@ def recipe_video(chunks, num_frames: int, width: int, height: int, fps: float, a
     from ..preprocess.frames import RecipeFrames
 
     return LazyVideo(RecipeFrames(chunks, num_frames, width, height, fps, name), fps, audio)
-
-
-ChunkVideo = recipe_video  # TEMPORARY alias while nodes/pose.py moves over; removed in this refactor

@@ -179,7 +179,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
                 pose_model=MODEL_FILES["vitpose"])
     g.models(pm, "detector", "vitpose", "vitpose_data")
     dpose = g.node(PREFIX + "PoseExtract", (1160, 40), title="Driving pose", size=(360, 260),
-                   pose_models=g.out(pm, 0), video=g.out(drv, 0))
+                   pose_models=g.out(pm, 0), video=g.out(drv, 0), frames_output=False)
     if replace:  # the Driving Video node already resized the frames to the official area: its size is the output's
         out_w, out_h = g.out(drv, 4), g.out(drv, 5)
     else:
@@ -200,7 +200,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
                            size=(320, 130), images=g.out(char, 0), width=out_w, height=out_h,
                            interpolation="area when shrinking (official frames)")
         cpose = g.node(PREFIX + "PoseExtract", (1540, 40), title="Character pose", size=(360, 260),
-                       pose_models=g.out(pm, 0), images=g.out(charsized, 0))
+                       pose_models=g.out(pm, 0), images=g.out(charsized, 0), frames_output=False)
         retarget = g.node(PREFIX + "PoseRetarget", (1540, 320), size=(360, 280), driving_pose=g.out(dpose, 0),
                           reference_pose=g.out(cpose, 0), reference_image=g.out(charsized, 0),
                           width=out_w, height=out_h)
@@ -218,11 +218,12 @@ def build(info: dict, mode: str, fast: bool) -> dict:
         sam = g.node(PREFIX + "Sam2Loader", (720, 700), size=(320, 130), checkpoint=MODEL_FILES["sam2"])
         g.models(sam, "sam2")
         seg = g.node(PREFIX + "CharacterSegmentation", (1060, 700), size=(340, 240), sam2_model=g.out(sam, 0),
-                     pose=g.out(dpose, 0), video=g.out(drv, 0))
-        shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 0), pose=g.out(dpose, 0),
-                       feather=0.0)  # soft_mask is not used here: feather 0 keeps no second copy
+                     pose=g.out(dpose, 0), video=g.out(drv, 0), frames_output=False)
+        # compact masks from SAM2 to the sampler: no full-length float MASK batch anywhere
+        shape = g.node(PREFIX + "MaskShape", (1420, 700), size=(320, 260), mask=g.out(seg, 3), pose=g.out(dpose, 0),
+                       feather=0.0, frames_output=False)
         env = g.node(PREFIX + "EnvironmentVideo", (720, 900), size=(340, 240), video=g.out(drv, 0),
-                     mask=g.out(shape, 0), width=out_w, height=out_h, frames_output=False)
+                     mask=g.out(shape, 3), width=out_w, height=out_h, frames_output=False, mask_output=False)
         g.note((1420, 990), "**Masks.** SAM2 follows the tracked person, prompted as the official code does: 8 "
                "body points on 4 keyframes of every 400-frame chunk. The mask is dilated and turned into blocks as "
                "officially; check the overlay output before sampling.", size=(320, 170))
@@ -263,7 +264,7 @@ def build(info: dict, mode: str, fast: bool) -> dict:
     g.group("5 · Wan-Animate sampling and output", 1180, 1260, 760, 1080, color="#8a3f3f")
     extra = {}
     if replace:
-        extra = dict(environment_video=g.out(env, 3), character_mask=g.out(env, 1))
+        extra = dict(environment_video=g.out(env, 3), character_mask=g.out(env, 5))
     sampler = g.node(PREFIX + "AnimateSampler", (1200, 1300), title="Wan-Animate sampler", size=(360, 1000),
                      model=model, positive=g.out(pos, 0), negative=g.out(neg, 0), vae=g.out(vae, 0),
                      reference=g.out(refimg, 0), pose_video=g.out(render, 1), face_video=g.out(faces, 2),
@@ -303,7 +304,7 @@ def build_replace_two(info: dict) -> dict:
                 pose_model=MODEL_FILES["vitpose"])
     g.models(pm, "detector", "vitpose", "vitpose_data")
     pose_a = g.node(PREFIX + "PoseExtract", (1500, 40), title="Driving pose (person A)", size=(360, 260),
-                    pose_models=g.out(pm, 0), video=g.out(drv, 0), person="0")
+                    pose_models=g.out(pm, 0), video=g.out(drv, 0), person="0", frames_output=False)
     pose_b = g.node(PREFIX + "PosePickPerson", (1880, 40), title="Pick person B", size=(400, 180),
                     pose=g.out(pose_a, 0), person="1")
     out_w, out_h = g.out(drv, 4), g.out(drv, 5)
@@ -347,16 +348,17 @@ def build_replace_two(info: dict) -> dict:
         cve = g.node(PREFIX + "ClipVisionEncodeOfficial", (x + 20, 1320), title=f"CLIP vision {label}",
                      size=(320, 100), clip_vision=g.out(cvl, 0), image=g.out(refimg, 0))
         seg = g.node(PREFIX + "CharacterSegmentation", (x + 360, 700), title=f"SAM2 mask {label}", size=(380, 360),
-                     sam2_model=g.out(sam, 0), pose=g.out(pose, 0), video=env_source)
+                     sam2_model=g.out(sam, 0), pose=g.out(pose, 0), video=env_source, frames_output=False)
         shape = g.node(PREFIX + "MaskShape", (x + 760, 700), title=f"Mask shaping {label}", size=(380, 260),
-                       mask=g.out(seg, 0), pose=g.out(pose, 0), feather=0.0)
+                       mask=g.out(seg, 3), pose=g.out(pose, 0), feather=0.0, frames_output=False)
         env = g.node(PREFIX + "EnvironmentVideo", (x + 360, 1090), title=f"Environment {label}", size=(380, 240),
-                     video=env_source, mask=g.out(shape, 0), width=out_w, height=out_h, frames_output=False)
+                     video=env_source, mask=g.out(shape, 3), width=out_w, height=out_h, frames_output=False,
+                     mask_output=False)
         sampler = g.node(PREFIX + "AnimateSampler", (x + 360, 1360), title=f"Wan-Animate sampler {label}",
                          size=(380, 640), model=model, positive=g.out(pos, 0), negative=g.out(neg, 0),
                          vae=g.out(vae, 0), reference=g.out(refimg, 0), pose_video=g.out(render, 1),
                          face_video=g.out(faces, 2), clip_vision_output=g.out(cve, 0), pose=g.out(pose, 0),
-                         environment_video=g.out(env, 3), character_mask=g.out(env, 1), steps=20, cfg=1.0,
+                         environment_video=g.out(env, 3), character_mask=g.out(env, 5), steps=20, cfg=1.0,
                          sampler_name=OFFICIAL_SAMPLER, scheduler="simple", shift=5.0, fps=g.out(drv, 1),
                          audio=g.out(drv, 3), frames_output=False)
         save = g.node("SaveVideo", (x + 760, 1360), title="Save video" if label == "B" else "Save video (pass A)",
