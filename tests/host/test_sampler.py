@@ -626,3 +626,46 @@ def test_cache_key_takes_every_setting_unless_marked_stitching_only(host):
     with pytest.raises(TypeError, match="new_option has no cache-key decision"):
         Undecided().key_fields()
     assert STITCHING_ONLY == {"key": False}
+
+
+def _packed(mask):
+    from wan_animate_kit.preprocess.frames import PackedMasks
+
+    out = PackedMasks(mask.shape[-1], mask.shape[-2])
+    out.append(mask)
+    return out
+
+
+@pytest.mark.host
+def test_compact_masks_sample_exactly_like_the_mask_batch(rig):
+    """Replacement with the compact masks of Environment Video: the same frames as the float MASK,
+    and a different mask gives different frames (the mask reaches the output)."""
+    s = settings(clip_len=9, guidance=1)
+    as_batch = run(rig, 13, s, replace=True)
+    from wan_animate_kit.models.animate_sampler import run_animate
+
+    compact = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, rig.pose[:13], s, environment=rig.env[:13],
+                          mask=_packed(rig.mask[:13]), clip_vision_output=rig.clip, step_callback=lambda steps: None)
+    assert np.array_equal(compact.frames, as_batch.frames)
+    other = torch.zeros_like(rig.mask[:13])
+    other[:, 2:10, 2:12] = 1
+    moved = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, rig.pose[:13], s, environment=rig.env[:13],
+                        mask=_packed(other), clip_vision_output=rig.clip, step_callback=lambda steps: None)
+    assert not np.array_equal(moved.frames, as_batch.frames)
+
+
+@pytest.mark.host
+def test_preflight_checks_compact_masks_like_mask_batches(rig):
+    from wan_animate_kit.nodes.common import InputError
+
+    ok = _pre(rig, environment_video=rig.env[:9], character_mask=_packed(rig.mask[:9]))
+    assert ok["mask"].num_frames == 9 and not ok["warnings"]
+    single = _pre(rig, environment_video=rig.env[:9], character_mask=_packed(rig.mask[:1]))
+    assert single["mask"].num_frames == 9
+    assert torch.equal(single["mask"].get_float([8]), rig.mask[:1])
+    assert "covers the whole frame" in _pre(rig, environment_video=rig.env[:9],
+                                            character_mask=_packed(torch.ones(9, H, W)))["warnings"][0]
+    for bad, text in ((_packed(rig.mask[:3]), "3 frames"), (_packed(torch.zeros(9, H, W)), "empty")):
+        with pytest.raises(InputError, match=text) as err:
+            _pre(rig, environment_video=rig.env[:9], character_mask=bad)
+        assert err.value.input_name == "character_mask"
