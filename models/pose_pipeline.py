@@ -13,8 +13,8 @@ detects and estimates frame by frame and keeps one person; this module keeps eve
 stable id and chooses the subject with 'largest' by default (see ``select_subject``). Smoothing is
 off by default, as the official never smooths.
 
-A frame source is any object with ``num_frames``, ``size`` (width, height), ``fps`` and
-``iter_chunks(n)`` yielding uint8 [k, H, W, 3] RGB chunks (``preprocess.frames``). No host imports:
+The frames come from a ``preprocess.frames.FrameSource``; only ``num_frames``, ``size`` (width,
+height), ``fps`` and ``iter_chunks(n)`` (uint8 [k, H, W, 3] RGB chunks) are used. No host imports:
 bad settings raise :class:`PoseExtractionError`, a ValueError naming the setting, which a node turns
 into its own input error.
 """
@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from ..preprocess.frames import FrameSource
 from ..preprocess.pose_types import NUM_KEYPOINTS, PoseSequence
 
 MISSING_FRAMES = ("hold", "interpolate", "raise")
@@ -54,21 +55,6 @@ class PoseBackend(Protocol):
     def estimate(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per frame, keypoints float32 [k, 133, 3] (x, y in pixels, confidence) of its ``k`` boxes."""
         ...
-
-
-class FrameChunks(Protocol):
-    """What :func:`extract_pose` reads (``preprocess.frames.FrameSource`` fits)."""
-
-    @property
-    def num_frames(self) -> int: ...
-
-    @property
-    def size(self) -> tuple[int, int]: ...
-
-    @property
-    def fps(self) -> float: ...
-
-    def iter_chunks(self, chunk: int = 32): ...
 
 
 class PoseExtractionError(ValueError):
@@ -207,7 +193,7 @@ def check_settings(person: object, smoothing: float, missing_frames: str, chunk_
     return check_person(person, width, height)
 
 
-def extract_pose(source: FrameChunks, backend: PoseBackend, *, person: str = "largest", smoothing: float = 0.0,
+def extract_pose(source: FrameSource, backend: PoseBackend, *, person: str = "largest", smoothing: float = 0.0,
                  missing_frames: str = "hold", chunk_frames: int = 32,
                  progress: Callable[[int, int], None] | None = None,
                  should_stop: Callable[[], bool | None] | None = None, preview: bool = False) -> PoseExtraction:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from comfy_api.latest import io
 
-from ..preprocess.frames import (ArrayFrames, FileFrames, FrameSource, is_source, preview_size,  # noqa: F401
-                                 to_float, to_uint8)
+from ..preprocess.frames import (ArrayFrames, FileFrames, FrameSource, is_source, to_float,  # noqa: F401
+                                 to_uint8)  # to_uint8 / to_float: the node layer's one uint8 <-> float pair
 
 PREFIX = "WAK_"
 CATEGORY = "Wan-Animate Kit"

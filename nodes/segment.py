@@ -1,8 +1,6 @@
 """SAM2 nodes (Replacement mode): checkpoint loader and character segmentation over a whole video."""
 from __future__ import annotations
 
-import numpy as np
-import torch
 from comfy_api.latest import io, ui
 
 from ..models.sam2_video import FRAME_RESIZE

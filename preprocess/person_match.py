@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .pose_types import PoseSequence
+from .resolution import scale_keypoints
 from .tracking import box_iou, person_boxes
 
 
@@ -30,9 +31,7 @@ class PersonMatch:
 def _on_canvas(ref: PoseSequence, width: int, height: int) -> PoseSequence:
     if (ref.width, ref.height) == (width, height):
         return ref
-    kps = ref.keypoints.copy()
-    kps[..., 0] *= width / ref.width
-    kps[..., 1] *= height / ref.height
+    kps = scale_keypoints(ref.keypoints, ref.width, ref.height, width, height)
     return replace(ref, keypoints=kps, width=int(width), height=int(height))
 
 
