@@ -248,7 +248,7 @@ EDITOR_JS = """(async () => {
   for (const n of byType('WAK_PoseModelLoader')) set(n, {detector: %(detector)s, pose_model: %(vitpose)s, device: 'cpu'});
   for (const n of byType('WAK_Sam2Loader')) set(n, {checkpoint: %(sam2)s, device: 'cpu', dtype: 'fp32', image_size: 128});
   const seg = byType('WAK_CharacterSegmentation')[0];
-  set(seg, {chunk_size: 8});
+  set(seg, {chunk_size: 8, frames_output: true});  // its MASK output is saved below (the shipped graph keeps it off)
   const origin = (name) => { const inp = seg.inputs.find(i => i.name === name);
     const link = g.links[inp.link] || (g.links.get && g.links.get(inp.link)); return [g.getNodeById(link.origin_id), link.origin_slot]; };
   let ed = byType('WAK_Sam2PointsEditor')[0];  // a workflow that ships the editor keeps its wiring
