@@ -195,8 +195,8 @@ class ArrayFrames(_Frames):
 class PackedMasks(_Frames):
     """Masks kept bit-packed and zlib-compressed, one entry per frame; they read back as uint8 0 / 255.
 
-    Build with :meth:`append` (bool or uint8 or float [k, H, W], on = value >= half) or
-    :meth:`from_source`."""
+    Build with :meth:`append` (bool, uint8 0 / 255 (or 0 / 1) or float [k, H, W]; on = value >= half)
+    or :meth:`from_source`."""
 
     is_mask = True
 
@@ -221,7 +221,12 @@ class PackedMasks(_Frames):
             m = m[None]
         if m.shape[1:] != (self.height, self.width):
             raise ValueError(f"{self.name}: masks of {m.shape[2]}x{m.shape[1]} added to {self.width}x{self.height}")
-        on = m if m.dtype == np.bool_ else (m >= (128 if m.dtype == np.uint8 else 0.5))
+        if m.dtype == np.bool_:
+            on = m
+        elif m.dtype == np.uint8:  # 0 / 255 masks (on >= 128); a 0 / 1 mask is taken as it is
+            on = m >= 128 if m.size and m.max() > 1 else m > 0
+        else:
+            on = m >= 0.5
         for frame in on:
             self._frames.append(zlib.compress(np.packbits(frame, axis=None).tobytes(), 1))
             self._empty.append(not frame.any())

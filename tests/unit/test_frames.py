@@ -68,6 +68,10 @@ def test_packed_masks_are_small_and_read_back_exactly():
     assert len(packed._frames[0]) < 200
     with pytest.raises(ValueError, match="128x72"):
         packed.append(np.zeros((1, 72, 64), bool))
+    ones = PackedMasks(128, 72)
+    ones.append(masks.astype(np.uint8))  # a 0 / 1 uint8 mask is not read as all off
+    ones.append(masks[:1].astype(np.uint8) * 200)
+    assert np.array_equal(ones.get(range(6)), np.concatenate([masks, masks[:1]]).astype(np.uint8) * 255)
     again = PackedMasks.from_source(packed, chunk=2)
     assert np.array_equal(again.get(range(5)), packed.get(range(5)))
 
