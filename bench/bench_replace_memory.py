@@ -1,0 +1,334 @@
+"""Peak resident memory of the whole shipped Replacement workflow on a long 1280x720 video (issue #14).
+
+    python bench/bench_replace_memory.py --frames 100,1000 [--pack PATH] [--size 64x32]
+        [--segment-length N] [--motion-batch N] [--source VIDEO] [--keep]
+
+For each frame count it starts a fresh ComfyUI server (``main.py --cpu``, one process per count) with
+the pack (this checkout, or the one ``--pack`` names: that folder is loaded as the custom node and its
+own ``workflows/api/replace.json`` is run, so an older commit checked out with ``git worktree add``
+can be compared on the same bench) and the tests' tiny models, writes a 1280x720, 30 fps driving
+video of that many frames (with an audio track) into the server's input folder, queues the shipped
+Replacement workflow and samples the server process's RSS 50 times a second. It prints, per run,
+each node's peak RSS and wall time (the node the server reports executing), then the process's
+peak (the kernel's high-water mark VmHWM, which also catches a spike between two samples), and last:
+
+    peak RSS 100 frames: A MiB, 1000 frames: B MiB, ratio R
+
+What is swapped in the shipped workflow (everything else runs as shipped, 1280x720 from end to end):
+``tests/models_for_prompt.tiny_prompt`` (tiny DiT/VAE/LoRA/pose models and the tiny SAM2 at image
+size 256, all on the CPU, a saved prompt embedding instead of the text encoder, no CLIP vision, one
+sampler step, no segment cache), but the driving video's ``resize_area``, SAM2's ``chunk_size`` and
+the sampler's ``segment_length`` are put back to the shipped values (``--segment-length`` overrides
+the last), and the sampler's ``width``/``height`` are set to ``--size`` so the tiny DiT stays cheap.
+The whole chain runs: pose extraction, SAM2 segmentation, mask shaping, environment video, face
+crops, render pose, the sampler (VAE, DiT and the face motion encoder on every 512x512 face crop)
+and Save Video.
+
+The driving video is ``../shared/media/vtest.avi`` (real pedestrians, 768x576) beside the checkout,
+resized to 1280x720 and looped; without that file a moving synthetic clip is generated. Clips are
+cached in ``bench/out/`` (git-ignored). ``--motion-batch N`` sets the sampler input named
+``MOTION_BATCH_INPUT`` (how many face crops go through the motion encoder at once) once the sampler
+has it; default: the workflow as it is. ``--trace PREFIX`` writes every RSS sample to a CSV.
+
+Time: the host's face motion encoder (full size even in the tiny model: its layers do not depend on
+the DiT width) costs 2.5-5 s per face crop on 2 shared CPU cores, and every frame's crop goes through
+it (a 77-frame segment: 3.5-6 min), so the official chain cannot do 1000 frames in 20 minutes on 2
+cores. ``--stub-motion-encoder`` (NOT official, off by default) loads a bench-only custom node
+that makes the host's ``Generator.get_motion`` return zero motion features of the real shape instead
+of running the encoder: it removes that time and that encoder's own memory peak (which does not
+depend on the video length), and measures everything else.
+
+Measured 2026-11-30 on a 2-core CPU VM (24 GB RAM, no GPU; load average about 6 from other jobs, so
+every time here is pessimistic and noisy), 64x32 sampler output, shipped segment_length 77, 1 step:
+MEASURED
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+for p in (ROOT / "tests", ROOT / "scripts", ROOT / "bench"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+WIDTH, HEIGHT, FPS = 1280, 720, 30  # 30 fps: the official rate, so the resampling keeps every frame
+DEFAULT_SOURCE = ROOT.parent / "shared" / "media" / "vtest.avi"  # ../shared/media beside the checkout
+CLIP_DIR = ROOT / "bench" / "out"
+MOTION_BATCH_INPUT = "motion_batch"  # the sampler input --motion-batch sets, once the sampler has one
+PACK_DIRNAME = "wan_animate_kit"
+STUB_DIRNAME = "wak_bench_motion_stub"
+# --stub-motion-encoder only: a custom node folder, loaded by the bench's server next to the pack, that
+# swaps the host's face motion encoder for a cheap one returning its output shape. NOT the official
+# model: it removes the encoder's time (~2.5-5 s per face crop on 2 CPU cores) and its memory peak.
+STUB_SOURCE = '''"""Bench only (bench/bench_replace_memory.py --stub-motion-encoder): the host's Wan-Animate face
+motion encoder answers with zero motion features (real shape and dtype) instead of running its
+512x512 image encoder."""
+from comfy.ldm.wan import model_animate
+
+
+def _cheap_motion(self, img):
+    return self.dec.direction(img.new_zeros(img.shape[0], self.dec.direction.motion_dim))
+
+
+model_animate.Generator.get_motion = _cheap_motion
+NODE_CLASS_MAPPINGS = {}
+'''
+
+
+# --- driving video ------------------------------------------------------------------------------
+def _source_frames(source: pathlib.Path | None):
+    """Endless RGB uint8 frames of WIDTHxHEIGHT: ``source`` resized and looped, else a synthetic clip
+    (a bright figure walking over a textured, slowly shifting background)."""
+    import cv2
+    import numpy as np
+
+    if source is not None:
+        import av
+
+        while True:
+            with av.open(str(source)) as container:
+                for frame in container.decode(video=0):
+                    img = frame.to_ndarray(format="rgb24")
+                    yield cv2.resize(img, (WIDTH, HEIGHT), interpolation=cv2.INTER_LINEAR)
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.integers(0, 255, (HEIGHT // 8, WIDTH // 8, 3), dtype=np.uint8), (WIDTH, HEIGHT))
+    i = 0
+    while True:
+        img = np.roll(texture, i, axis=1)
+        x = 200 + (i * 7) % (WIDTH - 400)
+        cv2.ellipse(img, (x, 200), (40, 50), 0, 0, 360, (230, 200, 180), -1)
+        cv2.rectangle(img, (x - 60, 250), (x + 60, 520), (40, 80, 200), -1)
+        cv2.rectangle(img, (x - 50, 520), (x + 50, 700), (30, 30, 30), -1)
+        yield img
+        i += 1
+
+
+def driving_clip(frames: int, source: pathlib.Path | None) -> pathlib.Path:
+    """A WIDTHxHEIGHT, FPS H.264 mp4 of ``frames`` frames with a 16 kHz mono AAC tone as long as the
+    video, written frame by frame (never the whole clip in memory) and cached in CLIP_DIR."""
+    import av
+    import numpy as np
+
+    tag = source.stem if source is not None else "synthetic"
+    path = CLIP_DIR / f"replace_{tag}_{WIDTH}x{HEIGHT}_{frames}f.mp4"
+    if path.is_file():
+        return path
+    CLIP_DIR.mkdir(parents=True, exist_ok=True)
+    part = path.with_suffix(".part.mp4")
+    gen = _source_frames(source)
+    with av.open(str(part), "w") as out:
+        vs = out.add_stream("libx264", rate=FPS)
+        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        vs.options = {"preset": "veryfast", "crf": "23"}
+        aus = out.add_stream("aac", rate=16000)
+        aus.layout = "mono"
+        for _ in range(frames):
+            for pkt in vs.encode(av.VideoFrame.from_ndarray(next(gen), format="rgb24")):
+                out.mux(pkt)
+        for pkt in vs.encode(None):
+            out.mux(pkt)
+        samples = 16000 * frames // FPS
+        for start in range(0, samples, 16000):
+            t = np.arange(start, min(samples, start + 16000)) / 16000
+            wave = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None]
+            chunk = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
+            chunk.sample_rate = 16000
+            for pkt in aus.encode(chunk):
+                out.mux(pkt)
+        for pkt in aus.encode(None):
+            out.mux(pkt)
+    part.rename(path)
+    return path
+
+
+# --- the workflow -------------------------------------------------------------------------------
+def bench_prompt(api: dict, server, tiny: dict, info: dict, width: int, height: int,
+                 segment_length: int | None, motion_batch: int | None) -> dict:
+    """The shipped API workflow made runnable with the tiny models (tiny_prompt), with the long-video
+    settings put back (driving video size, SAM2 chunk, segment length) and a small sampler output."""
+    from models_for_prompt import tiny_prompt
+
+    prompt = tiny_prompt(api, server, tiny)
+    for nid, node in prompt.items():
+        shipped = api.get(nid, {}).get("inputs", {})
+        ct, inp = node["class_type"], node["inputs"]
+        for key in {"WAK_DrivingVideo": ("resize_area",), "WAK_CharacterSegmentation": ("chunk_size",),
+                    "WAK_AnimateSampler": ("segment_length",)}.get(ct, ()):
+            if key in shipped:
+                inp[key] = shipped[key]
+        if ct == "WAK_AnimateSampler":
+            inp.update(width=width, height=height, steps=1)
+            if segment_length:
+                inp["segment_length"] = segment_length
+            if motion_batch is not None:
+                known = info[ct]["input"].get("required", {}) | info[ct]["input"].get("optional", {})
+                if MOTION_BATCH_INPUT not in known:
+                    raise SystemExit(f"--motion-batch: this pack's sampler has no input '{MOTION_BATCH_INPUT}' "
+                                     "(run without --motion-batch, or set MOTION_BATCH_INPUT to its name)")
+                inp[MOTION_BATCH_INPUT] = motion_batch
+    for node in prompt.values():  # a widget added since the workflow was built: its default
+        for name, spec in info[node["class_type"]]["input"].get("required", {}).items():
+            if name not in node["inputs"] and len(spec) > 1 and isinstance(spec[1], dict) and "default" in spec[1]:
+                node["inputs"][name] = spec[1]["default"]
+    return prompt
+
+
+def _status_kib(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> float:
+    """One fresh server, one queued workflow on a ``frames``-frame clip; prints the per-node table
+    and returns the server's peak RSS in MiB (VmHWM)."""
+    import websocket
+    from host_harness import HostServer, host_dir
+
+    clip_t = time.time()
+    clip = driving_clip(frames, args.source)
+    print(f"[{frames} frames] driving video {clip.name} ({time.time() - clip_t:.0f}s to prepare)", flush=True)
+    base = pathlib.Path(tempfile.mkdtemp(prefix="wak-replace-mem-"))
+    (base / "custom_nodes").mkdir(parents=True)
+    (base / "custom_nodes" / PACK_DIRNAME).symlink_to(pack, target_is_directory=True)  # HostServer keeps it
+    if args.stub_motion_encoder:
+        (base / "custom_nodes" / STUB_DIRNAME).mkdir()
+        (base / "custom_nodes" / STUB_DIRNAME / "__init__.py").write_text(STUB_SOURCE)
+    (base / "input").mkdir()
+    os.symlink(clip, base / "input" / "driving.mp4")
+    server = HostServer(host_dir(), base, tiny["root"])
+    server.start()
+    pid = server.proc.pid
+    samples: list[tuple[float, float, str]] = []
+    current = {"node": "(idle)"}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            try:
+                samples.append((time.time(), _status_kib(pid, "VmRSS"), current["node"]))
+            except OSError:
+                return
+            time.sleep(0.02)
+
+    try:
+        time.sleep(2)
+        print(f"[{frames} frames] idle after start: {_status_kib(pid, 'VmRSS'):.0f} MiB", flush=True)
+        info = server.get_json("/object_info")
+        api = json.loads((pack / "workflows" / "api" / "replace.json").read_text())
+        prompt = bench_prompt(api, server, tiny, info, args.width, args.height, args.segment_length,
+                              args.motion_batch)
+        titles = {k: f"{v['class_type']} ({v.get('_meta', {}).get('title', '')})" for k, v in prompt.items()}
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        client = uuid.uuid4().hex
+        ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={client}", timeout=3600)
+        start = time.time()
+        status, body = server.post_json("/prompt", {"prompt": prompt, "client_id": client})
+        if status != 200:
+            raise SystemExit(f"[{frames} frames] the server refused the prompt: {json.dumps(body)[:3000]}")
+        while True:
+            raw = ws.recv()
+            if not isinstance(raw, str):
+                continue
+            msg = json.loads(raw)
+            data = msg.get("data", {})
+            if data.get("prompt_id") not in (None, body["prompt_id"]):
+                continue
+            if msg["type"] in ("execution_error", "execution_interrupted"):
+                print(server.log()[-3000:])
+                raise SystemExit(f"[{frames} frames] {msg['type']} in {current['node']}: {json.dumps(data)[:3000]}")
+            if msg["type"] == "executing":
+                node = data.get("node")
+                if node is None:
+                    break
+                current["node"] = titles.get(node, str(node))
+        wall = time.time() - start
+        ws.close()
+        current["node"] = "(idle after the run)"
+        time.sleep(1.5)
+        hwm = _status_kib(pid, "VmHWM")
+        stop.set()
+        thread.join()
+        peaks: dict[str, float] = {}
+        spans: dict[str, list[float]] = {}
+        for t, rss, node in samples:
+            peaks[node] = max(peaks.get(node, 0.0), rss)
+            spans.setdefault(node, [t, t])[1] = t
+        print(f"[{frames} frames] peak RSS per node (MiB, seconds):")
+        for node in peaks:  # insertion order = execution order
+            print(f"  {peaks[node]:8.0f}  {spans[node][1] - spans[node][0]:7.1f}s  {node}", flush=True)
+        top = max(samples, key=lambda s: s[1])
+        print(f"[{frames} frames] wall {wall:.0f}s; sampled peak {top[1]:.0f} MiB during {top[2]}; "
+              f"VmHWM {hwm:.0f} MiB; after: {samples[-1][1]:.0f} MiB", flush=True)
+        if args.trace:
+            trace = pathlib.Path(f"{args.trace}.{frames}f.csv")
+            with open(trace, "w") as f:
+                f.write("seconds,rss_mib,node\n")
+                f.writelines(f"{t - samples[0][0]:.2f},{rss:.0f},\"{node}\"\n" for t, rss, node in samples)
+            print(f"[{frames} frames] RSS trace: {trace}")
+        outputs = sorted((base / "output").rglob("*.mp4"))
+        print(f"[{frames} frames] saved: {', '.join(p.name for p in outputs) or 'nothing'}")
+        return max(hwm, top[1])
+    finally:
+        stop.set()
+        server.stop()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", default="100,1000", help="comma-separated frame counts, one server each")
+    ap.add_argument("--pack", default=str(ROOT), help="checkout of the pack to load and take "
+                                                      "workflows/api/replace.json from (default: this one)")
+    ap.add_argument("--size", default="64x32", help="sampler output WIDTHxHEIGHT (multiples of 16)")
+    ap.add_argument("--segment-length", type=int, default=None,
+                    help="sampler segment_length (default: the shipped workflow's)")
+    ap.add_argument("--motion-batch", type=int, default=None,
+                    help=f"sampler input '{MOTION_BATCH_INPUT}' (default: leave the workflow as it is)")
+    ap.add_argument("--source", default=str(DEFAULT_SOURCE),
+                    help="video resized to 1280x720 and looped (missing: a synthetic clip is generated)")
+    ap.add_argument("--stub-motion-encoder", action="store_true",
+                    help="NOT official, for time only: the host's face motion encoder returns zero features "
+                         "instead of running (removes its ~2.5-5 s per frame on 2 cores and its memory peak)")
+    ap.add_argument("--trace", default=None, help="also write every RSS sample to TRACE.<frames>f.csv")
+    ap.add_argument("--keep", action="store_true", help="keep the server's temp folder (log, output)")
+    args = ap.parse_args(argv)
+    args.width, args.height = (int(v) for v in args.size.lower().split("x"))
+    src = pathlib.Path(args.source)
+    args.source = src if src.is_file() else None
+    counts = [int(v) for v in args.frames.split(",") if v.strip()]
+    pack = pathlib.Path(args.pack).resolve()
+    if not (pack / "workflows" / "api" / "replace.json").is_file():
+        raise SystemExit(f"--pack: {pack} has no workflows/api/replace.json")
+
+    from bench_server_rss import tiny_models
+
+    tiny = tiny_models()
+    print(f"pack {pack}; source {args.source or 'synthetic'} at {WIDTH}x{HEIGHT}, {FPS} fps; sampler "
+          f"{args.width}x{args.height}, segment_length {args.segment_length or 'as shipped'}, 1 step"
+          + ("; MOTION ENCODER STUBBED (not official: its time and memory are not measured)"
+             if args.stub_motion_encoder else ""), flush=True)
+    peaks = {n: run_once(pack, n, args, tiny) for n in counts}
+    if len(counts) >= 2:
+        a, b = peaks[counts[0]], peaks[counts[-1]]
+        print(f"peak RSS {counts[0]} frames: {a:.0f} MiB, {counts[-1]} frames: {b:.0f} MiB, ratio {b / a:.2f}")
+    else:
+        print(f"peak RSS {counts[0]} frames: {peaks[counts[0]]:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
