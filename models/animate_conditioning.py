@@ -55,7 +55,7 @@ LATENT_CHANNELS = 16
 SPATIAL = 8  # Wan 2.1 VAE spatial compression
 
 
-def _upscale(frames: torch.Tensor, width: int, height: int, method: str = "area") -> torch.Tensor:
+def resize_frames(frames: torch.Tensor, width: int, height: int, method: str = "area") -> torch.Tensor:
     """[T, H, W, C] -> [T, height, width, C] the way core's node resizes videos (centre crop)."""
     import comfy.utils
 
@@ -215,14 +215,14 @@ def build_segment(positive: list, negative: list, vae, ref_latent: torch.Tensor,
     # conditioning frames: grey (0 in [-1, 1]) or the environment; guidance frames first
     image = torch.ones((length, height, width, 3)) * 0.5
     if environment is not None:
-        env = _upscale(environment[:, :, :, :3].float(), width, height)
+        env = resize_frames(environment[:, :, :, :3].float(), width, height)
         if env.shape[0] != length:
             raise ValueError(f"environment has {env.shape[0]} frames for a {length}-frame segment")
         image[:] = env
     known = 0
     if guidance is not None and guidance.shape[0] > 0:
         known = int(guidance.shape[0])
-        image[:known] = _upscale(guidance[:, :, :, :3].float(), width, height)
+        image[:known] = resize_frames(guidance[:, :, :, :3].float(), width, height)
 
     character = None
     if character_mask is not None:
@@ -231,7 +231,7 @@ def build_segment(positive: list, negative: list, vae, ref_latent: torch.Tensor,
         character = latent_mask(character_mask, lat_w, lat_h)
     known_mask = official_mask(length, lat_h, lat_w, known, character)
 
-    pose_latent = vae.encode(_upscale(pose[:, :, :, :3].float(), width, height))
+    pose_latent = vae.encode(resize_frames(pose[:, :, :, :3].float(), width, height))
     concat = torch.cat((ref_latent.to(pose_latent.device), vae.encode(image)), dim=2)
     if concat.shape[2] != lat_t + 1:
         raise ValueError(f"VAE gave {concat.shape[2]} latent frames, expected {lat_t + 1}: is it the Wan 2.1 VAE?")

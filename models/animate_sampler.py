@@ -47,6 +47,21 @@ DEFAULT_SHIFT = 5.0
 
 # -- job -------------------------------------------------------------------------------------
 
+def frames_at_size(source, indices: Sequence[int], width: int, height: int, chunk: int = 8) -> torch.Tensor:
+    """Float frames ``indices`` of ``source`` at ``width`` x ``height``: resized the way the segment
+    conditioning resizes them (``animate_conditioning.resize_frames``, core's area resize), a few
+    frames at a time, so a video larger than the output never exists whole as float (a 77-frame
+    1280x720 segment is 850 MB as float). The resize works frame by frame, so the result is the same
+    as resizing the whole segment at once."""
+    w, h = source.size
+    if (w, h) == (int(width), int(height)):
+        return source.get_float(indices)
+    indices = list(indices)
+    parts = [ac.resize_frames(source.get_float(indices[i:i + chunk])[..., :3], width, height)
+             for i in range(0, len(indices), chunk)]
+    return torch.cat(parts)
+
+
 IN_KEY = {"key": True}  # a setting that changes a segment's pixels: part of the resume cache key
 STITCHING_ONLY = {"key": False}  # changes only how finished segments are joined (or nothing): not in the key
 
@@ -390,9 +405,9 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             dec_frames = min(settings.clip_len, 4 * dec_lat - 3)
 
             src = seg.source
-            seg_pose = pose.get_float(src)
+            seg_pose = frames_at_size(pose, src, width, height)
             seg_face = face.get_float(src) if face is not None else None
-            seg_env = environment.get_float(src) if environment is not None else None
+            seg_env = frames_at_size(environment, src, width, height) if environment is not None else None
             seg_mask = mask.get_float(src) if mask is not None else None
             guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
             region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \

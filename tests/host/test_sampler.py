@@ -669,3 +669,24 @@ def test_preflight_checks_compact_masks_like_mask_batches(rig):
         with pytest.raises(InputError, match=text) as err:
             _pre(rig, environment_video=rig.env[:9], character_mask=bad)
         assert err.value.input_name == "character_mask"
+
+
+@pytest.mark.host
+def test_larger_input_videos_are_resized_a_few_frames_at_a_time_exactly(rig):
+    """Pose and environment videos larger than the output are brought to the output size a few frames
+    at a time (no full-resolution float segment): the frames equal those of inputs resized whole."""
+    from wan_animate_kit.models import animate_conditioning as ac
+    from wan_animate_kit.models.animate_sampler import frames_at_size, run_animate
+    from wan_animate_kit.preprocess.frames import ArrayFrames
+
+    g = torch.Generator().manual_seed(11)
+    big_pose = torch.randint(0, 256, (13, 2 * H + 8, 2 * W, 3), generator=g).float() / 255  # other aspect: crop
+    big_env = torch.randint(0, 256, (13, 2 * H + 8, 2 * W, 3), generator=g).float() / 255
+    whole = ac.resize_frames(big_pose, W, H)
+    assert torch.equal(frames_at_size(ArrayFrames(big_pose), range(13), W, H, chunk=3), whole)
+    s = settings(clip_len=9, guidance=1)
+    common = dict(clip_vision_output=rig.clip, step_callback=lambda steps: None, mask=rig.mask[:13])
+    small = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, whole, s,
+                        environment=ac.resize_frames(big_env, W, H), **common)
+    large = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, big_pose, s, environment=big_env, **common)
+    assert np.array_equal(large.frames, small.frames)
