@@ -40,7 +40,22 @@ depend on the video length), and measures everything else.
 
 Measured 2026-11-30 on a 2-core CPU VM (24 GB RAM, no GPU; load average about 6 from other jobs, so
 every time here is pessimistic and noisy), 64x32 sampler output, shipped segment_length 77, 1 step:
-MEASURED
+* Today's code before the issue #14 refactor (commit 282cacc), official chain (no stub, 2 threads):
+  100 frames: peak 11597 MiB, in the sampler (759 s for its 2 segments: ~4.9 s per face crop
+  through the motion encoder); before the sampler at most 2737 MiB (SAM2 1884, Mask Shaping 2436,
+  Environment Video 2610, loading the DiT 2737). 1000 frames not run (about 90 min here).
+* 282cacc, ``--stub-motion-encoder --threads 1``: 100 frames 7745 MiB (sampler; 2729 MiB before
+  it), 123 s; 1000 frames: the server was killed by the kernel out of memory at 17.1 GB
+  (anon RSS) during the run (24 GB machine shared with other jobs). BASELINE_1000
+* main at commit 0b91a4b (frames layer, compact masks, pose pipeline), ``--stub-motion-encoder
+  --threads 1``: ``peak RSS 100 frames: 6569 MiB, 1000 frames: 6866 MiB, ratio 1.05``; 121 s and
+  884 s (two runs at once on the 2 cores). 1000 frames, per node: pose 1320 MiB (59 s), SAM2
+  1501 MiB (572 s), Mask Shaping 1383, Environment Video 1650, DiT load 1530, sampler 6866
+  (237 s): the sampler's floor is ~4.4 GB with spikes to ~6.8 GB at every segment, flat over the
+  14 segments, with a 64x32 output and the motion encoder stubbed, so that is the 3 GB target's
+  next step, besides the motion encoder (+~5 GB per 8-face call).
+* ``--threads 1`` matters on a shared box: with the host's 2 threads per process and a load of
+  ~6, SAM2 went from 0.33 to 10 s per frame (OpenMP threads waiting for each other).
 """
 from __future__ import annotations
 
@@ -189,9 +204,22 @@ def _status_kib(pid: int, field: str) -> float:
     return float("nan")
 
 
-def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> float:
+def _meminfo_mib(field: str) -> float:
+    """A /proc/meminfo field in MiB (Linux); inf elsewhere."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
+
+
+def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, str]:
     """One fresh server, one queued workflow on a ``frames``-frame clip; prints the per-node table
-    and returns the server's peak RSS in MiB (VmHWM)."""
+    and returns (the server's peak RSS in MiB, "" when the run finished, else why it did not: the
+    bench stops a server that goes over ``--max-rss``, and the peak is then a lower bound)."""
     import websocket
     from host_harness import HostServer, host_dir
 
@@ -212,12 +240,18 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> float:
     samples: list[tuple[float, float, str]] = []
     current = {"node": "(idle)"}
     stop = threading.Event()
+    failed = {"why": ""}
 
     def sample():
         while not stop.is_set():
             try:
-                samples.append((time.time(), _status_kib(pid, "VmRSS"), current["node"]))
+                rss = _status_kib(pid, "VmRSS")
             except OSError:
+                return
+            samples.append((time.time(), rss, current["node"]))
+            if rss > args.max_rss and not failed["why"]:
+                failed["why"] = f"stopped by the bench over --max-rss {args.max_rss:.0f} MiB in {current['node']}"
+                server.proc.kill()
                 return
             time.sleep(0.02)
 
@@ -238,7 +272,13 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> float:
         if status != 200:
             raise SystemExit(f"[{frames} frames] the server refused the prompt: {json.dumps(body)[:3000]}")
         while True:
-            raw = ws.recv()
+            try:
+                raw = ws.recv()
+            except (websocket.WebSocketException, OSError):  # the server died (or the bench stopped it)
+                server.proc.wait()
+                failed["why"] = failed["why"] or f"the server exited with code {server.proc.returncode} (-9: killed, " \
+                                                 "e.g. by the kernel when out of memory)"
+                break
             if not isinstance(raw, str):
                 continue
             msg = json.loads(raw)
@@ -255,9 +295,11 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> float:
                 current["node"] = titles.get(node, str(node))
         wall = time.time() - start
         ws.close()
-        current["node"] = "(idle after the run)"
-        time.sleep(1.5)
-        hwm = _status_kib(pid, "VmHWM")
+        hwm = 0.0
+        if not failed["why"]:
+            current["node"] = "(idle after the run)"
+            time.sleep(1.5)
+            hwm = _status_kib(pid, "VmHWM")
         stop.set()
         thread.join()
         peaks: dict[str, float] = {}
@@ -269,8 +311,12 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> float:
         for node in peaks:  # insertion order = execution order
             print(f"  {peaks[node]:8.0f}  {spans[node][1] - spans[node][0]:7.1f}s  {node}", flush=True)
         top = max(samples, key=lambda s: s[1])
-        print(f"[{frames} frames] wall {wall:.0f}s; sampled peak {top[1]:.0f} MiB during {top[2]}; "
-              f"VmHWM {hwm:.0f} MiB; after: {samples[-1][1]:.0f} MiB", flush=True)
+        if failed["why"]:
+            print(f"[{frames} frames] NOT FINISHED after {wall:.0f}s: {failed['why']}; sampled peak {top[1]:.0f} MiB "
+                  f"(a lower bound) during {top[2]}", flush=True)
+        else:
+            print(f"[{frames} frames] wall {wall:.0f}s; sampled peak {top[1]:.0f} MiB during {top[2]}; "
+                  f"VmHWM {hwm:.0f} MiB; after: {samples[-1][1]:.0f} MiB", flush=True)
         if args.trace:
             trace = pathlib.Path(f"{args.trace}.{frames}f.csv")
             with open(trace, "w") as f:
@@ -279,7 +325,7 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> float:
             print(f"[{frames} frames] RSS trace: {trace}")
         outputs = sorted((base / "output").rglob("*.mp4"))
         print(f"[{frames} frames] saved: {', '.join(p.name for p in outputs) or 'nothing'}")
-        return max(hwm, top[1])
+        return max(hwm, top[1]), failed["why"]
     finally:
         stop.set()
         server.stop()
@@ -304,10 +350,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stub-motion-encoder", action="store_true",
                     help="NOT official, for time only: the host's face motion encoder returns zero features "
                          "instead of running (removes its ~2.5-5 s per frame on 2 cores and its memory peak)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="OMP/MKL threads of the server (default: the host's own choice); 1 avoids the "
+                         "slowdown of several multi-threaded processes sharing few cores")
+    ap.add_argument("--max-rss", type=float, default=None,
+                    help="MiB: stop a server that goes over it, its peak is then a lower bound (default: 60%% of "
+                         "the machine's memory, before the kernel kills something)")
     ap.add_argument("--trace", default=None, help="also write every RSS sample to TRACE.<frames>f.csv")
     ap.add_argument("--keep", action="store_true", help="keep the server's temp folder (log, output)")
     args = ap.parse_args(argv)
     args.width, args.height = (int(v) for v in args.size.lower().split("x"))
+    if args.max_rss is None:
+        args.max_rss = 0.6 * _meminfo_mib("MemTotal")
+    if args.threads:  # the server inherits this process's environment
+        for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[key] = str(args.threads)
     src = pathlib.Path(args.source)
     args.source = src if src.is_file() else None
     counts = [int(v) for v in args.frames.split(",") if v.strip()]
@@ -319,15 +376,21 @@ def main(argv: list[str] | None = None) -> None:
 
     tiny = tiny_models()
     print(f"pack {pack}; source {args.source or 'synthetic'} at {WIDTH}x{HEIGHT}, {FPS} fps; sampler "
-          f"{args.width}x{args.height}, segment_length {args.segment_length or 'as shipped'}, 1 step"
+          f"{args.width}x{args.height}, segment_length {args.segment_length or 'as shipped'}, 1 step, "
+          f"threads {args.threads or 'host default'}"
           + ("; MOTION ENCODER STUBBED (not official: its time and memory are not measured)"
              if args.stub_motion_encoder else ""), flush=True)
-    peaks = {n: run_once(pack, n, args, tiny) for n in counts}
+    runs = {n: run_once(pack, n, args, tiny) for n in counts}
+    for n, (peak, why) in runs.items():
+        if why:
+            print(f"{n} frames did not finish ({why}): its peak below is a lower bound")
+    (a, why_a), (b, why_b) = runs[counts[0]], runs[counts[-1]]
+    ge_a, ge_b = (">=" if why_a else ""), (">=" if why_b else "")
     if len(counts) >= 2:
-        a, b = peaks[counts[0]], peaks[counts[-1]]
-        print(f"peak RSS {counts[0]} frames: {a:.0f} MiB, {counts[-1]} frames: {b:.0f} MiB, ratio {b / a:.2f}")
+        print(f"peak RSS {counts[0]} frames: {ge_a}{a:.0f} MiB, {counts[-1]} frames: {ge_b}{b:.0f} MiB, "
+              f"ratio {'~' if why_a or why_b else ''}{b / a:.2f}")
     else:
-        print(f"peak RSS {counts[0]} frames: {peaks[counts[0]]:.0f} MiB")
+        print(f"peak RSS {counts[0]} frames: {ge_a}{a:.0f} MiB")
 
 
 if __name__ == "__main__":
