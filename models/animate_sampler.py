@@ -406,7 +406,7 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
 
             src = seg.source
             seg_pose = frames_at_size(pose, src, width, height)
-            seg_face = face.get_float(src) if face is not None else None
+            seg_face = ac.face_pixels_of(face, src) if face is not None else None
             seg_env = frames_at_size(environment, src, width, height) if environment is not None else None
             seg_mask = mask.get_float(src) if mask is not None else None
             guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None

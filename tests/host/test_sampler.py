@@ -690,3 +690,19 @@ def test_larger_input_videos_are_resized_a_few_frames_at_a_time_exactly(rig):
                         environment=ac.resize_frames(big_env, W, H), **common)
     large = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, big_pose, s, environment=big_env, **common)
     assert np.array_equal(large.frames, small.frames)
+
+
+@pytest.mark.host
+@pytest.mark.parametrize("side", [512, 200])
+def test_face_pixels_made_a_few_frames_at_a_time_equal_the_whole_segment(host, side):
+    from wan_animate_kit.models import animate_conditioning as ac
+    from wan_animate_kit.preprocess.frames import ArrayFrames
+
+    faces = torch.randint(0, 256, (11, side, side, 3), generator=torch.Generator().manual_seed(side)).float() / 255
+    whole = ac.face_pixels(faces)
+    parts = ac.face_pixels_of(ArrayFrames(faces), range(11), chunk=3)
+    # the same values in the same memory layout (the convolutions downstream see identical inputs)
+    assert parts.shape == whole.shape == (1, 3, 11, 512, 512) and parts.stride()[1:] == whole.stride()[1:]
+    assert torch.equal(parts, whole)
+    picked = ac.face_pixels_of(ArrayFrames(faces), [4, 5, 6, 5, 4], chunk=2)
+    assert torch.equal(picked, ac.face_pixels(faces[[4, 5, 6, 5, 4]]))
