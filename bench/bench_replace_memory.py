@@ -1,7 +1,11 @@
 """Peak resident memory of the whole shipped Replacement workflow on a long 1280x720 video (issue #14).
 
     python bench/bench_replace_memory.py --frames 100,1000 [--pack PATH] [--size 64x32]
-        [--segment-length N] [--motion-batch N] [--source VIDEO] [--keep]
+        [--segment-length N] [--motion-batch N] [--source VIDEO] [--threads N] [--max-rss MIB]
+        [--stub-motion-encoder] [--trace PREFIX] [--keep]
+
+    # what fits in 20 minutes on 2 shared cores (the motion encoder stubbed, see "Time" below):
+    python bench/bench_replace_memory.py --frames 100,1000 --stub-motion-encoder --threads 1
 
 For each frame count it starts a fresh ComfyUI server (``main.py --cpu``, one process per count) with
 the pack (this checkout, or the one ``--pack`` names: that folder is loaded as the custom node and its
@@ -45,8 +49,10 @@ every time here is pessimistic and noisy), 64x32 sampler output, shipped segment
   through the motion encoder); before the sampler at most 2737 MiB (SAM2 1884, Mask Shaping 2436,
   Environment Video 2610, loading the DiT 2737). 1000 frames not run (about 90 min here).
 * 282cacc, ``--stub-motion-encoder --threads 1``: 100 frames 7745 MiB (sampler; 2729 MiB before
-  it), 123 s; 1000 frames: the server was killed by the kernel out of memory at 17.1 GB
-  (anon RSS) during the run (24 GB machine shared with other jobs). BASELINE_1000
+  it); 1000 frames: killed by the kernel out of memory at 17.1 GB (24 GB machine shared with
+  other jobs); rerun with the default --max-rss: ``peak RSS 100 frames: 7676 MiB, 1000 frames:
+  >=14464 MiB, ratio ~1.88``, stopped as the sampler started. 1000 frames, per node: pose 3170 MiB,
+  SAM2 7413 MiB (382 s), Mask Shaping 12450 MiB, Environment Video 14208 MiB.
 * main at commit 0b91a4b (frames layer, compact masks, pose pipeline), ``--stub-motion-encoder
   --threads 1``: ``peak RSS 100 frames: 6569 MiB, 1000 frames: 6866 MiB, ratio 1.05``; 121 s and
   884 s (two runs at once on the 2 cores). 1000 frames, per node: pose 1320 MiB (59 s), SAM2
