@@ -62,6 +62,22 @@ def frames_at_size(source, indices: Sequence[int], width: int, height: int, chun
     return torch.cat(parts)
 
 
+def masks_at_size(source, indices: Sequence[int], width: int, height: int, chunk: int = 8) -> torch.Tensor:
+    """Float masks ``indices`` of ``source`` at ``width`` x ``height``, brought there the way the
+    conditioning brings a mask of another size to the video size (``animate_conditioning.latent_mask``:
+    host resize, nearest-exact, centre crop) a few masks at a time; a mask already at the video or the
+    latent size is returned as it is."""
+    import comfy.utils
+
+    size = source.size
+    if size in ((int(width), int(height)), (int(width) // 8, int(height) // 8)):
+        return source.get_float(indices)
+    indices = list(indices)
+    parts = [comfy.utils.common_upscale(source.get_float(indices[i:i + chunk]).float().unsqueeze(1), width, height,
+                                        "nearest-exact", "center")[:, 0] for i in range(0, len(indices), chunk)]
+    return torch.cat(parts)
+
+
 IN_KEY = {"key": True}  # a setting that changes a segment's pixels: part of the resume cache key
 STITCHING_ONLY = {"key": False}  # changes only how finished segments are joined (or nothing): not in the key
 
@@ -408,7 +424,7 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             seg_pose = frames_at_size(pose, src, width, height)
             seg_face = ac.face_pixels_of(face, src) if face is not None else None
             seg_env = frames_at_size(environment, src, width, height) if environment is not None else None
-            seg_mask = mask.get_float(src) if mask is not None else None
+            seg_mask = masks_at_size(mask, src, width, height) if mask is not None else None
             guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
             region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \
                 else None

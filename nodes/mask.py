@@ -231,8 +231,11 @@ class EnvironmentVideo(io.ComfyNode):
                 pos += len(chunk)
 
         def env_chunks():
-            for chunk, mm in frames_with_masks():
-                yield np.rint(chunk * (1.0 - mm[..., None])).astype(np.uint8)
+            for chunk, mm in frames_with_masks():  # frame by frame: a float chunk at 720p is 177 MB
+                out = np.empty_like(chunk)
+                for k in range(len(chunk)):
+                    out[k] = np.rint(chunk[k] * (1.0 - mm[k][..., None]))
+                yield out
 
         def overlay_chunks():
             for chunk, mm in frames_with_masks():

@@ -690,6 +690,19 @@ def test_larger_input_videos_are_resized_a_few_frames_at_a_time_exactly(rig):
                         environment=ac.resize_frames(big_env, W, H), **common)
     large = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, big_pose, s, environment=big_env, **common)
     assert np.array_equal(large.frames, small.frames)
+    # a mask larger than the output: brought to it a few masks at a time, as the conditioning would
+    import comfy.utils
+    from wan_animate_kit.models.animate_sampler import masks_at_size
+
+    big_mask = torch.nn.functional.interpolate(rig.mask[:13, None], size=(2 * H + 8, 2 * W), mode="nearest")[:, 0]
+    whole_mask = comfy.utils.common_upscale(big_mask[:, None], W, H, "nearest-exact", "center")[:, 0]
+    assert torch.equal(masks_at_size(ArrayFrames(big_mask), range(13), W, H, chunk=3), whole_mask)
+    s2 = settings(clip_len=9, guidance=1, colour_strength=0.5)
+    common2 = dict(common, environment=big_env)
+    del common2["mask"]
+    a = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, big_pose, s2, mask=big_mask, **common2)
+    b = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, big_pose, s2, mask=whole_mask, **common2)
+    assert np.array_equal(a.frames, b.frames)
 
 
 @pytest.mark.host
