@@ -60,6 +60,10 @@ every time here is pessimistic and noisy), 64x32 sampler output, shipped segment
   (237 s): the sampler's floor is ~4.4 GB with spikes to ~6.8 GB at every segment, flat over the
   14 segments, with a 64x32 output and the motion encoder stubbed, so that is the 3 GB target's
   next step, besides the motion encoder (+~5 GB per 8-face call).
+* main at commit 13a920d (the sampler makes a segment's face pixels as one float copy): official
+  chain (no stub), 20 frames (one 77-frame segment), ``--threads 1``: 7873 MiB in the sampler
+  (219 s for the segment: 2.8 s per face crop), at most 1443 MiB before it; with the stub, 100
+  frames: 3735 MiB.
 * ``--threads 1`` matters on a shared box: with the host's 2 threads per process and a load of
   ~6, SAM2 went from 0.33 to 10 s per frame (OpenMP threads waiting for each other).
 """
