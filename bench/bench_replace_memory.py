@@ -206,7 +206,7 @@ def bench_prompt(api: dict, server, tiny: dict, info: dict, width: int, height: 
     return prompt
 
 
-def _status_kib(pid: int, field: str) -> float:
+def _status_mib(pid: int, field: str) -> float:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(field + ":"):
@@ -255,7 +255,7 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, 
     def sample():
         while not stop.is_set():
             try:
-                rss = _status_kib(pid, "VmRSS")
+                rss = _status_mib(pid, "VmRSS")
             except OSError:
                 return
             samples.append((time.time(), rss, current["node"]))
@@ -267,7 +267,7 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, 
 
     try:
         time.sleep(2)
-        print(f"[{frames} frames] idle after start: {_status_kib(pid, 'VmRSS'):.0f} MiB", flush=True)
+        print(f"[{frames} frames] idle after start: {_status_mib(pid, 'VmRSS'):.0f} MiB", flush=True)
         info = server.get_json("/object_info")
         api = json.loads((pack / "workflows" / "api" / "replace.json").read_text())
         prompt = bench_prompt(api, server, tiny, info, args.width, args.height, args.segment_length,
@@ -309,7 +309,7 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, 
         if not failed["why"]:
             current["node"] = "(idle after the run)"
             time.sleep(1.5)
-            hwm = _status_kib(pid, "VmHWM")
+            hwm = _status_mib(pid, "VmHWM")
         stop.set()
         thread.join()
         peaks: dict[str, float] = {}
