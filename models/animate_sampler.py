@@ -486,6 +486,10 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             log.debug("motion memo: %d encoder runs, %d reused", memo.misses, memo.hits)
             result.motion_encoded, result.motion_reused = memo.misses, memo.hits
             memo.clear()  # the host may keep the clone loaded: drop the stored chunks now
+        for source in (pose, face, environment, mask):  # the host keeps the videos: drop their read windows
+            release = getattr(source, "release", None)
+            if release is not None:
+                release()
     cache.finish()
     if continue_from is not None and result.frames is not None:
         result.frames = result.frames[g:]
