@@ -62,8 +62,10 @@ every time here is pessimistic and noisy), 64x32 sampler output, shipped segment
   next step, besides the motion encoder (+~5 GB per 8-face call).
 * main at commit 13a920d (the sampler makes a segment's face pixels as one float copy): official
   chain (no stub), 20 frames (one 77-frame segment), ``--threads 1``: 7873 MiB in the sampler
-  (219 s for the segment: 2.8 s per face crop), at most 1443 MiB before it; with the stub, 100
-  frames: 3735 MiB.
+  (219 s for the segment: 2.8 s per face crop), at most 1443 MiB before it; with the stub (two
+  separate invocations, 79 s and 698 s): 100 frames 3735 MiB, 1000 frames 6687 MiB (ratio 1.79; per
+  node at 1000 frames: pose 2217, SAM2 1843, Mask Shaping 1770, Environment Video 1995, sampler
+  6674 MiB).
 * ``--threads 1`` matters on a shared box: with the host's 2 threads per process and a load of
   ~6, SAM2 went from 0.33 to 10 s per frame (OpenMP threads waiting for each other).
 """
