@@ -146,11 +146,10 @@ def face_pixels_of(source, indices, chunk: int = 8) -> torch.Tensor:
     (every step works frame by frame, so the values are those of the whole segment at once) into one
     tensor laid out as ``face_pixels`` lays out its result: a 77-frame segment holds one float copy
     (242 MB) instead of four."""
-    idx = list(indices)
+    from ..preprocess.frames import gather_float
+
     # [T, 512, 512, 3] in memory: the channels-last layout the area resize gives face_pixels' result
-    out = torch.empty((len(idx), FACE_SIZE, FACE_SIZE, 3), dtype=torch.float32)
-    for i in range(0, len(idx), chunk):
-        out[i:i + chunk] = face_pixels(source.get_float(idx[i:i + chunk]).float())[0].permute(1, 2, 3, 0)
+    out = gather_float(source, indices, lambda f: face_pixels(f.float())[0].permute(1, 2, 3, 0).contiguous(), chunk)
     return out.permute(3, 0, 1, 2).unsqueeze(0)
 
 

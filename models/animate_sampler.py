@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..preprocess.segments import SegmentPlan, latent_frames, plan_segments
-from ..preprocess.frames import as_source, to_uint8
+from ..preprocess.frames import as_source, gather_float, to_uint8
 from ..preprocess.stitching import Stitcher
 from . import animate_conditioning as ac
 from .motion_memo import entries_for, with_motion_memo
@@ -56,10 +56,7 @@ def frames_at_size(source, indices: Sequence[int], width: int, height: int, chun
     w, h = source.size
     if (w, h) == (int(width), int(height)):
         return source.get_float(indices)
-    indices = list(indices)
-    parts = [ac.resize_frames(source.get_float(indices[i:i + chunk])[..., :3], width, height)
-             for i in range(0, len(indices), chunk)]
-    return torch.cat(parts)
+    return gather_float(source, indices, lambda f: ac.resize_frames(f[..., :3], width, height), chunk)
 
 
 def masks_at_size(source, indices: Sequence[int], width: int, height: int, chunk: int = 8) -> torch.Tensor:
@@ -72,10 +69,8 @@ def masks_at_size(source, indices: Sequence[int], width: int, height: int, chunk
     size = source.size
     if size in ((int(width), int(height)), (int(width) // 8, int(height) // 8)):
         return source.get_float(indices)
-    indices = list(indices)
-    parts = [comfy.utils.common_upscale(source.get_float(indices[i:i + chunk]).float().unsqueeze(1), width, height,
-                                        "nearest-exact", "center")[:, 0] for i in range(0, len(indices), chunk)]
-    return torch.cat(parts)
+    return gather_float(source, indices, lambda m: comfy.utils.common_upscale(
+        m.float().unsqueeze(1), width, height, "nearest-exact", "center")[:, 0], chunk)
 
 
 IN_KEY = {"key": True}  # a setting that changes a segment's pixels: part of the resume cache key

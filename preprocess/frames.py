@@ -292,11 +292,13 @@ class _Stream(_Frames):
         lo, hi = int(idx.min()), int(idx.max()) + 1
         if not hasattr(self, "_it") or lo < self._base:
             self._restart()
-        drop = min(lo - self._base, len(self._window))
-        if drop > 0:
-            del self._window[:drop]
-            self._base += drop
-        while self._base + len(self._window) < hi and not self._ended:
+        while True:  # frames before ``lo`` are dropped as the pass goes, so only the window is held
+            drop = min(lo - self._base, len(self._window))
+            if drop > 0:
+                del self._window[:drop]
+                self._base += drop
+            if self._base + len(self._window) >= hi or self._ended:
+                break
             try:
                 self._window.extend(list(next(self._it)))
             except StopIteration:
@@ -485,3 +487,25 @@ def preview_size(width: int, height: int, max_side: int = 384) -> tuple[float, i
     """(scale, width, height) of a preview no larger than ``max_side``."""
     s = min(1.0, max_side / max(width, height))
     return s, max(2, int(round(width * s))), max(2, int(round(height * s)))
+
+
+def gather_float(source: FrameSource, indices: Sequence[int], fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 chunk: int = 8) -> torch.Tensor:
+    """``fn(source.get_float(...))`` for the frames ``indices`` (repeats and any order allowed), in the
+    order of ``indices``. Every distinct frame is read once, in ascending order and ``chunk`` frames at
+    a time, so a forward source never restarts (mirrored padding included) and only ``chunk`` frames
+    exist as float before ``fn`` (e.g. a resize) makes them small. ``fn`` must work frame by frame."""
+    idx = np.asarray(list(indices), np.int64).reshape(-1)
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    out = None
+    for s in range(0, len(uniq), max(1, int(chunk))):
+        part = source.get_float(uniq[s:s + chunk])
+        if fn is not None:
+            part = fn(part)
+        if out is None:
+            out = part.new_empty((len(idx),) + tuple(part.shape[1:]))
+        pos = np.flatnonzero((inverse >= s) & (inverse < s + len(part)))
+        out[torch.from_numpy(pos)] = part[torch.from_numpy(inverse[pos] - s)]
+    if out is None:
+        raise ValueError("no frames asked for")
+    return out

@@ -165,3 +165,26 @@ def test_unreadable_files_raise_the_callers_error():
         junk.probe()
     with pytest.raises(NamedError, match="could not be decoded to the end"):
         list(junk.iter_chunks(4))
+
+
+def test_going_back_restarts_the_pass_without_holding_the_frames_before():
+    frames = np.arange(40, dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(3, 2).repeat(3, 3)
+    passes = []
+    src = _counting_recipe(frames, passes, step=4)
+    assert np.array_equal(src.get([30, 31]), frames[[30, 31]])
+    assert np.array_equal(src.get([28, 29]), frames[[28, 29]]) and len(passes) == 2  # back: a new pass
+    assert len(src._window) <= 2 + 4  # the frames before 28 were dropped while the pass went on
+
+
+def test_gather_float_reads_each_frame_once_in_order():
+    from wan_animate_kit.preprocess.frames import gather_float
+
+    frames = np.arange(20, dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(2, 2).repeat(3, 3)
+    passes, seen = [], []
+    src = _counting_recipe(frames, passes, step=3)
+    real = src.get_float
+    src.get_float = lambda idx: seen.append(list(idx)) or real(idx)
+    idx = [12, 13, 14, 15, 16, 17, 18, 19, 18, 17, 16]  # forward, then mirrored padding
+    got = gather_float(src, idx, lambda f: f * 2, chunk=3)
+    assert torch.equal(got, torch.from_numpy(frames[idx]).float() / 255 * 2)
+    assert seen == [[12, 13, 14], [15, 16, 17], [18, 19]] and len(passes) == 1
