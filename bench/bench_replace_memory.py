@@ -67,6 +67,16 @@ every time here is pessimistic and noisy), 64x32 sampler output, shipped segment
   separate invocations, 79 s and 698 s): 100 frames 3735 MiB, 1000 frames 6687 MiB (ratio 1.79; per
   node at 1000 frames: pose 2217, SAM2 1843, Mask Shaping 1770, Environment Video 1995, sampler
   6674 MiB).
+* main at commit 471f3f2 (the sampler resizes larger inputs a few frames at a time, reads each
+  frame once in ascending order, a source going back no longer holds every earlier frame, windows
+  are dropped after the job, freed memory is trimmed after each segment), the defaults (stand-in
+  motion encoder, 1 thread), 06:41 UTC on the otherwise idle machine: ``peak RSS 100 frames:
+  2796 MiB, 1000 frames: 3203 MiB, ratio 1.15``, 68 s and 506 s. A run of the previous commit
+  (f0ef279, the suite running at the same time): 2928 / 3180 MiB, ratio 1.09. 1000 frames, per node:
+  pose 1314 MiB (55 s), SAM2 1503 MiB (424 s), Mask Shaping 1364, Environment Video 1632, DiT load
+  1494, sampler 3180 (203 s). Everything before the sampler is flat in the video length; the sampler
+  holds one 77-frame segment's working set (face crops at 512x512 as float, the conditioning, the
+  tiny DiT and VAE) on top, and its peak over 14 segments is 250-400 MiB above its peak over 2.
 * ``--threads 1`` matters on a shared box: with the host's 2 threads per process and a load of
   ~6, SAM2 went from 0.33 to 10 s per frame (OpenMP threads waiting for each other).
 """
