@@ -275,6 +275,16 @@ class _Stream(_Frames):
     """A source read in one forward pass (``_new_pass``); ``get`` keeps a sliding window of frames."""
 
     _window: list[np.ndarray]
+    _w = _h = 0
+    _fps = 0.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._w, self._h
+
+    @property
+    def fps(self) -> float:
+        return self._fps
 
     def _new_pass(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
@@ -336,14 +346,6 @@ class RecipeFrames(_Stream):
     @property
     def num_frames(self) -> int:
         return self._n
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._w, self._h
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     def _new_pass(self) -> Iterator[np.ndarray]:
         return self.iter_chunks()
@@ -414,14 +416,6 @@ class FileFrames(_Stream):
         if self._count is None:
             self._count = sum(len(c) for c in self.iter_chunks(64))
         return self._count
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._w, self._h
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     def _new_pass(self) -> Iterator[np.ndarray]:
         return self.iter_chunks(16)
