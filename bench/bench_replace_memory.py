@@ -88,7 +88,6 @@ import os
 import pathlib
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
@@ -96,6 +95,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 for p in (ROOT / "tests", ROOT / "scripts", ROOT / "bench"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
+
+from benchutil import ServerRss, fill_widget_defaults, meminfo_mib, status_mib  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30  # 30 fps: the official rate, so the resampling keeps every frame
 DEFAULT_SOURCE = ROOT.parent / "shared" / "media" / "vtest.avi"  # ../shared/media beside the checkout
@@ -152,8 +153,7 @@ def _source_frames(source: pathlib.Path | None):
 def driving_clip(frames: int, source: pathlib.Path | None) -> pathlib.Path:
     """A WIDTHxHEIGHT, FPS H.264 mp4 of ``frames`` frames with a 16 kHz mono AAC tone as long as the
     video, written frame by frame (never the whole clip in memory) and cached in CLIP_DIR."""
-    import av
-    import numpy as np
+    from media import write_mp4
 
     tag = source.stem if source is not None else "synthetic"
     path = CLIP_DIR / f"replace_{tag}_{WIDTH}x{HEIGHT}_{frames}f.mp4"
@@ -162,27 +162,8 @@ def driving_clip(frames: int, source: pathlib.Path | None) -> pathlib.Path:
     CLIP_DIR.mkdir(parents=True, exist_ok=True)
     part = path.with_suffix(".part.mp4")
     gen = _source_frames(source)
-    with av.open(str(part), "w") as out:
-        vs = out.add_stream("libx264", rate=FPS)
-        vs.width, vs.height, vs.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        vs.options = {"preset": "veryfast", "crf": "23"}
-        aus = out.add_stream("aac", rate=16000)
-        aus.layout = "mono"
-        for _ in range(frames):
-            for pkt in vs.encode(av.VideoFrame.from_ndarray(next(gen), format="rgb24")):
-                out.mux(pkt)
-        for pkt in vs.encode(None):
-            out.mux(pkt)
-        samples = 16000 * frames // FPS
-        for start in range(0, samples, 16000):
-            t = np.arange(start, min(samples, start + 16000)) / 16000
-            wave = (0.2 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)[None]
-            chunk = av.AudioFrame.from_ndarray(wave, format="fltp", layout="mono")
-            chunk.sample_rate = 16000
-            for pkt in aus.encode(chunk):
-                out.mux(pkt)
-        for pkt in aus.encode(None):
-            out.mux(pkt)
+    write_mp4(part, (next(gen) for _ in range(frames)), FPS, audio_hz=330, amplitude=0.2,
+              options={"preset": "veryfast", "crf": "23"})
     part.rename(path)
     return path
 
@@ -212,31 +193,7 @@ def bench_prompt(api: dict, server, tiny: dict, info: dict, width: int, height: 
                     raise SystemExit(f"--motion-batch: this pack's sampler has no input '{MOTION_BATCH_INPUT}' "
                                      "(run without --motion-batch, or set MOTION_BATCH_INPUT to its name)")
                 inp[MOTION_BATCH_INPUT] = motion_batch
-    for node in prompt.values():  # a widget added since the workflow was built: its default
-        for name, spec in info[node["class_type"]]["input"].get("required", {}).items():
-            if name not in node["inputs"] and len(spec) > 1 and isinstance(spec[1], dict) and "default" in spec[1]:
-                node["inputs"][name] = spec[1]["default"]
-    return prompt
-
-
-def _status_mib(pid: int, field: str) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _meminfo_mib(field: str) -> float:
-    """A /proc/meminfo field in MiB (Linux); inf elsewhere."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("inf")
+    return fill_widget_defaults(prompt, info)
 
 
 def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, str]:
@@ -260,34 +217,18 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, 
     server = HostServer(host_dir(), base, tiny["root"])
     server.start()
     pid = server.proc.pid
-    samples: list[tuple[float, float, str]] = []
-    current = {"node": "(idle)"}
-    stop = threading.Event()
-    failed = {"why": ""}
-
-    def sample():
-        while not stop.is_set():
-            try:
-                rss = _status_mib(pid, "VmRSS")
-            except OSError:
-                return
-            samples.append((time.time(), rss, current["node"]))
-            if rss > args.max_rss and not failed["why"]:
-                failed["why"] = f"stopped by the bench over --max-rss {args.max_rss:.0f} MiB in {current['node']}"
-                server.proc.kill()
-                return
-            time.sleep(0.02)
+    meter = ServerRss(pid, args.max_rss, server.proc.kill)
+    failed = ""  # why the run did not finish
 
     try:
         time.sleep(2)
-        print(f"[{frames} frames] idle after start: {_status_mib(pid, 'VmRSS'):.0f} MiB", flush=True)
+        print(f"[{frames} frames] idle after start: {status_mib(pid):.0f} MiB", flush=True)
         info = server.get_json("/object_info")
         api = json.loads((pack / "workflows" / "api" / "replace.json").read_text())
         prompt = bench_prompt(api, server, tiny, info, args.width, args.height, args.segment_length,
                               args.motion_batch)
         titles = {k: f"{v['class_type']} ({v.get('_meta', {}).get('title', '')})" for k, v in prompt.items()}
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
+        meter.start()
         client = uuid.uuid4().hex
         ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={client}", timeout=3600)
         start = time.time()
@@ -299,8 +240,9 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, 
                 raw = ws.recv()
             except (websocket.WebSocketException, OSError):  # the server died (or the bench stopped it)
                 server.proc.wait()
-                failed["why"] = failed["why"] or f"the server exited with code {server.proc.returncode} (-9: killed, " \
-                                                 "e.g. by the kernel when out of memory)"
+                failed = (f"stopped by the bench {meter.over} (--max-rss)" if meter.over else
+                          f"the server exited with code {server.proc.returncode} (-9: killed, e.g. by the kernel "
+                          "when out of memory)")
                 break
             if not isinstance(raw, str):
                 continue
@@ -310,32 +252,27 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, 
                 continue
             if msg["type"] in ("execution_error", "execution_interrupted"):
                 print(server.log()[-3000:])
-                raise SystemExit(f"[{frames} frames] {msg['type']} in {current['node']}: {json.dumps(data)[:3000]}")
+                raise SystemExit(f"[{frames} frames] {msg['type']} in {meter.node}: {json.dumps(data)[:3000]}")
             if msg["type"] == "executing":
                 node = data.get("node")
                 if node is None:
                     break
-                current["node"] = titles.get(node, str(node))
+                meter.node = titles.get(node, str(node))
         wall = time.time() - start
         ws.close()
         hwm = 0.0
-        if not failed["why"]:
-            current["node"] = "(idle after the run)"
+        if not failed:
+            meter.node = "(idle after the run)"
             time.sleep(1.5)
-            hwm = _status_mib(pid, "VmHWM")
-        stop.set()
-        thread.join()
-        peaks: dict[str, float] = {}
-        spans: dict[str, list[float]] = {}
-        for t, rss, node in samples:
-            peaks[node] = max(peaks.get(node, 0.0), rss)
-            spans.setdefault(node, [t, t])[1] = t
+            hwm = status_mib(pid, "VmHWM")
+        meter.stop()
         print(f"[{frames} frames] peak RSS per node (MiB, seconds):")
-        for node in peaks:  # insertion order = execution order
-            print(f"  {peaks[node]:8.0f}  {spans[node][1] - spans[node][0]:7.1f}s  {node}", flush=True)
-        top = max(samples, key=lambda s: s[1])
-        if failed["why"]:
-            print(f"[{frames} frames] NOT FINISHED after {wall:.0f}s: {failed['why']}; sampled peak {top[1]:.0f} MiB "
+        for node, (peak, seconds) in meter.per_node().items():
+            print(f"  {peak:8.0f}  {seconds:7.1f}s  {node}", flush=True)
+        top = meter.top()
+        samples = meter.samples
+        if failed:
+            print(f"[{frames} frames] NOT FINISHED after {wall:.0f}s: {failed}; sampled peak {top[1]:.0f} MiB "
                   f"(a lower bound) during {top[2]}", flush=True)
         else:
             print(f"[{frames} frames] wall {wall:.0f}s; sampled peak {top[1]:.0f} MiB during {top[2]}; "
@@ -348,9 +285,9 @@ def run_once(pack: pathlib.Path, frames: int, args, tiny: dict) -> tuple[float, 
             print(f"[{frames} frames] RSS trace: {trace}")
         outputs = sorted((base / "output").rglob("*.mp4"))
         print(f"[{frames} frames] saved: {', '.join(p.name for p in outputs) or 'nothing'}")
-        return max(hwm, top[1]), failed["why"]
+        return max(hwm, top[1]), failed
     finally:
-        stop.set()
+        meter.stop()
         server.stop()
         if not args.keep:
             import shutil
@@ -388,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     args.stub_motion_encoder = not args.official_motion_encoder
     args.width, args.height = (int(v) for v in args.size.lower().split("x"))
     if args.max_rss is None:
-        args.max_rss = 0.6 * _meminfo_mib("MemTotal")
+        args.max_rss = 0.6 * meminfo_mib("MemTotal")
     if args.threads:  # the server inherits this process's environment
         for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[key] = str(args.threads)

@@ -23,22 +23,14 @@ import os
 import pathlib
 import sys
 import tempfile
-import threading
 import time
 import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-for p in (ROOT / "tests", ROOT / "scripts"):
+for p in (ROOT / "tests", ROOT / "scripts", ROOT / "bench"):
     sys.path.insert(0, str(p))
 
-
-def rss_of(pid: int) -> float:
-    """RSS of process ``pid`` in MiB (Linux /proc)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+from benchutil import ServerRss, fill_widget_defaults, status_mib  # noqa: E402
 
 
 def tiny_models() -> dict:
@@ -72,32 +64,18 @@ def main() -> None:
     server = HostServer(host_dir(), base, tiny["root"])
     server.start()
     pid = server.proc.pid
-    samples: list[tuple[float, float, str]] = []
-    current = {"node": "(idle)"}
-    stop = threading.Event()
-
-    def sample():
-        while not stop.is_set():
-            try:
-                samples.append((time.time(), rss_of(pid), current["node"]))
-            except OSError:
-                return
-            time.sleep(0.02)
+    meter = ServerRss(pid)
 
     try:
         time.sleep(2)
-        idle = rss_of(pid)
+        idle = status_mib(pid)
         print(f"idle after start: {idle:.0f} MiB, threads {len(os.listdir(f'/proc/{pid}/task'))}")
         api = json.loads((ROOT / "workflows" / "api" / f"{args.workflow}.json").read_text())
         prompt = tiny_prompt(api, server, tiny)
         info = server.get_json("/object_info")
-        for node in prompt.values():  # a widget added since the workflow was built: its default
-            for name, spec in info[node["class_type"]]["input"].get("required", {}).items():
-                if name not in node["inputs"] and len(spec) > 1 and "default" in spec[1]:
-                    node["inputs"][name] = spec[1]["default"]
+        fill_widget_defaults(prompt, info)
         titles = {k: f"{v['class_type']} ({v.get('_meta', {}).get('title', '')})" for k, v in prompt.items()}
-        thread = threading.Thread(target=sample, daemon=True)
-        thread.start()
+        meter.start()
         for run in range(args.runs):
             client = uuid.uuid4().hex
             ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws?clientId={client}", timeout=900)
@@ -115,26 +93,19 @@ def main() -> None:
                     node = data.get("node")
                     if node is None and data.get("prompt_id") == body["prompt_id"]:
                         break
-                    current["node"] = titles.get(node, str(node))
+                    meter.node = titles.get(node, str(node))
             ws.close()
-            current["node"] = f"(idle after run {run + 1})"
+            meter.node = f"(idle after run {run + 1})"
             time.sleep(1.5)
-        stop.set()
-        thread.join()
-        peaks: dict[str, float] = {}
-        order: list[str] = []
-        for _, rss, node in samples:
-            if node not in peaks:
-                order.append(node)
-            peaks[node] = max(peaks.get(node, 0.0), rss)
+        meter.stop()
         print("peak RSS per step (MiB):")
-        for node in order:
-            print(f"  {peaks[node]:8.0f}  {node}")
-        top = max(samples, key=lambda s: s[1])
-        print(f"overall peak {top[1]:.0f} MiB during {top[2]}; after: {samples[-1][1]:.0f} MiB; "
+        for node, (peak, _) in meter.per_node().items():
+            print(f"  {peak:8.0f}  {node}")
+        top = meter.top()
+        print(f"overall peak {top[1]:.0f} MiB during {top[2]}; after: {meter.samples[-1][1]:.0f} MiB; "
               f"threads {len(os.listdir(f'/proc/{pid}/task'))}")
     finally:
-        stop.set()
+        meter.stop()
         server.stop()
 
 
