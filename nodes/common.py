@@ -151,6 +151,15 @@ def frames_output_input(what: str):
                             "output is then stopped with a message.")
 
 
+def output_switch(name: str, on: str, off: str, outputs: str):
+    """An optional switch (default on, also for graphs saved before it existed) for whole-video IMAGE /
+    MASK outputs: on, they are made (``on`` says what); off, ``off`` says what is left, memory stays
+    flat and a node reading ``outputs`` stops with a message (``frames_blocked``)."""
+    return io.Boolean.Input(name, default=True, optional=True,
+                            tooltip=f"On: also return {on}. Off: {off}, so memory stays flat for any length; a "
+                                    f"node connected to {outputs} is then stopped with a message.")
+
+
 def frames_blocked(node: str, what: str = "IMAGE output is", switch: str = "frames_output",
                    instead: str = "its video output"):
     """What a whole-video IMAGE / MASK output carries when its switch is off: any node reading it stops

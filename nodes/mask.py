@@ -6,7 +6,8 @@ import torch
 from comfy_api.latest import io, ui
 
 from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Masks, Pose, Progress, check_number, frames_blocked,
-                     frames_output_input, image_batch, is_source, one_source, to_float, to_uint8)
+                     frames_output_input, image_batch, is_source, one_source, output_switch, to_float,
+                     to_uint8)
 
 HEAD = slice(0, 5)  # COCO nose, eyes, ears
 
@@ -89,12 +90,9 @@ class MaskShape(io.ComfyNode):
                                          "stops with an error on an empty mask)."),
                 Pose.Input("pose", optional=True,
                            tooltip="Poses of the same video (the same tracked person), for the head growth."),
-                io.Boolean.Input("frames_output", default=True, optional=True,
-                                 tooltip="On: also return mask and soft_mask as float MASK batches (4 bytes a "
-                                         "pixel: a 1000-frame 1280x720 MASK takes 3.7 GB). Off: only the compact "
-                                         "'masks' output (the same hard masks), so memory stays flat for any "
-                                         "length; a node connected to mask or soft_mask is then stopped with a "
-                                         "message."),
+                output_switch("frames_output", "mask and soft_mask as float MASK batches (4 bytes a pixel: a "
+                              "1000-frame 1280x720 MASK takes 3.7 GB)",
+                              "only the compact 'masks' output (the same hard masks)", "mask or soft_mask"),
             ],
             outputs=[
                 io.Mask.Output(display_name="mask", tooltip="Hard shaped mask for the sampler (needs frames_output "
@@ -174,11 +172,8 @@ class EnvironmentVideo(io.ComfyNode):
                 io.Int.Input("height", default=0, min=0, max=8192, step=16, optional=True,
                              tooltip="Output height (from Wan-Animate Output Size); 0 = the frames' own."),
                 frames_output_input("environment frames and overlay"),
-                io.Boolean.Input("mask_output", default=True, optional=True,
-                                 tooltip="On: also return the placed mask as a float MASK batch (4 bytes a pixel). "
-                                         "Off: only the compact 'masks' output (the same masks), so memory stays "
-                                         "flat for any length; a node connected to mask is then stopped with a "
-                                         "message."),
+                output_switch("mask_output", "the placed mask as a float MASK batch (4 bytes a pixel)",
+                              "only the compact 'masks' output (the same masks)", "mask"),
             ],
             outputs=[
                 io.Image.Output(display_name="environment", tooltip="Frames with the character region black "

@@ -12,7 +12,7 @@ from comfy_api.latest import io, ui
 
 from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_image_memory,
                      check_interrupt, check_number, frames_blocked, frames_output_input, image_batch, model_file,
-                     one_source, to_float)
+                     one_source, output_switch, to_float)
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
@@ -185,12 +185,9 @@ class PoseExtract(io.ComfyNode):
                                        "between neighbours, or stop with an error listing them."),
                 io.Int.Input("chunk_frames", default=32, min=1, max=1024,
                              tooltip="Frames decoded and processed at a time (memory vs speed)."),
-                io.Boolean.Input("frames_output", default=True, optional=True,
-                                 tooltip="On: also return the preview, every frame with the detected skeletons "
-                                         "drawn, shrunk to 384 pixels a side, as an IMAGE batch (kept in memory "
-                                         "while the video is processed). Off: no preview is made, so memory "
-                                         "stays flat for any length; a node connected to the preview output is "
-                                         "then stopped with a message. The poses are the same either way."),
+                output_switch("frames_output", "the preview, every frame with the detected skeletons drawn, "
+                              "shrunk to 384 pixels a side, as an IMAGE batch (kept in memory while the video is "
+                              "processed)", "no preview is made (the poses are the same)", "the preview output"),
             ],
             outputs=[
                 Pose.Output(display_name="pose", tooltip="Tracked poses (every person; the chosen one is the subject)."),

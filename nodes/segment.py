@@ -6,7 +6,7 @@ from comfy_api.latest import io, ui
 from ..models.sam2_video import FRAME_RESIZE
 from ..preprocess.sam_prompts import PROMPT_RULES
 from .common import (CATEGORY, PREFIX, InputError, Masks, Pose, Progress, Sam2Model, check_interrupt, check_number,
-                     frames_blocked, image_batch, model_file, one_source, pose_on_frames, to_float)
+                     frames_blocked, image_batch, model_file, one_source, output_switch, pose_on_frames, to_float)
 
 REQUIRES = ("sam2", "cv2")
 CAT = CATEGORY + "/mask"
@@ -148,11 +148,9 @@ class CharacterSegmentation(io.ComfyNode):
                                        "the official preprocessing (bit-exact input tensor). opencv: the pack's "
                                        "former OpenCV area/bicubic resize, a little faster; its input differs by a "
                                        "few grey levels, so masks can differ slightly from the official ones."),
-                io.Boolean.Input("frames_output", default=True, optional=True,
-                                 tooltip="On: also return the masks as a float MASK batch and the tinted preview "
-                                         "(a 1000-frame 1280x720 MASK takes 3.7 GB). Off: only the compact "
-                                         "'masks' output (the same masks), so memory stays flat for any length; "
-                                         "a node connected to mask or preview is then stopped with a message."),
+                output_switch("frames_output", "the masks as a float MASK batch and the tinted preview (a "
+                              "1000-frame 1280x720 MASK takes 3.7 GB)",
+                              "only the compact 'masks' output (the same masks)", "mask or preview"),
             ],
             outputs=[
                 io.Mask.Output(display_name="mask", tooltip="Character mask per frame (1 = character), as a "
