@@ -31,6 +31,7 @@ import torch
 
 from ..preprocess.segments import SegmentPlan, latent_frames, plan_segments
 from ..preprocess.frames import as_source, gather_float, to_uint8
+from ..preprocess.heap import release_freed_memory
 from ..preprocess.stitching import Stitcher
 from . import animate_conditioning as ac
 from .motion_memo import entries_for, with_motion_memo
@@ -46,28 +47,6 @@ DEFAULT_SHIFT = 5.0
 
 
 # -- job -------------------------------------------------------------------------------------
-
-def release_freed_memory() -> None:
-    """Hand the memory a finished segment freed back to the operating system (glibc ``malloc_trim``;
-    nothing elsewhere). Without it the C heap keeps the freed pages of every segment's large
-    temporary arrays, so the process's resident memory creeps up over a long job."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        _malloc_trim = False
-        try:
-            import ctypes
-            import sys
-
-            if sys.platform.startswith("linux"):
-                _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
-
-
-_malloc_trim = None
-
 
 def frames_at_size(source, indices: Sequence[int], width: int, height: int, chunk: int = 8) -> torch.Tensor:
     """Float frames ``indices`` of ``source`` at ``width`` x ``height``: resized the way the segment
@@ -442,6 +421,7 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             seg_face = ac.face_pixels_of(face, src) if face is not None else None
             seg_env = frames_at_size(environment, src, width, height) if environment is not None else None
             seg_mask = masks_at_size(mask, src, width, height) if mask is not None else None
+            release_freed_memory()  # what reading the inputs at their own size freed (preprocess.heap)
             guid = torch.from_numpy(guidance_frames).float().div_(255.0) if guidance_frames is not None else None
             region = environment_region(seg_mask, width, height) if seg_mask is not None and settings.colour_strength \
                 else None

@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple, Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from ..preprocess.frames import FrameSource
+from ..preprocess.heap import release_freed_memory
 from ..preprocess.pose_types import NUM_KEYPOINTS, PoseSequence
 
 MISSING_FRAMES = ("hold", "interpolate", "raise")
@@ -230,6 +231,8 @@ def extract_pose(source: FrameSource, backend: PoseBackend, *, person: str = "la
         found.extend(part)
         if preview:
             previews.append(preview_frames(np.asarray(chunk), [p.keypoints for p in part]))
+        del chunk, part
+        release_freed_memory()  # the chunk's frames and crops: see preprocess.heap
         if progress is not None:
             progress(len(found), total)
 

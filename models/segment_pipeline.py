@@ -23,6 +23,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..preprocess.frames import FrameSource, PackedMasks, map_chunks, preview_size
+from ..preprocess.heap import release_freed_memory
+
+TRIM_EVERY = 16  # frames between two hand-backs of freed memory (preprocess.heap)
 
 
 class PromptInputError(ValueError):
@@ -152,4 +155,6 @@ def segment_character(model: Any, source: FrameSource, prompts: Sequence[Any], *
                 shown[item.index] = overlay(small.pop(item.index), tiny)
             if not item.prompted:
                 unprompted.append(item.index)
+            if item.index % TRIM_EVERY == TRIM_EVERY - 1:
+                release_freed_memory()  # freed frame-sized arrays: see preprocess.heap
     return Segmentation(masks, shown, unprompted, len(prompts))

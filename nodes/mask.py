@@ -192,7 +192,8 @@ class EnvironmentVideo(io.ComfyNode):
 
     @classmethod
     def execute(cls, mask, images=None, video=None, width=0, height=0, frames_output=True, mask_output=True):
-        from ..preprocess.frames import PackedMasks, RecipeFrames
+        from ..preprocess.frames import PackedMasks, RecipeFrames, chunk_frames
+        from ..preprocess.heap import release_freed_memory
         from ..preprocess.mask_video import mask_length, placed_masks
         from ..preprocess.masks import environment_frames, overlay
         from ..preprocess.resolution import padding_resize
@@ -214,12 +215,13 @@ class EnvironmentVideo(io.ComfyNode):
             return placed_masks(mask, start, stop, sw, sh, w, h)
 
         packed = PackedMasks(w, h, fps, "mask")
-        for s in range(0, t, 64):
-            packed.append(masks_at(s, min(t, s + 64)))
+        for s in range(0, t, 16):  # 16 float masks at 720p: 59 MB
+            packed.append(masks_at(s, min(t, s + 16)))
+        release_freed_memory()  # see preprocess.heap
 
         def frames_with_masks():
             pos = 0
-            for chunk in src.iter_chunks(16):
+            for chunk in src.iter_chunks(chunk_frames(sw, sh, 16)):
                 if (w, h) != (sw, sh):
                     chunk = np.stack([padding_resize(f, w, h) for f in chunk])
                 yield chunk, masks_at(pos, pos + len(chunk))

@@ -13,14 +13,15 @@ from comfy_api.latest import io, ui
 from .common import (CATEGORY, DEFAULT_FPS, PREFIX, InputError, Pose, PoseModel, Progress, check_image_memory,
                      check_interrupt, check_number, frames_blocked, frames_output_input, image_batch, model_file,
                      one_source, output_switch, to_float)
+from ..preprocess.frames import CHUNK_BYTES, chunk_frames
 
 REQUIRES = ("onnxruntime", "cv2")
 PoseKeypoint = io.Custom("POSE_KEYPOINT")
 log = logging.getLogger("wan_animate_kit")
 CAT = CATEGORY + "/pose"
-# Render Pose: the largest canvas side, and the uint8 frames drawn at a time (at most 16).
+# Render Pose: the largest canvas side, and the bytes of uint8 frames drawn at a time (at most 16 frames).
 MAX_RENDER_SIDE = 8192
-DRAW_CHUNK_BYTES = 256 * 2 ** 20
+DRAW_CHUNK_BYTES = CHUNK_BYTES
 # ViTPose crops per call when batch_size is 0. bench/bench_pose_extract.py on a 2-core CPU with a
 # ViT-B-sized model: batch 4 ran 1.11x faster than one crop per call, batch 16 0.85x.
 AUTO_BATCH_CPU, AUTO_BATCH_CUDA = 4, 16
@@ -306,7 +307,7 @@ class RenderPose(io.ComfyNode):
         if frames_output:
             check_image_memory(node, "frames_output", pose.num_frames, w, h,
                                "turn frames_output off and use the video output (drawn on demand, flat memory)")
-        frames_per_chunk = max(1, min(16, DRAW_CHUNK_BYTES // (w * h * 3)))
+        frames_per_chunk = chunk_frames(w, h, 16, budget=DRAW_CHUNK_BYTES)
 
         def draw(chunk: int = frames_per_chunk):
             # the official body hold, carried from chunk to chunk (extracted poses; see preprocess.render)
@@ -386,7 +387,7 @@ class FaceCrops(io.ComfyNode):
 
         def crop():  # one pass over the driving frames
             pos = 0
-            for chunk in src.iter_chunks(32):
+            for chunk in src.iter_chunks(chunk_frames(w, h, 32)):
                 yield cut(chunk, boxes[pos:pos + len(chunk)], size=size)
                 pos += len(chunk)
 

@@ -418,7 +418,7 @@ class FileFrames(_Stream):
         return self._count
 
     def _new_pass(self) -> Iterator[np.ndarray]:
-        return self.iter_chunks(16)
+        return self.iter_chunks(chunk_frames(self._w, self._h, 16))
 
     def iter_chunks(self, chunk: int = 32) -> Iterator[np.ndarray]:
         chunk = max(1, int(chunk))
@@ -426,14 +426,18 @@ class FileFrames(_Stream):
             with self._open() as container:
                 if not container.streams.video:
                     raise _Unreadable("the file has no video stream (only sound or data)")
-                buf = []
+                buf, k = None, 0  # frames go straight into the chunk (no list of frames plus its stacked copy)
                 for frame in container.decode(container.streams.video[0]):
-                    buf.append(frame.to_ndarray(format="rgb24"))
-                    if len(buf) == chunk:
-                        yield np.stack(buf)
-                        buf = []
-                if buf:
-                    yield np.stack(buf)
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if buf is None:
+                        buf = np.empty((chunk, *rgb.shape), np.uint8)
+                    buf[k] = rgb
+                    k += 1
+                    if k == chunk:
+                        yield buf
+                        buf, k = None, 0
+                if k:
+                    yield buf[:k]
         except _Unreadable as e:
             raise self.unreadable(str(e)) from None
         except Exception as e:  # av.error.* (damaged data further into the file), OSError
@@ -475,6 +479,19 @@ def map_chunks(source: FrameSource, fn: Callable[[np.ndarray, int], np.ndarray],
 
     return RecipeFrames(chunks, source.num_frames, width or w, height or h, source.fps, name or source.name,
                         source.is_mask if is_mask is None else is_mask)
+
+
+#: Bytes of uint8 frames one chunk of a pass may hold (see :func:`chunk_frames`).
+CHUNK_BYTES = 24 * 2 ** 20
+
+
+def chunk_frames(width: int, height: int, most: int = 32, channels: int = 3, budget: int = CHUNK_BYTES) -> int:
+    """Frames per chunk of a pass over ``width`` x ``height`` frames: at most ``most``, and only as many
+    as fit in ``budget`` bytes (at least one): 9 frames of 1280x720 RGB, 32 face crops of 512x512. Every
+    chunk of a recipe stays alive while the chunks above and below it in the pipeline are made, so its
+    size, not the video's length, sets what a pass holds."""
+    per_frame = max(1, int(width) * int(height) * int(channels))
+    return max(1, min(int(most), int(budget) // per_frame))
 
 
 def preview_size(width: int, height: int, max_side: int = 384) -> tuple[float, int, int]:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .frames import PackedMasks, is_source
+from .heap import release_freed_memory
 from .masks import letterbox_masks, mask_coverage, resize_masks, shape_mask_sequence
 
 
@@ -94,6 +95,8 @@ def shape_masks(masks: Any, *, kernel: int = 7, iterations: int = 3, block: bool
                                      head_points=heads, head_radius_scale=head_radius_scale, grid=grid)
         out.append(shaped)
         coverage[s:e] = mask_coverage(shaped)
+        del part, shaped
+        release_freed_memory()  # see preprocess.heap
         if on_chunk is not None:
             on_chunk(e)
     return out, empty, coverage

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wan_animate_kit.preprocess.frames import (ArrayFrames, FileFrames, FrameSource, PackedMasks, RecipeFrames,
-                                               as_source, is_source, map_chunks, to_float, to_uint8)
+                                               as_source, chunk_frames, is_source, map_chunks, to_float, to_uint8)
 
 
 def test_uint8_and_float_are_one_exact_pair():
@@ -147,8 +147,11 @@ def test_file_frames_decode_chunks_and_count_frames():
     src = FileFrames(lambda: buf, 16, 16, fps=10.0, name="video")
     src.probe()
     assert src.num_frames == 11  # counted by decoding: no count was given
-    got = np.concatenate(list(src.iter_chunks(4)))
+    parts = list(src.iter_chunks(4))
+    assert [len(p) for p in parts] == [4, 4, 3]
+    got = np.concatenate(parts)
     assert got.shape == (11, 16, 16, 3) and np.abs(got.astype(int) - frames).max() <= 2
+    assert not np.shares_memory(parts[0], parts[1])  # every chunk is its own array
     assert np.array_equal(src.get([3, 4, 10]), got[[3, 4, 10]])
     assert torch.equal(src.get_float([2]), torch.from_numpy(got[[2]]).float() / 255)
 
@@ -188,3 +191,50 @@ def test_gather_float_reads_each_frame_once_in_order():
     got = gather_float(src, idx, lambda f: f * 2, chunk=3)
     assert torch.equal(got, torch.from_numpy(frames[idx]).float() / 255 * 2)
     assert seen == [[12, 13, 14], [15, 16, 17], [18, 19]] and len(passes) == 1
+
+
+def test_chunk_frames_bound_a_chunk_by_bytes():
+    assert chunk_frames(1280, 720, 16) == 9  # 24 MiB of 720p RGB
+    assert chunk_frames(512, 512, 32) == 32  # face crops: the count asked for
+    assert chunk_frames(8192, 8192, 16) == 1  # a frame over the budget: one at a time
+    assert chunk_frames(1280, 720, 16, channels=1) == 16
+    assert chunk_frames(64, 64, 4, budget=64 * 64 * 3 * 2) == 2
+
+
+def test_release_freed_memory_hands_freed_pages_back():
+    """Blocks freed between blocks that stay are holes the C heap keeps resident; trimming gives
+    their pages back (glibc)."""
+    import ctypes
+    import os
+    import sys
+
+    from wan_animate_kit.preprocess.heap import release_freed_memory
+
+    if not sys.platform.startswith("linux"):
+        assert release_freed_memory() is False
+        return
+    if not release_freed_memory():
+        pytest.skip("this C library has no malloc_trim")
+
+    def rss_mib():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    big, small = [], []
+    for _ in range(1600):  # 64 KiB blocks (always from the heap, under any mmap threshold), each
+        p = libc.malloc(64 * 1024)  # followed by a small block that stays
+        ctypes.memset(p, 1, 64 * 1024)
+        big.append(p)
+        small.append(libc.malloc(64))
+    for p in big:
+        libc.free(p)
+    before = rss_mib()
+    assert release_freed_memory() is True
+    after = rss_mib()
+    for p in small:
+        libc.free(p)
+    assert before - after > 60, (before, after)  # of the 100 MiB freed
