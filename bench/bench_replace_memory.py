@@ -77,6 +77,16 @@ every time here is pessimistic and noisy), 64x32 sampler output, shipped segment
   1494, sampler 3180 (203 s). Everything before the sampler is flat in the video length; the sampler
   holds one 77-frame segment's working set (face crops at 512x512 as float, the conditioning, the
   tiny DiT and VAE) on top, and its peak over 14 segments is 250-400 MiB above its peak over 2.
+* main after issue #14's last steps (commits 47fe8b3 and the next): freed C-heap pages go back to
+  the OS once per chunk of every long loop (``preprocess/heap.py``; pose extraction alone had
+  grown to 3200 MiB at 1000 frames with ~2 GB of freed but resident pages, which every later node
+  inherited), recipe chunks are bounded by bytes (9 frames at 720p), and the sampler computes each
+  segment's face motion once from its uint8 crops, 8 frames at a time (``models/face_motion.py``),
+  instead of holding 512x512 float face pixels in the conditioning (242 MB, copied twice by the
+  host while it samples, plus the old motion memo's copies). The defaults, 08:16 UTC, with the test
+  suite running at the same time (times pessimistic): ``peak RSS 100 frames: 1929 MiB, 1000
+  frames: 1976 MiB, ratio 1.02``, 81 s and 788 s. 1000 frames, per node: pose 1153 MiB (47 s), SAM2
+  1402 MiB (443 s), Mask Shaping 1296, Environment Video 1273, DiT load 1391, sampler 1976 (285 s).
 * ``--threads 1`` matters on a shared box: with the host's 2 threads per process and a load of
   ~6, SAM2 went from 0.33 to 10 s per frame (OpenMP threads waiting for each other).
 """

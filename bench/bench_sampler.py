@@ -1,7 +1,7 @@
 """Wall time of the long-video sampler against core's hand-chained extend graph, same models and inputs.
 
     python bench/bench_sampler.py [--size 64] [--segment 33] [--guidance 5] [--segments 3] [--steps 2]
-                                  [--repeats 3] [--replace] [--face] [--no-memo] [--drift] [--save DIR]
+                                  [--repeats 3] [--replace] [--face] [--motion-per-step] [--drift] [--save DIR]
                                   [--mode windows [--window-length 5] [--window-overlap 2]]
 
 Runs the real ComfyUI host in-process on the CPU with the tiny Wan-Animate DiT and a tiny Wan 2.1
@@ -17,8 +17,8 @@ called in-process.
 ours: ``models.animate_sampler.run_animate`` (cache off, and cache on as a second row).
 
 ``--face`` gives both sides 512x512 face crops: the DiT then runs its motion encoder on them, in
-core's chain at every step, in ours once per distinct 8-frame chunk (``models/motion_memo.py``;
-``--no-memo`` turns that off to show its share). Each frame costs the encoder seconds on a CPU, so
+core's chain at every step, in ours once per segment (``models/face_motion.py``;
+``--motion-per-step`` puts the face pixels in the conditioning instead, as core does, to show its share). Each frame costs the encoder seconds on a CPU, so
 keep ``--segment`` short with it.
 
 Runs alternate (core, ours, ours+cache) ``repeats`` times; medians are reported. ``--drift``
@@ -124,12 +124,12 @@ def run_core(model, vae, d, n, segment, guidance, steps, sampler, scheduler, see
 
 
 def run_ours(model, vae, d, n, segment, guidance, steps, sampler, scheduler, seed, replace, cache,
-             colour=0.0, cache_root=None, memo=True):
+             colour=0.0, cache_root=None, motion_once=True):
     from wan_animate_kit.models.animate_sampler import AnimateSettings, run_animate
 
     s = AnimateSettings(seed=seed, steps=steps, cfg=1.0, sampler_name=sampler, scheduler=scheduler, clip_len=segment,
                         guidance=guidance, width=d.width, height=d.height, cache=cache,
-                        colour_strength=colour, motion_memo=memo)
+                        colour_strength=colour, motion_once=motion_once)
     return run_animate(model, vae, d.pos, d.neg, d.ref, d.pose[:n], s,
                        face=d.face[:n] if d.face is not None else None, environment=d.env[:n] if replace else None,
                        mask=d.mask[:n] if replace else None, clip_vision_output=d.clip, cache_root=cache_root).frames
@@ -256,7 +256,8 @@ def main() -> None:
     ap.add_argument("--replace", action="store_true", help="Replacement mode (environment video + mask)")
     ap.add_argument("--face", action="store_true",
                     help="give both sides 512x512 face crops (the DiT's motion encoder then runs; slow on a CPU)")
-    ap.add_argument("--no-memo", action="store_true", help="ours without the face motion memo")
+    ap.add_argument("--motion-per-step", action="store_true",
+                    help="ours with the face pixels in the conditioning (the motion encoder at every step)")
     ap.add_argument("--drift", action="store_true", help="print the colour-drift / seam hook")
     ap.add_argument("--save", default="", help="folder to save the outputs as .npy (for bench/colour_drift.py)")
     ap.add_argument("--threads", type=int, default=1,
@@ -296,16 +297,16 @@ def bench(args) -> None:
     print(f"{n} frames {args.size}x{args.size}, {plan.num_segments} segments of {args.segment} (guidance {args.guidance}), "
           f"{args.steps} steps {args.sampler}/{args.scheduler}, {'Replacement' if args.replace else 'Animation'}, "
           f"torch threads {torch.get_num_threads()}, face crops {'on' if args.face else 'off'}"
-          + (", motion memo off" if args.no_memo else ""))
+          + (", face motion at every step" if args.motion_per_step else ""))
     run_core(*common)  # warm-up (first-call allocations, lazy imports)
     names = ("core", "ours", "ours+cache")
     wall = {k: [] for k in names}
     cpu = {k: [] for k in names}
     outs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        memo = not args.no_memo
-        runs = {"core": lambda: run_core(*common), "ours": lambda: run_ours(*common, cache=False, memo=memo),
-                "ours+cache": lambda: run_ours(*common, cache=True, cache_root=tmp, memo=memo)}
+        once = not args.motion_per_step
+        runs = {"core": lambda: run_core(*common), "ours": lambda: run_ours(*common, cache=False, motion_once=once),
+                "ours+cache": lambda: run_ours(*common, cache=True, cache_root=tmp, motion_once=once)}
         for r in range(args.repeats):
             for name in names:
                 t, c = time.perf_counter(), time.process_time()

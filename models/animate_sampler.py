@@ -30,17 +30,17 @@ import numpy as np
 import torch
 
 from ..preprocess.segments import SegmentPlan, latent_frames, plan_segments
-from ..preprocess.frames import as_source, gather_float, to_uint8
+from ..preprocess.frames import as_source, gather_float, held_float, to_uint8
 from ..preprocess.heap import release_freed_memory
 from ..preprocess.stitching import Stitcher
 from . import animate_conditioning as ac
-from .motion_memo import entries_for, with_motion_memo
+from .face_motion import FaceMotion, MotionState, with_face_motion
 from .segment_cache import Hasher, SegmentCache, clip_vision_fingerprint, conditioning_fingerprint, \
     model_fingerprint, vae_fingerprint
 
 log = logging.getLogger("wan_animate_kit")
 
-CACHE_FORMAT = "wak-seg-3"
+CACHE_FORMAT = "wak-seg-4"
 DEFAULT_SAMPLER = "official UniPC (bh2, order 2)"
 OFFICIAL_SAMPLERS = {"official UniPC (bh2, order 2)": "unipc", "official DPM++ (2M midpoint)": "dpm++"}
 DEFAULT_SHIFT = 5.0
@@ -93,8 +93,9 @@ class AnimateSettings:
     crossfade: bool = field(default=False, metadata=STITCHING_ONLY)
     colour_strength: float = field(default=0.0, metadata=STITCHING_ONLY)  # 0 = no colour correction
     cache: bool = field(default=True, metadata=STITCHING_ONLY)
-    # face motion vectors once per distinct chunk (exact; see motion_memo.py)
-    motion_memo: bool = field(default=True, metadata=STITCHING_ONLY)
+    # face motion computed once per segment from the crops, per pass like the official (face_motion.py);
+    # off: face pixels in the conditioning, the host's motion encoder at every model call
+    motion_once: bool = field(default=True, metadata=IN_KEY)
     # flow shift of the sampler's own model_sampling (official 5.0)
     shift: float = field(default=DEFAULT_SHIFT, metadata=IN_KEY)
     vae_precision: str = field(default="float32 (official)", metadata=IN_KEY)
@@ -128,7 +129,7 @@ class AnimateSettings:
         """Every setting that can change a segment's pixels, for the resume cache key: all fields but
         those marked STITCHING_ONLY (crossfade and colour correction only change the stitching, and
         colour correction reaches later segments through their guidance frames, which are hashed per
-        segment; cache and the exact motion memo change nothing). A field without a decision is an
+        segment; cache changes nothing). A field without a decision is an
         error, so a new option cannot silently resume from stale segments."""
         out = []
         for f in fields(self):
@@ -154,8 +155,7 @@ class AnimateResult:
     plan: SegmentPlan
     sampled: list[int] = field(default_factory=list)
     loaded: list[int] = field(default_factory=list)
-    motion_encoded: int = 0  # face chunks the motion encoder ran on
-    motion_reused: int = 0  # face chunks whose motion vectors came from the memo
+    motion_encoded: int = 0  # motion-encoder calls of the once-per-segment face motion (chunks of 8 frames)
 
 
 def environment_region(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
@@ -319,17 +319,29 @@ def run_animate(model, vae, positive: list, negative: list, reference: torch.Ten
                     tuple(prompt_schedule or ()), continue_from)
 
 
-def _with_memo(model, settings: AnimateSettings, face):
-    """The model to sample with: with face crops, a clone whose motion encoder runs once per
-    distinct face chunk instead of once per step (bit-identical results); pose and face strength
-    other than 1 patch the pose embedding and the face adapter's output on a clone (the face
-    strength acts after the motion encoder, so the memo stays exact)."""
+def _with_motion(model, settings: AnimateSettings, face):
+    """(the model to sample with, the face-motion state or None): with face crops and
+    ``motion_once``, a clone that takes each segment's face motion computed once
+    (``face_motion.with_face_motion``) instead of face pixels in the conditioning; pose and face
+    strength other than 1 patch the pose embedding and the face adapter's output on a clone (the
+    face strength acts after the motion, which stays that of the crops)."""
     from .animate_strength import with_strengths
 
     model = with_strengths(model, settings.pose_strength, settings.face_strength)
-    if face is None or not settings.motion_memo:
+    if face is None or not settings.motion_once:
         return model, None
-    return with_motion_memo(model, entries_for(settings.clip_len, settings.cfg))
+    state = MotionState()
+    patched = with_face_motion(model, state)
+    return (patched, state) if patched is not model else (model, None)
+
+
+def face_key(faces, count: int, chunk: int = 8) -> str:
+    """Content hash of the ``count`` face frames a reader gives (``preprocess.frames.held_float``),
+    made a few frames at a time, for the segment cache key."""
+    h = Hasher("face frames", int(count))
+    for s in range(0, int(count), chunk):
+        h.update(faces(range(s, min(int(count), s + chunk))))
+    return h.hexdigest()
 
 
 def continuation_tail(continue_from, guidance: int, width: int, height: int) -> np.ndarray:
@@ -397,7 +409,7 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             return latent_preview.prepare_callback(model, steps)
 
     result = AnimateResult(stitcher.frames, plan)
-    sampling_model, memo = _with_memo(model, settings, face)
+    sampling_model, motion = _with_motion(model, settings, face)
     sampling_model = with_flow_model(sampling_model, settings)
     sampler, sigmas = sampling_schedule(sampling_model, settings)
     problem = schedule_problem(sigmas, settings)
@@ -418,7 +430,12 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
 
             src = seg.source
             seg_pose = frames_at_size(pose, src, width, height)
-            seg_face = ac.face_pixels_of(face, src) if face is not None else None
+            if motion is not None:  # the crops wait as read; their motion is computed once, when sampling
+                faces = held_float(face, src)
+                seg_face = ["face frames", face_key(faces, len(src))] if cache.enabled else None
+            else:  # face pixels in the conditioning
+                faces = None
+                seg_face = ac.face_pixels_of(face, src) if face is not None else None
             seg_env = frames_at_size(environment, src, width, height) if environment is not None else None
             seg_mask = masks_at_size(mask, src, width, height) if mask is not None else None
             release_freed_memory()  # what reading the inputs at their own size freed (preprocess.heap)
@@ -437,9 +454,12 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
                     if ref_latent is None:
                         ref_latent = ac.encode_reference(vae, reference, width, height)
                     cond = ac.build_segment(seg_positive, negative, vae, ref_latent, seg_pose, width, height,
-                                            face=seg_face, environment=seg_env, character_mask=seg_mask,
-                                            guidance=guid, clip_vision_output=clip_vision_output)
+                                            face=seg_face if faces is None else None, environment=seg_env,
+                                            character_mask=seg_mask, guidance=guid,
+                                            clip_vision_output=clip_vision_output)
                 del seg_pose, seg_face, seg_env, seg_mask
+                if motion is not None:
+                    motion.motion = FaceMotion(faces, range(len(src)))
                 latent = comfy.sample.fix_empty_latent_channels(sampling_model, cond.latent)
                 if tuple(latent.shape) != latent_shape:
                     raise ValueError(f"latent shape {tuple(latent.shape)} differs from the planned {latent_shape}")
@@ -456,6 +476,9 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
                                                          callback=step_callback(len(sigmas) - 1),
                                                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
                 del cond, latent
+                if motion is not None:
+                    result.motion_encoded += motion.motion.encoder_runs
+                    motion.motion = faces = None  # the crops and the motion of this segment
                 if not torch.isfinite(samples).all():
                     raise FloatingPointError(
                         f"segment {seg.index} sampled to NaN/inf values: the model overflowed (fp16 weights or "
@@ -480,10 +503,8 @@ def _run(model, vae, positive, negative, reference, pose, settings, face, enviro
             if on_segment is not None:
                 on_segment(seg.index, plan.num_segments, stitcher.latest, from_cache)
     finally:
-        if memo is not None:
-            log.debug("motion memo: %d encoder runs, %d reused", memo.misses, memo.hits)
-            result.motion_encoded, result.motion_reused = memo.misses, memo.hits
-            memo.clear()  # the host may keep the clone loaded: drop the stored chunks now
+        if motion is not None:
+            motion.motion = motion.current = None  # the host may keep the clone loaded: drop the crops now
         for source in (pose, face, environment, mask):  # the host keeps the videos: drop their read windows
             release = getattr(source, "release", None)
             if release is not None:

@@ -41,8 +41,9 @@ parts of a black environment hole unpainted at low face strength is its own beha
 happen; the official value 1.0 is the default.
 
 The patches are object patches on a clone of the MODEL (the user's MODEL and the weights are not
-touched); the motion memo (``motion_memo.py``) memoises the motion encoder *before* the adapter, so
-face strength applies after it and the memo stays exact.
+touched); the face motion computed once per segment (``face_motion.py``) is the motion encoder's
+and face encoder's output *before* the adapter, so face strength applies after it as it does on the
+host's path.
 """
 from __future__ import annotations
 

@@ -41,6 +41,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .face_motion import APE_TARGET, FaceMotion, model_dtype, motion_after_patch_embedding, motion_rows
+
 log = logging.getLogger("wan_animate_kit")
 
 MODE_SEGMENTS = "segments (official)"
@@ -49,8 +51,6 @@ MODES = (MODE_SEGMENTS, MODE_WINDOWS)
 DEFAULT_WINDOW = 21  # latent frames = 81 pixel frames, near the official 77-frame segments
 DEFAULT_OVERLAP = 4
 WRAPPER_KEY = "wan_animate_kit_context_windows"
-APE_TARGET = "diffusion_model.after_patch_embedding"
-MOTION_CHUNK = 8  # frames per motion-encoder call, as the host's after_patch_embedding batches them
 
 
 # -- plan and weights (pure) ---------------------------------------------------------------------
@@ -123,58 +123,6 @@ def padded_frames(num_frames: int) -> int:
     return 4 * ((n - 1 + 3) // 4) + 1
 
 
-# -- face motion, once per run ---------------------------------------------------------------------
-
-class FaceMotion:
-    """The face encoder's output for the whole face video, computed on first use and kept for the run.
-
-    ``frames(indices)`` gives face crops [k, H, W, 3] 0..1 (a frame source's ``get_float``); they are
-    brought to 512x512 in [-1, 1] like the segment conditioning (``animate_conditioning.face_pixels``)
-    and cast as the host casts the ``face_pixel_values`` condition (``model_base.convert_tensor``),
-    MOTION_CHUNK frames at a time, so the motion encoder sees exactly the chunks a whole-video
-    forward call would feed it. The unconditional (face CFG) motion is that of all-black (-1) faces.
-    Result per kind: [1, L, heads, dim], L = video latent frames.
-    """
-
-    def __init__(self, frames: Callable[[Sequence[int]], torch.Tensor] | None, indices: Sequence[int]):
-        self.frames = frames
-        self.indices = [int(i) for i in indices]
-        self.cache: dict[str, torch.Tensor] = {}
-        self.encoder_runs = 0
-
-    @property
-    def present(self) -> bool:
-        return self.frames is not None
-
-    def get(self, kind: str, diffusion_model, dtype, device) -> torch.Tensor:
-        key = f"{kind}|{dtype}|{device}"
-        if key not in self.cache:
-            self.cache[key] = self._compute(kind, diffusion_model, dtype, device)
-        return self.cache[key]
-
-    def _compute(self, kind: str, dm, dtype, device) -> torch.Tensor:
-        import comfy.model_base
-
-        from .animate_conditioning import FACE_SIZE, face_pixels
-
-        parts = []
-        for lo in range(0, len(self.indices), MOTION_CHUNK):
-            idx = self.indices[lo:lo + MOTION_CHUNK]
-            if kind == "cond":
-                px = face_pixels(self.frames(idx).float()).contiguous()  # [1, 3, k, 512, 512]
-            else:
-                px = torch.full((1, 3, len(idx), FACE_SIZE, FACE_SIZE), -1.0)
-            # the host's layout: a contiguous condition tensor cast to the model, seen frame-major
-            px = comfy.model_base.convert_tensor(px, dtype, device)
-            parts.append(dm.motion_encoder.get_motion(px[0].movedim(1, 0)))
-            self.encoder_runs += 1
-        motion = torch.cat(parts).unsqueeze(0)  # [1, T, 512]
-        return dm.face_encoder(motion)  # [1, L, heads, dim]
-
-    def clear(self) -> None:
-        self.cache.clear()
-
-
 # -- the windowed model ------------------------------------------------------------------------
 
 @dataclass
@@ -190,18 +138,6 @@ class WindowState:
     trace: list | None = None  # tests: per window call (start, x window, c_concat window, kwargs, motion)
 
 
-def _rows_motion(state: WindowState, dm, cond_or_uncond, batch: int, dtype, device) -> torch.Tensor | None:
-    if state.motion is None or not state.motion.present:
-        return None
-    kinds = list(cond_or_uncond) if cond_or_uncond else [0]
-    per = max(1, batch // len(kinds))
-    rows = []
-    for k in kinds:
-        m = state.motion.get("cond" if k == 0 else "uncond", dm, dtype, device)
-        rows.extend([m] * per)
-    return torch.cat(rows)
-
-
 def _windowed_apply(state: WindowState):
     def wrapper(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
         import comfy.model_management
@@ -210,8 +146,8 @@ def _windowed_apply(state: WindowState):
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
         base = executor.class_obj
         dm = base.diffusion_model
-        dtype = base.manual_cast_dtype if base.manual_cast_dtype is not None else base.get_dtype()
-        motion = _rows_motion(state, dm, transformer_options.get("cond_or_uncond"), x.shape[0], dtype, x.device)
+        motion = motion_rows(state.motion, dm, transformer_options.get("cond_or_uncond"), x.shape[0], model_dtype(base),
+                             x.device)
         pose = kwargs.get("pose_latents")
         kwargs.pop("face_pixel_values", None)  # the motion comes from state (once per run)
         out = torch.zeros_like(x, dtype=torch.float32)
@@ -245,24 +181,6 @@ def _windowed_apply(state: WindowState):
     return wrapper
 
 
-def _patched_after_patch_embedding(original, state: WindowState):
-    def after_patch_embedding(x, pose_latents, face_pixel_values):
-        motion = state.current
-        if motion is None:
-            return original(x, pose_latents, face_pixel_values)
-        x, _ = original(x, pose_latents, None)  # the pose part, exactly the host's (or a strength patch's)
-        pad = torch.zeros(motion.shape[0], 1, motion.shape[2], motion.shape[3]).type_as(motion)
-        vec = torch.cat([pad, motion], dim=1)
-        if vec.shape[1] < x.shape[2]:
-            extra = torch.zeros(vec.shape[0], x.shape[2] - vec.shape[1], vec.shape[2], vec.shape[3]).type_as(vec)
-            vec = torch.cat([vec, extra], dim=1)
-        else:
-            vec = vec[:, :x.shape[2]]
-        return x, vec
-
-    return after_patch_embedding
-
-
 def with_context_windows(model, state: WindowState):
     """A clone of ``model`` that runs every model call in the windows of ``state`` (an APPLY_MODEL
     wrapper) and feeds the DiT the window's slice of the once-computed face motion (an object patch
@@ -274,7 +192,7 @@ def with_context_windows(model, state: WindowState):
     except AttributeError:
         raise ValueError("context windows need a Wan-Animate model (no after_patch_embedding found)") from None
     patched = model.clone()
-    patched.add_object_patch(APE_TARGET, _patched_after_patch_embedding(original, state))
+    patched.add_object_patch(APE_TARGET, motion_after_patch_embedding(original, state))
     patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, _windowed_apply(state))
     return patched
 

@@ -57,7 +57,8 @@ class AnimateSampler(io.ComfyNode):
                 "reference + pose (+ face). Replacement mode: also connect environment_video and character_mask. "
                 "Finished segments are cached on disk: queue the same job again after an interruption and it "
                 "resumes at the first unfinished segment. The face crops' motion vectors are computed once per "
-                "segment instead of at every step (same result, less time). The pack's option mode 'context "
+                "segment, 8 frames at a time as the official pipeline does, instead of at every step from 512x512 "
+                "float face pixels in the conditioning (same result, less time and memory). The pack's option mode 'context "
                 "windows (seamless)' samples the whole video as one latent in overlapping windows instead (not the "
                 "official pipeline; see its tooltip)."),
             inputs=[

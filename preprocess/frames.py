@@ -500,6 +500,23 @@ def preview_size(width: int, height: int, max_side: int = 384) -> tuple[float, i
     return s, max(2, int(round(width * s))), max(2, int(round(height * s)))
 
 
+def held_float(source: FrameSource, indices: Sequence[int], chunk: int = 8) -> Callable[[Sequence[int]], torch.Tensor]:
+    """A reader of the frames ``indices`` by position: ``reader(positions)`` gives
+    ``source.get_float([indices[p] for p in positions])``, for work that reads them in an order of
+    its own (a segment's mirrored padding) or more than once. An in-memory source is read on demand.
+    A source read forward (a recipe, a file) is read now, each distinct frame once in ascending order
+    ``chunk`` frames at a time, so its pass never restarts, and its uint8 frames are kept: a quarter
+    of their float size, and ``to_float`` of them is exactly what its ``get_float`` gives."""
+    idx = np.asarray(list(indices), np.int64).reshape(-1)
+    if not isinstance(source, _Stream):
+        return lambda positions: source.get_float(idx[np.asarray(list(positions), np.int64)])
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    data = np.empty((len(uniq), *source.frame_shape()), np.uint8)
+    for s in range(0, len(uniq), max(1, int(chunk))):
+        data[s:s + chunk] = source.get(uniq[s:s + chunk])
+    return lambda positions: to_float(data[inverse[np.asarray(list(positions), np.int64)]])
+
+
 def gather_float(source: FrameSource, indices: Sequence[int], fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  chunk: int = 8) -> torch.Tensor:
     """``fn(source.get_float(...))`` for the frames ``indices`` (repeats and any order allowed), in the
