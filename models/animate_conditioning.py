@@ -1,7 +1,7 @@
 """Per-segment Wan-Animate conditioning, built on the host's own VAE and conditioning helpers.
 
 One segment of ``T`` pixel frames (4n+1) becomes ``1 + T_lat`` latent frames: the reference slot
-and ``T_lat = (T - 1) // 4 + 1`` video frames (wan-animate-reference.md §1.5). The host's
+and ``T_lat = (T - 1) // 4 + 1`` video frames (official: wan/animate.py, ``WanAnimate.generate``). The host's
 ``WAN22_Animate`` model reads, per conditioning entry:
 
 * ``concat_latent_image`` [1, 16, 1 + T_lat, h, w]: the reference latent, then the VAE encoding

@@ -1,12 +1,13 @@
 """The long-video Wan-Animate loop: segments sampled with the host's own model, VAE and samplers.
 
-Per job (wan-animate-reference.md §1.4-§1.12):
+Per job (official: wan/animate.py, ``WanAnimate.generate``, and generate.py for the defaults):
 
 * plan the segments (``preprocess.segments.plan_segments``): stride ``clip_len - guidance``,
   inputs ping-pong padded to a whole number of segments;
 * encode the reference once;
 * for each segment, in order: read only that segment's input frames (a VIDEO is decoded per
-  segment), build its conditioning (``models.animate_conditioning.build_segment``), draw its noise
+  segment; face crops are kept as read and their face motion is computed once, when the segment is
+  sampled: ``models.face_motion``), build its conditioning (``models.animate_conditioning.build_segment``), draw its noise
   from the job's single ``torch.Generator`` (seeded once with ``seed``, so segment k gets the k-th
   draw: segment 0's noise equals ``comfy.sample.prepare_noise(latent, seed)``), sample (by
   default the official UniPC of ``models.flow_solvers`` over the official sigmas, starting from

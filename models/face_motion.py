@@ -144,6 +144,13 @@ def _apply_with_motion(state: MotionState):
         state.current = motion_rows(state.motion, base.diffusion_model, transformer_options.get("cond_or_uncond"),
                                     x.shape[0], model_dtype(base), x.device)
         if state.current is not None:
+            covered = state.current.shape[1]
+            if x.ndim == 5 and covered != x.shape[2] - 1:
+                state.current = None
+                raise ValueError(f"the face motion covers {covered} latent frames but the model call has "
+                                 f"{x.shape[2] - 1}: something between the "
+                                 "sampler and the model cuts the latent in time (e.g. core's context windows on the "
+                                 "MODEL). Remove it and use the sampler's mode 'context windows (seamless)' instead")
             kwargs.pop("face_pixel_values", None)
         try:
             return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)

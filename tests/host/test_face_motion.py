@@ -140,3 +140,38 @@ def test_no_face_means_no_clone(rig, cheap_encoder, monkeypatch):
     out = run_animate(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, rig.pose[:9], _settings(steps=1),
                       clip_vision_output=rig.clip, step_callback=lambda steps: None)
     assert out.frames.shape[0] == 9 and not seen and not cheap_encoder
+
+
+def test_a_model_call_cut_in_time_is_a_clear_error():
+    """Something that cuts the latent in time between the sampler and the model (e.g. core's
+    context windows on the MODEL) would misalign the segment's face motion: a clear error, not a
+    silently shifted face."""
+    from wan_animate_kit.models.face_motion import MotionState, _apply_with_motion
+
+    class Motion:
+        present = True
+
+        def get(self, kind, dm, dtype, device):
+            return torch.zeros(1, 5, 2, 4)  # 5 latent frames
+
+    base = types.SimpleNamespace(diffusion_model=None, manual_cast_dtype=None, get_dtype=lambda: torch.float32)
+    seen = []
+    state = MotionState(motion=Motion())
+    wrapper = _apply_with_motion(state)
+
+    class Executor:  # the host's wrapper executor: the model base as class_obj, called with the arguments
+        class_obj = base
+
+        def __call__(self, x, *args, **kwargs):
+            seen.append((tuple(state.current.shape), "face_pixel_values" in kwargs))
+            return x
+
+    def run(x):
+        return wrapper(Executor(), x, torch.zeros(1), transformer_options={"cond_or_uncond": [0, 1]},
+                       face_pixel_values=torch.zeros(1))
+
+    run(torch.zeros(2, 16, 6, 2, 2))  # reference slot + 5: the whole segment
+    assert seen == [((2, 5, 2, 4), False)] and state.current is None
+    with pytest.raises(ValueError, match="covers 5 latent frames but the model call has 3"):
+        run(torch.zeros(2, 16, 4, 2, 2))
+    assert len(seen) == 1 and state.current is None
