@@ -314,7 +314,8 @@ def _run_windows(model, vae, positive, negative, reference, pose, settings, wind
     from ..preprocess.frames import to_uint8
     from . import animate_conditioning as ac
     from ..preprocess.frames import as_source
-    from .animate_sampler import sampling_schedule, schedule_problem, segment_noise, with_flow_model
+    from .animate_sampler import (frames_at_size, masks_at_size, sampling_schedule, schedule_problem, segment_noise,
+                                  with_flow_model)
     from .animate_strength import with_strengths
 
     check_window(window_length, window_overlap)
@@ -356,9 +357,10 @@ def _run_windows(model, vae, positive, negative, reference, pose, settings, wind
     try:
         with ac.vae_precision(vae, vae_mode):
             ref_latent = ac.encode_reference(vae, reference, width, height)
-            vid_pose = pose.get_float(src)
-            vid_env = environment.get_float(src) if environment is not None else None
-            vid_mask = mask.get_float(src) if mask is not None else None
+            # at the output size, a few frames at a time (a larger source never exists whole as float)
+            vid_pose = frames_at_size(pose, src, width, height)
+            vid_env = frames_at_size(environment, src, width, height) if environment is not None else None
+            vid_mask = masks_at_size(mask, src, width, height) if mask is not None else None
             cond = ac.build_segment(positive, negative, vae, ref_latent, vid_pose, width, height,
                                     environment=vid_env, character_mask=vid_mask,
                                     clip_vision_output=clip_vision_output)

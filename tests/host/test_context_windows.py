@@ -255,3 +255,27 @@ def test_node_mode_input_defaults_tooltip_refusals_and_run(rig, cheap_encoder):
     direct = windows(rig, n, settings(steps=1, seed=3), 2, 1).frames
     assert images.shape == (n, H, W, 3)
     assert np.array_equal((images * 255).round().to(torch.uint8).numpy(), direct)
+
+
+@pytest.mark.host
+def test_larger_inputs_are_brought_to_the_output_size_a_few_frames_at_a_time_exactly(rig):
+    """Pose, environment and mask videos larger than the output give exactly the frames of the same
+    inputs resized whole (the conditioning's own resizes), without a whole-video float copy at
+    their size."""
+    import comfy.utils
+    from wan_animate_kit.models import animate_conditioning as ac
+    from wan_animate_kit.models.context_windows import run_windows
+
+    n = 13
+    g = torch.Generator().manual_seed(12)
+    big_pose = torch.randint(0, 256, (n, 2 * H + 8, 2 * W, 3), generator=g).float() / 255
+    big_env = torch.randint(0, 256, (n, 2 * H + 8, 2 * W, 3), generator=g).float() / 255
+    big_mask = torch.nn.functional.interpolate(rig.mask[:n, None], size=(2 * H + 8, 2 * W), mode="nearest")[:, 0]
+    small_mask = comfy.utils.common_upscale(big_mask[:, None], W, H, "nearest-exact", "center")[:, 0]
+    common = dict(window_length=2, window_overlap=1, clip_vision_output=rig.clip, step_callback=lambda steps: None)
+    large = run_windows(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, big_pose, settings(), environment=big_env,
+                        mask=big_mask, **common)
+    small = run_windows(rig.model, rig.vae, rig.pos, rig.neg, rig.ref, ac.resize_frames(big_pose, W, H), settings(),
+                        environment=ac.resize_frames(big_env, W, H), mask=small_mask, **common)
+    assert large.frames.shape == (n, H, W, 3)
+    assert np.array_equal(large.frames, small.frames)
