@@ -35,6 +35,7 @@ import numpy as np
 
 from .keypoints import hold_invalid_bodies, invalid_body_frames, to_body20
 from .pose_types import PoseSequence
+from .resolution import letterbox_transform
 from .retarget_official import (
     AVERAGED_PAIRS, BONE_NAMES, PART_BONES, SYMMETRIC_PAIRS, apply_part_scale, assemble_133,
     body_type, bone_lengths, global_scale, hip_mid_x, lowest_foot_y, min_body_type,
@@ -298,10 +299,13 @@ def retarget(driving: PoseSequence, reference: PoseSequence, *, mode: str = "off
 
 
 def _fit(reference: PoseSequence, out_width: int, out_height: int) -> tuple[float, np.ndarray]:
-    """Letterbox of the reference canvas onto the output canvas: (scale, shift)."""
-    fit = min(out_width / reference.width, out_height / reference.height)
-    shift = np.array([(out_width - reference.width * fit) / 2, (out_height - reference.height * fit) / 2])
-    return fit, shift
+    """Letterbox of the reference canvas onto the output canvas: (scale, shift), the pack's one
+    keypoint letterbox (``resolution.letterbox_transform``: the official ``padding_resize`` placement,
+    whole-pixel bars), as if the reference image had been letterboxed to the output size before its
+    pose was extracted (official: process_pipepline.py resizes the reference with ``resize_by_area``,
+    a ``padding_resize``). The identity when the reference pose is on the output canvas already."""
+    scale, ox, oy = letterbox_transform(reference.width, reference.height, out_width, out_height)
+    return scale, np.array([ox, oy])
 
 
 def _tpose_lengths(ref_tpose, drv_tpose, thr: float, scale_thr: float, warnings: list[str]):

@@ -430,3 +430,20 @@ def test_old_mode_name_default_is_the_improved_mode():
     assert not np.allclose(official.poses.subject_keypoints, new.poses.subject_keypoints)
     with pytest.raises(ValueError, match="'improved'"):
         retarget(drv, ref, mode="Default", out_width=REF_W, out_height=REF_H)
+
+
+@pytest.mark.parametrize("mode", ["official", "improved"])
+def test_a_reference_on_another_canvas_is_placed_like_a_letterboxed_reference_image(mode):
+    """A reference pose on a canvas of another aspect is placed on the output canvas with the pack's
+    one keypoint letterbox (the official padding_resize geometry, whole-pixel bars): the same result
+    as a reference pose already letterboxed to the output canvas."""
+    from wan_animate_kit.preprocess.resolution import letterbox_geometry, letterbox_keypoints
+
+    drv = seq(moving_driver())
+    ref_kp = character()
+    out_w, out_h = 600, 461  # within the aspect tolerance; the centre bar is 5.5 px, the official int(5.5) = 5
+    assert letterbox_geometry(640, 480, out_w, out_h) == (600, 450, 0, 5)
+    placed = letterbox_keypoints(ref_kp[None], 640, 480, out_w, out_h)[0]
+    a = retarget(drv, seq([ref_kp]), mode=mode, out_width=out_w, out_height=out_h)
+    b = retarget(drv, seq([placed], out_w, out_h), mode=mode, out_width=out_w, out_height=out_h)
+    np.testing.assert_allclose(a.poses.subject_keypoints, b.poses.subject_keypoints, atol=1e-3)
