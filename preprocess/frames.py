@@ -512,8 +512,9 @@ def held_float(source: FrameSource, indices: Sequence[int], chunk: int = 8) -> C
         return lambda positions: source.get_float(idx[np.asarray(list(positions), np.int64)])
     uniq, inverse = np.unique(idx, return_inverse=True)
     data = np.empty((len(uniq), *source.frame_shape()), np.uint8)
-    for s in range(0, len(uniq), max(1, int(chunk))):
-        data[s:s + chunk] = source.get(uniq[s:s + chunk])
+    step = max(1, int(chunk))
+    for s in range(0, len(uniq), step):
+        data[s:s + step] = source.get(uniq[s:s + step])
     return lambda positions: to_float(data[inverse[np.asarray(list(positions), np.int64)]])
 
 
