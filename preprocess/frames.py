@@ -100,10 +100,21 @@ def is_source(value: Any) -> bool:
 
 
 class _Frames:
-    """What every source shares: ``read`` / ``get_float`` on top of ``get``, and shape checks."""
+    """What every source shares: ``size`` and ``fps`` (from ``_w``, ``_h``, ``_fps``), ``read`` /
+    ``get_float`` on top of ``get``, and shape checks."""
 
     name = "frames"
     is_mask = False
+    _w = _h = 0
+    _fps = 0.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self._w, self._h
+
+    @property
+    def fps(self) -> float:
+        return self._fps
 
     def frame_shape(self) -> tuple[int, ...]:
         w, h = self.size
@@ -165,10 +176,6 @@ class ArrayFrames(_Frames):
     def size(self) -> tuple[int, int]:
         return int(self.array.shape[2]), int(self.array.shape[1])
 
-    @property
-    def fps(self) -> float:
-        return self._fps
-
     def _pick(self, idx: np.ndarray) -> torch.Tensor:
         if self.repeat:
             idx = np.zeros_like(idx)
@@ -201,7 +208,7 @@ class PackedMasks(_Frames):
     is_mask = True
 
     def __init__(self, width: int, height: int, fps: float = 0.0, name: str = "mask"):
-        self.width, self.height = int(width), int(height)
+        self._w, self._h = int(width), int(height)
         self._fps = float(fps or 0.0)
         self.name = name
         self._frames: list[bytes] = []
@@ -219,8 +226,8 @@ class PackedMasks(_Frames):
         m = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
         if m.ndim == 2:
             m = m[None]
-        if m.shape[1:] != (self.height, self.width):
-            raise ValueError(f"{self.name}: masks of {m.shape[2]}x{m.shape[1]} added to {self.width}x{self.height}")
+        if m.shape[1:] != (self._h, self._w):
+            raise ValueError(f"{self.name}: masks of {m.shape[2]}x{m.shape[1]} added to {self._w}x{self._h}")
         if m.dtype == np.bool_:
             on = m
         elif m.dtype == np.uint8:  # 0 / 255 masks (on >= 128); a 0 / 1 mask is taken as it is
@@ -236,14 +243,6 @@ class PackedMasks(_Frames):
         return len(self._frames)
 
     @property
-    def size(self) -> tuple[int, int]:
-        return self.width, self.height
-
-    @property
-    def fps(self) -> float:
-        return self._fps
-
-    @property
     def nbytes(self) -> int:
         return sum(len(b) for b in self._frames)
 
@@ -253,11 +252,11 @@ class PackedMasks(_Frames):
 
     def bool_frame(self, i: int) -> np.ndarray:
         bits = np.frombuffer(zlib.decompress(self._frames[i]), np.uint8)
-        return np.unpackbits(bits, count=self.width * self.height).reshape(self.height, self.width).astype(bool)
+        return np.unpackbits(bits, count=self._w * self._h).reshape(self._h, self._w).astype(bool)
 
     def get(self, indices: Sequence[int]) -> np.ndarray:
         idx = _indices(indices)
-        out = np.empty((len(idx), self.height, self.width), np.uint8)
+        out = np.empty((len(idx), self._h, self._w), np.uint8)
         for k, i in enumerate(idx):
             out[k] = self.bool_frame(int(i))
             out[k] *= 255
@@ -275,16 +274,6 @@ class _Stream(_Frames):
     """A source read in one forward pass (``_new_pass``); ``get`` keeps a sliding window of frames."""
 
     _window: list[np.ndarray]
-    _w = _h = 0
-    _fps = 0.0
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self._w, self._h
-
-    @property
-    def fps(self) -> float:
-        return self._fps
 
     def _new_pass(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
